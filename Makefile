@@ -1,0 +1,42 @@
+# defectlab: `make demo` and `make test` work on a fresh machine (Python >= 3.11).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO := demo_out
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[torch,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: synthetic labeled micrographs -> CVAT export -> U-Net and Mask R-CNN data + overlay pictures
+demo: $(STAMP)
+	rm -rf $(DEMO)
+	$(BIN)/defectlab synth $(DEMO)/export --n 6 --size 512 --seed 0
+	$(BIN)/defectlab info $(DEMO)/export
+	$(BIN)/defectlab convert $(DEMO)/export --to unet --out $(DEMO)/unet --stack
+	$(BIN)/defectlab convert $(DEMO)/export --to maskrcnn --out $(DEMO)/maskrcnn
+	$(BIN)/defectlab overlay $(DEMO)/export --out $(DEMO)/overlays --limit 3
+	@echo
+	@echo "Demo done. Look at:"
+	@echo "  $(DEMO)/export/annotations.xml   synthetic CVAT export (images in $(DEMO)/export/images/)"
+	@echo "  $(DEMO)/unet/                    masks/*.png (class index), images/, classes.json, images.npy, masks.npy"
+	@echo "  $(DEMO)/maskrcnn/                images/, targets/*.npz (boxes, labels, masks), classes.json"
+	@echo "  $(DEMO)/overlays/*.png           labels drawn over the micrographs"
+
+## test: the whole test suite (what CI runs)
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## bench: CVAT XML -> U-Net masks + Mask R-CNN targets, ours vs the workshop notebook's approach
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_convert.py
+
+clean:
+	rm -rf $(DEMO) .pytest_cache .hypothesis build *.egg-info src/*.egg-info

@@ -1,0 +1,198 @@
+"""The ``defectlab`` command line: a thin layer over the library.
+
+Every command is a call a notebook user can make too; errors defectlab raises on purpose
+are printed as one clear line (no traceback) with exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .errors import DefectlabError
+
+app = typer.Typer(
+    name="defectlab",
+    help="Labeling exports of microscopy defects → exact training data for U-Net and Mask R-CNN.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+class Target(str, Enum):
+    unet = "unet"
+    maskrcnn = "maskrcnn"
+    cvat = "cvat"
+
+
+def _fail(err: Exception) -> None:
+    err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"defectlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+) -> None:
+    """defectlab: from labeling exports to training data, models and measurements."""
+
+
+ImagesOpt = Annotated[Optional[Path], typer.Option("--images", help="Folder holding the image files, if not beside the export.")]
+
+
+def _read(export: Path, images: Optional[Path]):
+    from .formats import read
+
+    return read(export, images=images) if images else read(export)
+
+
+@app.command()
+def info(
+    export: Annotated[Path, typer.Argument(help="A labeling export: .xml, folder or .zip.")],
+    images: ImagesOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+) -> None:
+    """Labels, shape counts by type and label, image sizes, and what was skipped and why."""
+    try:
+        ds = _read(export, images)
+    except DefectlabError as err:
+        _fail(err)
+    counts = ds.shape_counts()
+    sizes = Counter(f"{it.size_hw[1]}x{it.size_hw[0]}" for it in ds.items)
+    missing = sum(1 for it in ds.items if it.image is None)
+    if as_json:
+        print(json.dumps({
+            "source": ds.source, "format": ds.format, "images": len(ds), "missing_images": missing,
+            "subsets": ds.subsets(), "image_sizes_wh": dict(sizes),
+            "labels": [{"name": lab.name, "color": lab.color, "type": lab.type, "edge": lab.edge,
+                        "shapes": {k: n for (name, k), n in counts.items() if name == lab.name}}
+                       for lab in ds.labels],
+            "notes": [{"code": n.code, "item": n.item, "where": n.where, "message": n.message} for n in ds.notes],
+        }, indent=2, ensure_ascii=False))
+        return
+    console.print(f"[bold]{ds.source}[/] ({ds.format}): {len(ds)} images"
+                  + (f", subsets {', '.join(ds.subsets())}" if ds.subsets() else ""), highlight=False)
+    kinds = sorted({k for _, k in counts})
+    table = Table(title="Labels and shapes")
+    table.add_column("#", justify="right")
+    table.add_column("label")
+    table.add_column("edge")
+    for k in kinds:
+        table.add_column(k, justify="right")
+    for i, lab in enumerate(ds.labels, start=1):
+        r, g, b = lab.rgb(i - 1)
+        table.add_row(str(i), f"[rgb({r},{g},{b})]■[/] {lab.name}", lab.edge or "",
+                      *[str(counts.get((lab.name, k), "")) for k in kinds])
+    console.print(table)
+    console.print("Image sizes (WxH): " + ", ".join(f"{s} ×{n}" for s, n in sizes.most_common()))
+    if missing:
+        console.print(f"[yellow]{missing} image file(s) not found[/] (use --images DIR)")
+    if ds.notes:
+        console.print(f"[yellow]{len(ds.notes)} note(s) on what was skipped:[/]")
+        for note in ds.notes[:20]:
+            console.print(f"  {note}", highlight=False)
+        if len(ds.notes) > 20:
+            console.print(f"  … and {len(ds.notes) - 20} more (see --json)")
+
+
+@app.command()
+def convert(
+    export: Annotated[Path, typer.Argument(help="A labeling export: .xml, folder or .zip.")],
+    to: Annotated[Target, typer.Option("--to", help="Output kind.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (or .xml file for --to cvat).")],
+    images: ImagesOpt = None,
+    stack: Annotated[bool, typer.Option(help="unet: also write images.npy and masks.npy [N,H,W].")] = False,
+    one_hot: Annotated[bool, typer.Option("--one-hot", help="unet: also write onehot.npy [N,C,H,W].")] = False,
+    visible_only: Annotated[bool, typer.Option("--visible-only", help="maskrcnn: keep only the visible part of overlapped instances.")] = False,
+    line_width: Annotated[float, typer.Option(help="Width in px of polyline (dislocation line) masks.")] = 3.0,
+    link_images: Annotated[bool, typer.Option("--link-images", help="Symlink images instead of copying.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """Convert an export to training data: --to unet | maskrcnn | cvat."""
+    from .formats import write
+
+    try:
+        ds = _read(export, images)
+        if to is Target.unet:
+            report = write(ds, out, format="unet", stack=stack, one_hot=one_hot, link_images=link_images,
+                           line_width=line_width, overwrite=overwrite, progress=True)
+        elif to is Target.maskrcnn:
+            report = write(ds, out, format="maskrcnn", visible_only=visible_only, link_images=link_images,
+                           line_width=line_width, overwrite=overwrite, progress=True)
+        else:
+            if out.exists() and not overwrite:
+                raise DefectlabError(f"{out}: exists; pass --overwrite to replace it")
+            write(ds, out, format="cvat")
+            report = None
+    except DefectlabError as err:
+        _fail(err)
+    if report is None:
+        console.print(f"[green]wrote[/] {len(ds)} images' labels -> {out}", highlight=False)
+        return
+    console.print(f"[green]wrote[/] {report}", highlight=False)
+    notes = report.notes
+    if notes:
+        codes = Counter(n.code for n in notes)
+        console.print("[yellow]notes:[/] " + ", ".join(f"{c} ×{n}" for c, n in codes.items()))
+        for note in notes[:10]:
+            console.print(f"  {note}", highlight=False)
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Argument(help="Folder to write images/ and annotations.xml into.")],
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of images.")] = 8,
+    size: Annotated[int, typer.Option(min=32, help="Image width and height in px.")] = 512,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+) -> None:
+    """Generate synthetic TEM-like micrographs with exact labels, as a CVAT export."""
+    from .prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+
+    try:
+        ds = make_synthetic_dataset(out, n_images=n, config=SyntheticConfig(size_hw=(size, size)), seed=seed,
+                                    overwrite=overwrite)
+    except DefectlabError as err:
+        _fail(err)
+    counts = Counter(s.label for it in ds.items for s in it.shapes)
+    console.print(f"[green]wrote[/] {len(ds)} synthetic images ({size}x{size}) with "
+                  + ", ".join(f"{n} {k}" for k, n in counts.items()) + f" -> {out}", highlight=False)
+
+
+@app.command()
+def overlay(
+    export: Annotated[Path, typer.Argument(help="A labeling export: .xml, folder or .zip.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the overlay PNGs.")],
+    images: ImagesOpt = None,
+    limit: Annotated[Optional[int], typer.Option(help="At most this many images.")] = None,
+) -> None:
+    """Draw the labels over the micrographs (one PNG per image)."""
+    from .viz import write_overlays
+
+    try:
+        paths = write_overlays(_read(export, images), out, limit=limit)
+    except DefectlabError as err:
+        _fail(err)
+    console.print(f"[green]wrote[/] {len(paths)} overlay picture(s) -> {out}", highlight=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,130 @@
+"""Labeling formats in and training formats out, under fixed names.
+
+An explicit registry (no plugin discovery): each format names its reader, writer and a
+``sniff`` function that recognises it from a path.
+
+========  =====  =====  ===========================================================
+name      read   write  what
+========  =====  =====  ===========================================================
+cvat      yes    yes    CVAT for images / video 1.1 XML (.xml, folder, or .zip download)
+unet      no     yes    class-index PNG masks + images (+ stacked .npy)
+maskrcnn  no     yes    images + compact per-image instance targets (.npz)
+========  =====  =====  ===========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import FormatError
+from ..model import Dataset
+
+__all__ = ["Format", "FORMATS", "detect_format", "format_names", "read", "write"]
+
+
+@dataclass(frozen=True)
+class Format:
+    """A registered format: its name, what it is, and its functions (None where absent)."""
+
+    name: str
+    description: str
+    read: Callable[..., Dataset] | None = None
+    write: Callable[..., Any] | None = None
+    sniff: Callable[[Path], bool] | None = None
+
+
+def _cvat() -> Format:
+    from .cvat_xml import read_cvat, sniff_cvat, write_cvat
+
+    return Format("cvat", "CVAT for images/video 1.1 XML", read_cvat, write_cvat, sniff_cvat)
+
+
+def _unet() -> Format:
+    from .unet import write_unet
+
+    return Format("unet", "U-Net semantic masks (class-index PNG) + images", write=write_unet)
+
+
+def _maskrcnn() -> Format:
+    from .maskrcnn import write_maskrcnn
+
+    return Format("maskrcnn", "Mask R-CNN images + per-image instance targets", write=write_maskrcnn)
+
+
+_FACTORIES: dict[str, Callable[[], Format]] = {"cvat": _cvat, "unet": _unet, "maskrcnn": _maskrcnn}
+
+
+class _Registry(dict):
+    """Formats by name, each built on first use (keeps ``import defectlab`` light)."""
+
+    def __missing__(self, name: str) -> Format:
+        if name not in _FACTORIES:
+            raise FormatError(f"unknown format {name!r}; known formats: {', '.join(_FACTORIES)}")
+        fmt = self[name] = _FACTORIES[name]()
+        return fmt
+
+
+#: Every built-in format by name.
+FORMATS: dict[str, Format] = _Registry()
+
+
+def format_names(*, readable: bool = False, writable: bool = False) -> list[str]:
+    """Names of the formats that can be read and/or written."""
+    return [
+        n for n in _FACTORIES
+        if (not readable or FORMATS[n].read) and (not writable or FORMATS[n].write)
+    ]
+
+
+def detect_format(path: str | Path) -> str:
+    """The name of the format of ``path`` (a file, folder or archive); FormatError if unknown."""
+    path = Path(path)
+    if not path.exists():
+        raise FormatError(f"{path}: no such file or folder")
+    for name in format_names(readable=True):
+        sniff = FORMATS[name].sniff
+        if sniff is not None and sniff(path):
+            return name
+    raise FormatError(
+        f"{path}: not a labeling export defectlab recognises; readable formats: "
+        f"{', '.join(format_names(readable=True))}"
+    )
+
+
+def read(path: str | Path, *, format: str | None = None, **options: Any) -> Dataset:
+    """Read a labeling export into a :class:`Dataset`.
+
+    Parameters
+    ----------
+    path : path
+        A file, a folder holding the export, or a .zip as the labeling tool downloads it.
+    format : str, optional
+        A registered format name; detected from the path when omitted.
+    **options
+        Passed to the format's reader (e.g. ``images="path/to/images"``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, defectlab
+    >>> from defectlab.prepare.synthetic import make_synthetic_dataset
+    >>> export = pathlib.Path(tempfile.mkdtemp()) / "export"
+    >>> _ = make_synthetic_dataset(export, n_images=2)
+    >>> ds = defectlab.read(export)
+    >>> len(ds), [lab.name for lab in ds.labels][:2]
+    (2, ['cavity', 'loop'])
+    """
+    name = format or detect_format(path)
+    fmt = FORMATS[name]
+    if fmt.read is None:
+        raise FormatError(f"format {name!r} cannot be read; readable formats: {', '.join(format_names(readable=True))}")
+    return fmt.read(path, **options)
+
+
+def write(dataset: Dataset, path: str | Path, *, format: str, **options: Any) -> Any:
+    """Write ``dataset`` to ``path`` in a registered ``format`` ("unet", "maskrcnn", "cvat", ...)."""
+    fmt = FORMATS[format]
+    if fmt.write is None:
+        raise FormatError(f"format {format!r} cannot be written; writable formats: {', '.join(format_names(writable=True))}")
+    return fmt.write(dataset, path, **options)

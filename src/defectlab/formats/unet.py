@@ -1,0 +1,105 @@
+"""U-Net (semantic segmentation) training data.
+
+Layout written::
+
+    OUT/images/<key>.<ext>    the image files, copied (or linked)
+    OUT/masks/<key>.png       (H, W) uint8 class index, 0 = background, classes from 1 in label order
+    OUT/classes.json          index -> {name, color, edge}
+    OUT/images.npy            (optional, stack=True) [N, H, W] float32, each image min-max normalized
+    OUT/masks.npy             (optional, stack=True) [N, H, W] uint8
+    OUT/onehot.npy            (optional, one_hot=True) [N, C, H, W] uint8, C = classes + 1 (channel 0 = background)
+
+``<key>`` is the image name without extension, under its subset folder when the export has subsets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .._output import output_dir
+from ..imaging.io import normalize_minmax, read_image, write_image
+from ..model import Dataset
+from ..raster import DEFAULT_LINE_WIDTH, semantic_mask
+from ._training import WriteReport, check_items, copy_image, progress_iter, write_classes
+
+__all__ = ["write_unet"]
+
+
+def write_unet(
+    dataset: Dataset,
+    out: str | Path,
+    *,
+    stack: bool = False,
+    one_hot: bool = False,
+    link_images: bool = False,
+    line_width: float = DEFAULT_LINE_WIDTH,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> WriteReport:
+    """Write U-Net training data: class-index masks beside copies of the images.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Items with their image files found (``Item.image``).
+    out : path
+        Output folder; created atomically (see :func:`defectlab._output.output_dir`).
+    stack : bool
+        Also write ``images.npy`` [N, H, W] float32 and ``masks.npy`` [N, H, W] uint8;
+        refused when images differ in size.
+    one_hot : bool
+        Also write ``onehot.npy`` [N, C, H, W] uint8 (implies ``stack``).
+    link_images : bool
+        Symlink the images instead of copying them.
+    line_width : float
+        Width in px of polyline masks (dislocation lines).
+    overwrite : bool
+        Replace an existing output folder.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    WriteReport
+
+    Examples
+    --------
+    >>> import defectlab, tempfile, pathlib
+    >>> from defectlab.prepare.synthetic import make_synthetic_dataset
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> ds = make_synthetic_dataset(tmp / "export", n_images=2)
+    >>> write_unet(ds, tmp / "unet").n_items
+    2
+    """
+    stack = stack or one_hot
+    check_items(dataset, need_images=True, same_size=stack)
+    class_index = dataset.class_index()
+    n, n_classes = len(dataset.items), len(class_index) + 1
+    inputs = [it.image.path for it in dataset.items if it.image is not None]
+    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
+        write_classes(dataset, tmp / "classes.json")
+        images_npy = masks_npy = onehot_npy = None
+        if stack and n:
+            h, w = dataset.items[0].size_hw
+            images_npy = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.float32, (n, h, w))
+            masks_npy = np.lib.format.open_memmap(tmp / "masks.npy", "w+", np.uint8, (n, h, w))
+            if one_hot:
+                onehot_npy = np.lib.format.open_memmap(tmp / "onehot.npy", "w+", np.uint8, (n, n_classes, h, w))
+        for i, item in enumerate(progress_iter(dataset.items, total=n, desc="U-Net masks", enabled=progress)):
+            mask = semantic_mask(item, class_index, line_width=line_width)
+            mask_path = tmp / "masks" / f"{item.key}.png"
+            mask_path.parent.mkdir(parents=True, exist_ok=True)
+            write_image(mask_path, mask)
+            copy_image(item, tmp / "images", link=link_images)
+            if images_npy is not None:
+                images_npy[i] = normalize_minmax(read_image(item.image))
+                masks_npy[i] = mask
+            if onehot_npy is not None:
+                onehot_npy[i] = mask[None, :, :] == np.arange(n_classes, dtype=np.uint8)[:, None, None]
+        for arr in (images_npy, masks_npy, onehot_npy):
+            if arr is not None:
+                arr.flush()
+        del images_npy, masks_npy, onehot_npy
+    return WriteReport(Path(out), n_items=n, notes=list(dataset.notes))
