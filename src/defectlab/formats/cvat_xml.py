@@ -1,0 +1,1110 @@
+"""CVAT XML: "CVAT for images 1.1" and "CVAT for video 1.1" exports, read and written.
+
+Glossary of the format facts this module relies on
+--------------------------------------------------
+root            ``<annotations>``, then ``<version>1.1</version>``, ``<meta>``, then ``<image>``
+                elements (images format) or ``<track>`` elements (video format).
+meta            ``<meta>`` holds one of ``<job>``, ``<task>`` (what was exported) or
+                ``<project>`` (with ``<tasks><task>…`` inside). Labels are in
+                ``<job|task|project>/labels/label``.
+label           ``name``, ``color`` (``#rrggbb``), ``type`` (any, bbox, ellipse, mask, polygon,
+                polyline, points, skeleton, tag, cuboid), ``attributes/attribute`` with
+                ``name, mutable, input_type, default_value, values``. ``values`` are
+                newline-separated (current CVAT) or space-separated (old exports): split on
+                newlines when the text has one, else on white space. A label with a
+                ``<parent>`` is a skeleton node ("sublabel"), not a class.
+image           ``<image id name width height [subset task_id]>``; ``subset``/``task_id`` only
+                in project exports, where one image name may appear in several subsets.
+shapes          children of ``<image>``: ``box`` (``xtl ytl xbr ybr [rotation]``), ``polygon``,
+                ``polyline``, ``points`` (``points="x0,y0;x1,y1;…"``), ``ellipse``
+                (``cx cy rx ry [rotation]``), ``mask`` (``rle left top width height``), ``tag``
+                (no geometry), ``skeleton`` (one child ``<points label=node outside=0|1>`` per
+                node), ``cuboid``. Common: ``label``, ``source``, ``occluded`` (0/1),
+                ``z_order``, ``group_id`` (0 or absent: no group), child
+                ``<attribute name="…">value</attribute>``.
+rotation        degrees, clockwise on screen (y down), about the shape's center; written only
+                when non-zero.
+mask RLE        comma-separated run lengths, alternating, starting with background (0),
+                row-major inside the ``width × height`` box whose top-left pixel is column
+                ``left``, row ``top``; the runs sum to ``width * height``.
+video           ``<track id label source [group_id]>`` holds one shape element per frame
+                with ``frame outside occluded keyframe z_order``; ``outside="1"``: the object
+                is not on that frame. CVAT writes every frame of a track (interpolated ones
+                too), so nothing is interpolated here. Frames are the task's
+                ``start_frame..stop_frame`` every ``frame_filter`` ``step=N``, ``size`` of them;
+                their size is ``meta/task/original_size``; image files are
+                ``images/frame_{frame:06d}.png``.
+archive         CVAT downloads a zip holding ``annotations.xml`` and ``images/…`` (project
+                exports: ``images/<subset>/…``).
+coordinates     CVAT writes 2 decimals; this module reads them exactly as written and writes
+                the shortest decimal that reads back to the same float64 (``repr``).
+
+What the reader does with what it does not keep (each is a :class:`~defectlab.model.Note`):
+``unlabeled-shape`` (``label=""``), ``skipped-cuboid``, ``empty-skeleton`` (every node
+outside), ``missing-image``, ``ignored-element``, ``track-frame-without-image``,
+``unknown-frame-filter``, ``unknown-version``. Track ids and ``keyframe`` flags are not kept;
+skeleton nodes' ``occluded`` flags are not kept.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> from defectlab.model import Dataset, Ellipse, Item, Label
+>>> ds = Dataset((Label("cavity", color="#61b21f"),),
+...              (Item("a.png", (64, 64), (Ellipse(label="cavity", cx=10.5, cy=9, rx=3, ry=2),), id=0),))
+>>> out = pathlib.Path(tempfile.mkdtemp()) / "annotations.xml"
+>>> write_cvat(ds, out)
+>>> back = read_cvat(out)
+>>> back.items[0].shapes == ds.items[0].shapes, back.labels == ds.labels
+(True, True)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterable
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from ..errors import DatasetError, ImageError, OutputError, ParseError
+from ..model import (
+    AttributeSpec,
+    Box,
+    Dataset,
+    Ellipse,
+    ImageSource,
+    Item,
+    Label,
+    Mask,
+    Note,
+    Points,
+    Polygon,
+    Polyline,
+    Shape,
+    Tag,
+)
+from ._archive import SafeZip, is_zip
+from ._xml import Node, parse_xml, parse_xml_file, root_tag
+
+__all__ = ["read_cvat", "write_cvat", "sniff_cvat", "SHAPE_ELEMENTS", "IMAGE_SUFFIXES"]
+
+#: Shape elements a CVAT ``<image>`` or ``<track>`` may hold (``cuboid`` is skipped with a note).
+SHAPE_ELEMENTS = ("box", "polygon", "polyline", "points", "ellipse", "mask", "skeleton", "tag", "cuboid")
+#: Suffixes tried, in order, for the image file of a video frame.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+#: Most frames a video export may declare (a guard against absurd ``stop_frame`` values).
+MAX_FRAMES = 10_000_000
+
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+#: "x0,y0;x1,y1;…": exactly one comma in each ;-separated pair (checked per attribute).
+_POINTS = re.compile(r"[^,;]+,[^,;]+(?:;[^,;]+,[^,;]+)*")
+_STEP = re.compile(r"\s*step\s*=\s*(\d+)\s*")
+_FLAGS = {"0": False, "1": True, "false": False, "true": True}
+_SNIFF_BYTES = 4096
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding the export: an .xml file, a folder, or a zip
+# ---------------------------------------------------------------------------------------------
+
+
+class _ImageFinder:
+    """Looks up image files by name next to the export (folder or zip) and in a user folder."""
+
+    def __init__(
+        self,
+        *,
+        folder: Path | None = None,
+        archive: Path | None = None,
+        members: Iterable[str] = (),
+        prefix: str = "",
+        images: Path | None = None,
+    ) -> None:
+        self.folder = folder
+        self.archive = archive
+        self.members = set(members)
+        self.prefix = prefix
+        self.images = images
+        self._listings: dict[Path, dict[str, Path]] = {}
+
+    def _file(self, base: Path, rel: str) -> Path | None:
+        parent, _, name = rel.rpartition("/")
+        directory = base / parent if parent else base
+        listing = self._listings.get(directory)
+        if listing is None:
+            listing = {}
+            try:
+                with os.scandir(directory) as entries:
+                    for entry in entries:
+                        try:
+                            if entry.is_file():
+                                listing[entry.name] = Path(entry.path)
+                        except OSError:
+                            continue
+            except OSError:
+                pass
+            self._listings[directory] = listing
+        return listing.get(name)
+
+    def candidates(self, name: str, subset: str | None) -> tuple[list[str], list[str]]:
+        """(relative to the user's folder, relative to the export) names to try, in order."""
+        posix = name.replace("\\", "/")
+        parts = PurePosixPath(posix).parts
+        safe = bool(parts) and not PurePosixPath(posix).is_absolute() and ".." not in parts
+        sub_ok = subset is not None and subset not in ("", ".", "..") and not {"/", "\\"} & set(subset)
+        user: list[str] = []
+        export: list[str] = []
+        if safe:
+            if sub_ok:
+                user.append(f"{subset}/{posix}")
+            user.append(posix)
+        base = parts[-1] if parts else ""
+        if base not in ("", ".", "..") and base not in user:
+            user.append(base)
+        if safe:
+            if sub_ok:
+                export.append(f"images/{subset}/{posix}")
+            export.append(f"images/{posix}")
+            if sub_ok:
+                export.append(f"{subset}/{posix}")
+            export.append(posix)
+        return user, export
+
+    def find(self, name: str, subset: str | None) -> ImageSource | None:
+        """The image called ``name`` (in ``subset``), or None when no candidate exists."""
+        user, export = self.candidates(name, subset)
+        if self.images is not None:
+            for rel in user:
+                hit = self._file(self.images, rel)
+                if hit is not None:
+                    return ImageSource(hit)
+        if self.folder is not None:
+            for rel in export:
+                hit = self._file(self.folder, rel)
+                if hit is not None:
+                    return ImageSource(hit)
+        if self.archive is not None:
+            for rel in export:
+                member = self.prefix + rel
+                if member in self.members:
+                    return ImageSource(self.archive, member)
+        return None
+
+    def looked_in(self) -> str:
+        places = []
+        if self.images is not None:
+            places.append(str(self.images))
+        if self.folder is not None:
+            places.append(str(self.folder))
+        if self.archive is not None:
+            places.append(f"{self.archive}!{self.prefix}")
+        return " and ".join(places)
+
+
+def _pick_xml(names: list[str], where: str) -> str:
+    """The annotation file among ``names`` (posix paths relative to an export root)."""
+    if "annotations.xml" in names:
+        return "annotations.xml"
+    top = [n for n in names if "/" not in n and n.lower().endswith(".xml")]
+    if len(top) == 1:
+        return top[0]
+    nested = [n for n in names if n.endswith("/annotations.xml") and n.count("/") == 1]
+    if len(nested) == 1 and not top:
+        return nested[0]
+    found = top or nested
+    if found:
+        raise ParseError(
+            where, f"expected one annotations.xml, found several XML files: {sorted(found)[:10]}"
+        )
+    raise ParseError(where, "no annotations.xml (nor any other .xml file) in this CVAT export")
+
+
+def _load(path: Path, images: Path | None) -> tuple[Node, str, _ImageFinder]:
+    """Parse the export at ``path``: (root element, name for errors, image finder)."""
+    if not path.exists():
+        raise ParseError(path, "no such file or folder")
+    if path.is_dir():
+        names = sorted(p.name for p in path.iterdir() if p.is_file())
+        xml = path / _pick_xml(names, str(path))
+        return parse_xml_file(str(xml)), str(xml), _ImageFinder(folder=path, images=images)
+    if is_zip(path):
+        with SafeZip(path) as zf:
+            member = _pick_xml(zf.names(), str(path))
+            display = f"{path}!{member}"
+            with zf.open(member) as fh:
+                root = parse_xml(fh, display)
+            prefix = member.rpartition("/")[0]
+            finder = _ImageFinder(
+                archive=path, members=zf.names(), prefix=prefix + "/" if prefix else "", images=images
+            )
+        return root, display, finder
+    return parse_xml_file(str(path)), str(path), _ImageFinder(folder=path.parent, images=images)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _FrameSpace:
+    """The frames of one task of a video export."""
+
+    task_id: int | None
+    subset: str | None
+    frames: list[int] | None
+    size_hw: tuple[int, int] | None
+    node: Node
+
+
+@dataclass
+class _ItemDraft:
+    name: str
+    size_hw: tuple[int, int]
+    subset: str | None
+    id: int | None
+    shapes: list[Shape] = field(default_factory=list)
+    image: ImageSource | None = None
+
+
+class _CvatReader:
+    """One read of one CVAT XML document; collects notes on the way."""
+
+    def __init__(self, display: str, finder: _ImageFinder) -> None:
+        self.path = display
+        self.finder = finder
+        self.notes: list[Note] = []
+        self.labels: list[Label] = []
+        self.label_names: set[str] = set()
+        self.sublabels: dict[str, set[str]] = {}
+        self._geometry: dict[str, Callable[[Node], tuple[type[Shape], dict[str, Any]]]] = {
+            "polygon": lambda n: (Polygon, {"points_xy": self.points(n)}),
+            "polyline": lambda n: (Polyline, {"points_xy": self.points(n)}),
+            "points": lambda n: (Points, {"points_xy": self.points(n)}),
+            "ellipse": self.ellipse,
+            "box": self.box,
+            "mask": self.mask,
+            "tag": lambda n: (Tag, {}),
+        }
+
+    # -- small helpers ---------------------------------------------------------------------
+
+    def error(self, node: Node, message: str, attr: str | None = None) -> ParseError:
+        where = f"<{node.tag}>" + (f" attribute {attr!r}" if attr else "")
+        return ParseError(self.path, message, line=node.line, column=node.column, where=where)
+
+    def note(self, code: str, message: str, node: Node, item: str | None = None) -> None:
+        self.notes.append(Note(code, message, item=item, where=f"line {node.line}"))
+
+    def attr(self, node: Node, key: str) -> str:
+        value = node.attrib.get(key)
+        if value is None:
+            raise self.error(node, f"missing attribute {key!r} of <{node.tag}>", key)
+        return value
+
+    def num(self, node: Node, key: str, default: float | None = None) -> float:
+        text = node.attrib.get(key)
+        if text is None:
+            if default is not None:
+                return default
+            raise self.error(node, f"missing attribute {key!r} of <{node.tag}>", key)
+        try:
+            value = float(text)
+        except ValueError:
+            raise self.error(node, f"expected a number for {key!r}, got {text!r}", key) from None
+        if not math.isfinite(value):
+            raise self.error(node, f"expected a finite number for {key!r}, got {text!r}", key)
+        return value
+
+    def integer(self, node: Node, key: str, default: int | None = None) -> int:
+        text = node.attrib.get(key)
+        if text is None:
+            if default is not None:
+                return default
+            raise self.error(node, f"missing attribute {key!r} of <{node.tag}>", key)
+        try:
+            return int(text)
+        except ValueError:
+            raise self.error(node, f"expected a whole number for {key!r}, got {text!r}", key) from None
+
+    def flag(self, node: Node, key: str) -> bool:
+        text = node.attrib.get(key)
+        if text is None:
+            return False
+        value = _FLAGS.get(text.strip().lower())
+        if value is None:
+            raise self.error(node, f"expected 0 or 1 for {key!r}, got {text!r}", key)
+        return value
+
+    def points(self, node: Node, key: str = "points") -> np.ndarray:
+        text = self.attr(node, key)
+        if _POINTS.fullmatch(text) is None:
+            if not text.strip():
+                raise self.error(node, f"expected points like 'x0,y0;x1,y1' for {key!r}, got none", key)
+            raise self.error(
+                node, f"expected points like 'x0,y0;x1,y1' for {key!r}, got {_clip(text)!r}", key
+            )
+        tokens = text.replace(";", ",").split(",")
+        try:
+            values = list(map(float, tokens))
+        except ValueError:
+            bad = next(t for t in tokens if not _is_float(t))
+            raise self.error(
+                node, f"expected points like 'x0,y0;x1,y1' for {key!r}, got the number {bad!r}", key
+            ) from None
+        if not math.isfinite(sum(values)) and not all(map(math.isfinite, values)):
+            raise self.error(node, f"expected finite coordinates for {key!r}, got {_clip(text)!r}", key)
+        return np.array(values, dtype=np.float64).reshape(-1, 2)
+
+    # -- geometry of each shape element ----------------------------------------------------
+
+    def ellipse(self, node: Node) -> tuple[type[Shape], dict[str, Any]]:
+        return Ellipse, {
+            "cx": self.num(node, "cx"),
+            "cy": self.num(node, "cy"),
+            "rx": self.num(node, "rx"),
+            "ry": self.num(node, "ry"),
+            "rotation_deg": self.num(node, "rotation", 0.0),
+        }
+
+    def box(self, node: Node) -> tuple[type[Shape], dict[str, Any]]:
+        xyxy = tuple(self.num(node, key) for key in ("xtl", "ytl", "xbr", "ybr"))
+        return Box, {"xyxy": xyxy, "rotation_deg": self.num(node, "rotation", 0.0)}
+
+    def mask(self, node: Node) -> tuple[type[Shape], dict[str, Any]]:
+        left, top = self.integer(node, "left"), self.integer(node, "top")
+        width, height = self.integer(node, "width"), self.integer(node, "height")
+        for key, value in (("width", width), ("height", height)):
+            if value <= 0:
+                raise self.error(node, f"expected a positive mask {key}, got {value}", key)
+        text = self.attr(node, "rle")
+        try:
+            runs = np.array([int(t) for t in text.split(",")], dtype=np.int64)
+        except ValueError:
+            raise self.error(
+                node, f"expected comma-separated whole numbers for 'rle', got {_clip(text)!r}", "rle"
+            ) from None
+        if (runs < 0).any():
+            raise self.error(node, "expected run lengths >= 0 in 'rle', got a negative one", "rle")
+        total = int(runs.sum())
+        if total != width * height:
+            raise self.error(
+                node,
+                f"bad 'rle': the runs sum to {total}, expected width * height = "
+                f"{width} * {height} = {width * height}",
+                "rle",
+            )
+        values = (np.arange(len(runs)) % 2).astype(bool)  # background first
+        bitmap = np.repeat(values, runs).reshape(height, width)
+        return Mask, {"bitmap": bitmap, "left": left, "top": top}
+
+    def skeleton(self, node: Node, label: str, item: str | None) -> dict[str, Any] | None:
+        xy: list[np.ndarray] = []
+        names: list[str] = []
+        declared = self.sublabels.get(label)
+        for child in node.children:
+            if child.tag == "attribute":
+                continue
+            if child.tag != "points":
+                raise self.error(child, f"expected <points> nodes in <skeleton>, got <{child.tag}>")
+            name = self.attr(child, "label")
+            if declared is not None and name not in declared:
+                raise self.error(
+                    child,
+                    f"skeleton node {name!r} is not declared for label {label!r}; "
+                    f"its nodes are {sorted(declared)}",
+                    "label",
+                )
+            if self.flag(child, "outside"):
+                continue
+            if child.find("attribute") is not None:
+                self.note(
+                    "ignored-element",
+                    f"the attributes of skeleton node {name!r} are not kept (only the skeleton's are)",
+                    child,
+                    item,
+                )
+            pts = self.points(child)
+            xy.append(pts)
+            names.extend([name] * len(pts))
+        if not xy:
+            self.note(
+                "empty-skeleton", f"skipped a skeleton of {label!r}: every node is outside", node, item
+            )
+            return None
+        return {"points_xy": np.concatenate(xy), "names": tuple(names)}
+
+    # -- one shape element -----------------------------------------------------------------
+
+    def shape(self, node: Node, item: str | None, track: Node | None = None) -> Shape | None:
+        """The shape of ``node`` (in ``track`` for video exports), or None when it is skipped."""
+        tag = node.tag
+        if tag not in SHAPE_ELEMENTS:
+            supported = ", ".join(f"<{s}>" for s in SHAPE_ELEMENTS)
+            raise self.error(node, f"unknown shape element <{tag}>; supported are {supported}")
+        owner = track if track is not None else node
+        label = self.attr(owner, "label")
+        if tag == "cuboid":
+            self.note(
+                "skipped-cuboid", f"skipped a cuboid of {label!r}: cuboids are not supported", node, item
+            )
+            return None
+        if label == "":
+            self.note("unlabeled-shape", f"skipped a <{tag}> with an empty label", node, item)
+            return None
+        if label not in self.label_names:
+            declared = [lab.name for lab in self.labels]
+            raise self.error(
+                owner, f"undeclared label {label!r}; the declared labels are {declared}", "label"
+            )
+        group = self.integer(owner, "group_id", 0)
+        attributes: dict[str, str] = {}
+        for child in node.children:
+            if child.tag == "attribute":
+                attributes[self.attr(child, "name")] = child.text
+            elif not (tag == "skeleton" and child.tag == "points"):
+                self.note("ignored-element", f"ignored <{child.tag}> inside <{tag}>", child, item)
+        common: dict[str, Any] = {
+            "label": label,
+            "source": owner.attrib.get("source") or "manual",
+            "occluded": self.flag(node, "occluded"),
+            "z_order": self.integer(node, "z_order", 0),
+            "group": group or None,
+            "attributes": attributes,
+        }
+        if tag == "skeleton":
+            geometry = self.skeleton(node, label, item)
+            if geometry is None:
+                return None
+            cls: type[Shape] = Points
+        else:
+            cls, geometry = self._geometry[tag](node)
+        try:
+            return cls(**common, **geometry)
+        except ValueError as err:  # the model's validation (too few points, x2 < x1, ...)
+            raise self.error(node, f"invalid <{tag}>: {err}") from err
+
+    # -- meta ------------------------------------------------------------------------------
+
+    def read_labels(self, owner: Node | None) -> None:
+        labels_node = owner.find("labels") if owner is not None else None
+        if labels_node is None:
+            return
+        for node in labels_node.findall("label"):
+            name = node.findtext("name")
+            if not name:
+                raise self.error(node, "a <label> without a <name>")
+            parent = (node.findtext("parent") or "").strip()
+            if parent:
+                self.sublabels.setdefault(parent, set()).add(name)
+                continue
+            if name in self.label_names:
+                raise self.error(node, f"the label {name!r} is declared twice")
+            color = (node.findtext("color") or "").strip() or None
+            if color is not None and not _COLOR.fullmatch(color):
+                color_node = node.find("color")
+                raise self.error(
+                    color_node if color_node is not None else node,
+                    f"expected a label color like '#61b21f', got {color!r}",
+                )
+            attributes = []
+            attrs_node = node.find("attributes")
+            for spec in attrs_node.findall("attribute") if attrs_node is not None else ():
+                attr_name = spec.findtext("name")
+                if not attr_name:
+                    raise self.error(spec, f"an <attribute> of label {name!r} without a <name>")
+                attributes.append(
+                    AttributeSpec(
+                        name=attr_name,
+                        input_type=(spec.findtext("input_type") or "").strip() or "text",
+                        default=spec.findtext("default_value") or "",
+                        values=_split_values(spec.findtext("values") or ""),
+                        mutable=(spec.findtext("mutable") or "").strip().lower() in ("true", "1"),
+                    )
+                )
+            label_type = (node.findtext("type") or "").strip() or "any"
+            self.labels.append(Label(name, color=color, attributes=tuple(attributes), type=label_type))
+            self.label_names.add(name)
+
+    def meta_int(self, owner: Node, tag: str) -> int | None:
+        child = owner.find(tag)
+        if child is None or not child.text.strip():
+            return None
+        try:
+            return int(child.text)
+        except ValueError:
+            raise self.error(child, f"expected a whole number in <{tag}>, got {child.text!r}") from None
+
+    def frame_space(self, owner: Node, task_id: int | None, subset: str | None) -> _FrameSpace:
+        start, stop = self.meta_int(owner, "start_frame"), self.meta_int(owner, "stop_frame")
+        size = self.meta_int(owner, "size")
+        step = 1
+        filt = owner.find("frame_filter")
+        if filt is not None and filt.text.strip():
+            match = _STEP.fullmatch(filt.text)
+            if match and int(match.group(1)) > 0:
+                step = int(match.group(1))
+            else:
+                self.note(
+                    "unknown-frame-filter",
+                    f"cannot read the frame filter {filt.text.strip()!r}; items are the frames seen",
+                    filt,
+                )
+                start = stop = size = None
+        frames: list[int] | None = None
+        if start is not None and stop is not None:
+            count = len(range(start, stop + 1, step))
+            if size is not None:
+                count = min(count, size)
+        elif size is not None:
+            start, count = start or 0, size
+        else:
+            count = -1
+        if count > MAX_FRAMES:
+            raise self.error(owner, f"the export declares {count} frames, more than {MAX_FRAMES}")
+        if count >= 0 and start is not None:
+            frames = [start + i * step for i in range(count)]
+        size_hw = None
+        original = owner.find("original_size")
+        if original is not None:
+            w, h = self.meta_int(original, "width"), self.meta_int(original, "height")
+            if w is not None and h is not None:
+                if w <= 0 or h <= 0:
+                    raise self.error(original, f"expected a positive frame size, got {w} x {h}")
+                size_hw = (h, w)
+        return _FrameSpace(task_id, subset, frames, size_hw, owner)
+
+    # -- the document ----------------------------------------------------------------------
+
+    def read(self, root: Node) -> tuple[list[Label], list[Item]]:
+        if root.tag != "annotations":
+            raise self.error(
+                root,
+                f"not a CVAT XML export: the root element is <{root.tag}>, expected <annotations>",
+            )
+        meta = root.find("meta")
+        owner = None
+        kind = None
+        if meta is not None:
+            for kind in ("job", "task", "project"):
+                owner = meta.find(kind)
+                if owner is not None:
+                    break
+        version = root.find("version")
+        if version is not None and version.text.strip() not in ("1.0", "1.1"):
+            self.note(
+                "unknown-version", f"CVAT XML version {version.text.strip()!r}; read as 1.1", version
+            )
+        self.read_labels(owner)
+
+        images: list[_ItemDraft] = []
+        tracks: list[Node] = []
+        for node in root.children:
+            if node.tag == "image":
+                images.append(self.image(node))
+            elif node.tag == "track":
+                tracks.append(node)
+            elif node.tag not in ("version", "meta"):
+                self.note("ignored-element", f"ignored <{node.tag}> in <annotations>", node)
+
+        if images:
+            self.attach_tracks_to_images(tracks, images)
+            drafts = images
+        elif tracks or (owner is not None and (owner.findtext("mode") or "").strip() == "interpolation"):
+            drafts = self.video_items(owner, kind, tracks)
+        else:
+            drafts = []
+        items = []
+        for d in drafts:
+            items.append(Item(d.name, d.size_hw, tuple(d.shapes), d.image, d.subset, d.id))
+        return self.labels, items
+
+    def image(self, node: Node) -> _ItemDraft:
+        name = self.attr(node, "name")
+        width, height = self.integer(node, "width"), self.integer(node, "height")
+        for key, value in (("width", width), ("height", height)):
+            if value <= 0:
+                raise self.error(node, f"expected a positive image {key}, got {value}", key)
+        image_id = self.integer(node, "id") if "id" in node.attrib else None
+        subset = node.attrib.get("subset") or None
+        draft = _ItemDraft(name, (height, width), subset, image_id)
+        for child in node.children:
+            shape = self.shape(child, name)
+            if shape is not None:
+                draft.shapes.append(shape)
+        draft.image = self.finder.find(name, subset)
+        if draft.image is None:
+            self.note("missing-image", f"image file not found in {self.finder.looked_in()}", node, name)
+        return draft
+
+    def attach_tracks_to_images(self, tracks: list[Node], images: list[_ItemDraft]) -> None:
+        by_frame: dict[tuple[str | None, int], _ItemDraft] = {}
+        for d in images:
+            if d.id is not None:
+                by_frame.setdefault((d.subset, d.id), d)
+                by_frame.setdefault((None, d.id), d)
+        for track in tracks:
+            subset = track.attrib.get("subset") or None
+            for node in track.children:
+                if node.tag == "attribute" or self.flag(node, "outside"):
+                    continue
+                frame = self.integer(node, "frame")
+                draft = by_frame.get((subset, frame))
+                if draft is None:
+                    self.note(
+                        "track-frame-without-image", f"no <image> with id {frame} for this track shape", node
+                    )
+                    continue
+                shape = self.shape(node, draft.name, track)
+                if shape is not None:
+                    draft.shapes.append(shape)
+
+    def video_items(self, owner: Node | None, kind: str | None, tracks: list[Node]) -> list[_ItemDraft]:
+        spaces: dict[int | None, _FrameSpace] = {}
+        if owner is not None and kind == "project":
+            tasks = owner.find("tasks")
+            for task in tasks.findall("task") if tasks is not None else ():
+                task_id = self.meta_int(task, "id")
+                subset = (task.findtext("subset") or "").strip() or None
+                spaces[task_id] = self.frame_space(task, task_id, subset)
+        elif owner is not None:
+            spaces[None] = self.frame_space(owner, None, None)
+        sole = next(iter(spaces.values())) if len(spaces) == 1 else None
+        files: dict[tuple[int | None, int], tuple[str, ImageSource | None]] = {}
+
+        def frame_file(space: _FrameSpace, frame: int) -> tuple[str, ImageSource | None]:
+            """The item name and image file of a frame: ``frame_000010`` + the suffix found."""
+            key = (space.task_id, frame)
+            if key not in files:
+                stem = _frame_stem(frame)
+                files[key] = (stem, None)
+                for suffix in IMAGE_SUFFIXES:
+                    for variant in (suffix, suffix.upper()):
+                        image = self.finder.find(stem + variant, space.subset)
+                        if image is not None:
+                            files[key] = (stem + variant, image)
+                            return files[key]
+            return files[key]
+
+        shapes: dict[tuple[int | None, int], list[Shape]] = {}
+        seen: dict[int | None, set[int]] = {}
+        for track in tracks:
+            task_id = self.integer(track, "task_id") if "task_id" in track.attrib else None
+            space = spaces[task_id] if task_id in spaces else sole
+            if space is None:
+                subset = track.attrib.get("subset") or None
+                space = spaces[task_id] = _FrameSpace(task_id, subset, None, None, track)
+            for node in track.children:
+                if node.tag == "attribute":
+                    continue
+                frame = self.integer(node, "frame")
+                seen.setdefault(space.task_id, set()).add(frame)
+                if self.flag(node, "outside"):
+                    continue
+                shape = self.shape(node, frame_file(space, frame)[0], track)
+                if shape is not None:
+                    shapes.setdefault((space.task_id, frame), []).append(shape)
+
+        drafts = []
+        for space in spaces.values():
+            frames = sorted(set(space.frames or ()) | seen.get(space.task_id, set()))
+            if frames and space.size_hw is None:
+                raise self.error(
+                    space.node,
+                    "no <original_size> with <width> and <height> in the meta: the frame size of "
+                    "this video export is unknown",
+                )
+            size_hw: tuple[int, int] = space.size_hw  # type: ignore[assignment]  # checked above
+            for frame in frames:
+                name, image = frame_file(space, frame)
+                shapes_here = shapes.get((space.task_id, frame), [])
+                drafts.append(_ItemDraft(name, size_hw, space.subset, frame, shapes_here, image))
+                if image is None:
+                    self.note(
+                        "missing-image",
+                        f"no image file {name}{{{','.join(IMAGE_SUFFIXES)}}} in {self.finder.looked_in()}",
+                        space.node,
+                        name,
+                    )
+        return drafts
+
+
+def _frame_stem(frame: int) -> str:
+    return f"frame_{frame:06d}"
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _clip(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _split_values(text: str) -> tuple[str, ...]:
+    parts = text.split("\n") if "\n" in text else text.split()
+    return tuple(p.strip() for p in parts if p.strip())
+
+
+def read_cvat(path: str | Path, *, images: str | Path | None = None) -> Dataset:
+    """Read a CVAT XML export ("CVAT for images 1.1" or "CVAT for video 1.1").
+
+    Parameters
+    ----------
+    path : str or Path
+        An ``.xml`` file; a folder holding ``annotations.xml`` (or a single ``.xml``) and
+        ``images/``; or a ``.zip`` as CVAT downloads it (read in place, never extracted).
+        Job, task and project exports are read alike.
+    images : str or Path, optional
+        A folder to look for image files in first, as ``images/<subset>/<name>``,
+        ``images/<name>`` and ``images/<basename>`` (here ``images`` is this folder). Then
+        the export itself is searched: ``images/<subset>/<name>``, ``images/<name>``,
+        ``<subset>/<name>``, ``<name>`` relative to the XML's folder or the zip's root. A
+        name that is absolute or climbs out with ``..`` is only looked up by its basename
+        in this folder.
+
+    Returns
+    -------
+    Dataset
+        Labels in declaration order (skeleton sublabels are not classes); one item per
+        ``<image>`` (a project's image appears once per subset, ``Item.subset`` set), or one
+        per video frame (``Item.id`` = frame number, name ``frame_000010.png``). Coordinates
+        exactly as written. ``format="cvat"``, ``source=str(path)``; ``notes`` list what was
+        skipped: unlabeled shapes, cuboids, missing images, ...
+
+    Raises
+    ------
+    ImageError
+        ``images`` is given but is not a folder.
+    ParseError
+        Not a CVAT XML export, malformed or truncated XML, a DOCTYPE or entity, an unknown
+        shape element, a missing or non-numeric attribute, an undeclared label, a bad
+        color, size or RLE, a shape the model refuses (a polygon of 2 points, ...), or an
+        unsafe zip; the message names the file, the line and the element.
+
+    Notes
+    -----
+    Skeletons become one :class:`~defectlab.model.Points` with ``names`` (node labels),
+    nodes marked outside left out. Tracks become one shape per frame where they are not
+    ``outside``; the track id is not kept, ``group_id`` becomes ``group``. ``group_id="0"``
+    means "no group" in CVAT and is read as None.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> xml = pathlib.Path(tempfile.mkdtemp()) / "annotations.xml"
+    >>> _ = xml.write_text('''<annotations><version>1.1</version><meta><job><labels>
+    ...   <label><name>cavity</name><color>#61b21f</color><type>any</type></label></labels></job></meta>
+    ...   <image id="0" name="a.png" width="64" height="64">
+    ...     <ellipse label="cavity" occluded="0" cx="20.5" cy="30.25" rx="4" ry="3" rotation="30" z_order="0"/>
+    ...   </image></annotations>''')
+    >>> ds = read_cvat(xml)
+    >>> ds[0].shapes[0].rotation_deg, ds.shape_counts()[("cavity", "ellipse")], ds.notes[0].code
+    (30.0, 1, 'missing-image')
+    """
+    path = Path(path)
+    images_dir = Path(images) if images is not None else None
+    if images_dir is not None and not images_dir.is_dir():
+        raise ImageError(f"{images_dir}: no such folder (given as images=)")
+    root, display, finder = _load(path, images_dir)
+    reader = _CvatReader(display, finder)
+    labels, items = reader.read(root)
+    try:
+        return Dataset(tuple(labels), tuple(items), tuple(reader.notes), source=str(path), format="cvat")
+    except ValueError as err:  # pragma: no cover - labels are checked while reading
+        raise ParseError(display, str(err)) from err
+
+
+def sniff_cvat(path: str | Path) -> bool:
+    """True when ``path`` looks like a CVAT XML export (reads only a few KiB).
+
+    An XML file whose root element is ``<annotations>``; a folder holding such an
+    ``annotations.xml`` (or a single such ``.xml``); or a zip archive holding one (at its
+    root or one folder down) — the same files :func:`read_cvat` would read.
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            xml = path / _pick_xml(sorted(p.name for p in path.iterdir() if p.is_file()), str(path))
+            with open(xml, "rb") as fh:
+                return root_tag(fh.read(_SNIFF_BYTES)) == "annotations"
+        if not path.is_file():
+            return False
+        if is_zip(path):
+            with SafeZip(path) as zf:
+                member = _pick_xml(zf.names(), str(path))
+                with zf.open(member) as fh:
+                    return root_tag(fh.read(_SNIFF_BYTES)) == "annotations"
+        with open(path, "rb") as fh:
+            return root_tag(fh.read(_SNIFF_BYTES)) == "annotations"
+    except (OSError, ParseError):
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------
+
+_XML_ILLEGAL = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_ATTR_ENTITIES = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+_TEXT_ENTITIES = {"\r": "&#13;"}
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._attr_cache: dict[str, str] = {}
+
+    @staticmethod
+    def check(value: str, what: str) -> str:
+        if not isinstance(value, str):
+            raise DatasetError(f"{what}: expected a string, got {value!r}")
+        bad = _XML_ILLEGAL.search(value)
+        if bad:
+            raise DatasetError(
+                f"{what}: the character {bad.group()!r} cannot be written to XML (in {value!r})"
+            )
+        return value
+
+    def attr(self, value: str, what: str) -> str:
+        cached = self._attr_cache.get(value)
+        if cached is None:
+            cached = escape(self.check(value, what), _ATTR_ENTITIES)
+            if len(self._attr_cache) < 10_000:
+                self._attr_cache[value] = cached
+        return cached
+
+    def text(self, value: str, what: str) -> str:
+        return escape(self.check(value, what), _TEXT_ENTITIES)
+
+    def element(self, indent: int, tag: str, text: str, what: str) -> None:
+        self.lines.append(f"{'  ' * indent}<{tag}>{self.text(text, what)}</{tag}>")
+
+
+def _f(value: float) -> str:
+    """The shortest decimal that reads back to the same float64."""
+    return repr(float(value))
+
+
+def _points_text(points_xy: np.ndarray) -> str:
+    return ";".join(f"{x!r},{y!r}" for x, y in points_xy.tolist())
+
+
+def _rle(bitmap: np.ndarray) -> list[int]:
+    """CVAT run lengths of ``bitmap`` (row-major, starting with background)."""
+    flat = bitmap.ravel().astype(np.int8)
+    change = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate(([0], change, [flat.size]))
+    runs = np.diff(bounds).tolist()
+    return [0, *runs] if flat[0] else runs
+
+
+def _skeleton_nodes(dataset: Dataset) -> dict[str, list[str]]:
+    nodes: dict[str, dict[str, None]] = {}
+    for item in dataset.items:
+        for shape in item.shapes:
+            if isinstance(shape, Points) and shape.names is not None:
+                nodes.setdefault(shape.label, {}).update(dict.fromkeys(shape.names))
+    return {label: list(names) for label, names in nodes.items()}
+
+
+def _write_labels(w: _Writer, dataset: Dataset, nodes: dict[str, list[str]]) -> None:
+    w.lines.append("      <labels>")
+    for label in dataset.labels:
+        what = f"label {label.name!r}"
+        w.lines.append("        <label>")
+        w.element(5, "name", label.name, what)
+        if label.color:
+            w.element(5, "color", label.color, what)
+        w.element(5, "type", label.type, what)
+        if not label.attributes:
+            w.lines.append("          <attributes>")
+            w.lines.append("          </attributes>")
+        else:
+            w.lines.append("          <attributes>")
+            for spec in label.attributes:
+                awhat = f"{what} attribute {spec.name!r}"
+                values = "\n".join(spec.values)
+                if len(spec.values) == 1 and len(spec.values[0].split()) > 1:
+                    values += "\n"  # one value with spaces: the newline keeps it whole on read
+                w.lines.append("            <attribute>")
+                w.element(7, "name", spec.name, awhat)
+                w.element(7, "mutable", "True" if spec.mutable else "False", awhat)
+                w.element(7, "input_type", spec.input_type, awhat)
+                w.element(7, "default_value", spec.default, awhat)
+                w.element(7, "values", values, awhat)
+                w.lines.append("            </attribute>")
+            w.lines.append("          </attributes>")
+        w.lines.append("        </label>")
+    for parent, names in nodes.items():
+        for name in names:
+            if not name:
+                raise DatasetError(f"label {parent!r}: a skeleton node needs a non-empty name")
+            w.lines.append("        <label>")
+            w.element(5, "name", name, f"skeleton node of {parent!r}")
+            w.element(5, "type", "points", f"skeleton node of {parent!r}")
+            w.element(5, "parent", parent, f"skeleton node of {parent!r}")
+            w.lines.append("          <attributes>")
+            w.lines.append("          </attributes>")
+            w.lines.append("        </label>")
+    w.lines.append("      </labels>")
+
+
+def _write_shape(w: _Writer, shape: Shape, where: str) -> None:
+    head = [f'label="{w.attr(shape.label, where)}"', f'source="{w.attr(shape.source, where)}"']
+    if isinstance(shape, Tag):
+        if shape.occluded:
+            head.append('occluded="1"')
+    else:
+        head.append(f'occluded="{int(bool(shape.occluded))}"')
+    tag = shape.kind
+    children: list[str] = []
+    if isinstance(shape, (Polygon, Polyline)) or (isinstance(shape, Points) and shape.names is None):
+        head.append(f'points="{_points_text(shape.points_xy)}"')
+    elif isinstance(shape, Points):
+        tag = "skeleton"
+        head.pop()  # CVAT writes no occluded on a skeleton
+        if shape.occluded:
+            head.append('occluded="1"')
+        for name, (x, y) in zip(shape.names or (), shape.points_xy.tolist()):
+            children.append(
+                f'      <points label="{w.attr(name, where)}" source="{w.attr(shape.source, where)}" '
+                f'outside="0" occluded="0" points="{x!r},{y!r}"/>'
+            )
+    elif isinstance(shape, Ellipse):
+        head += [f'{k}="{_f(getattr(shape, k))}"' for k in ("cx", "cy", "rx", "ry")]
+        if shape.rotation_deg:
+            head.append(f'rotation="{_f(shape.rotation_deg)}"')
+    elif isinstance(shape, Box):
+        x1, y1, x2, y2 = shape.xyxy
+        head += [f'xtl="{_f(x1)}"', f'ytl="{_f(y1)}"', f'xbr="{_f(x2)}"', f'ybr="{_f(y2)}"']
+        if shape.rotation_deg:
+            head.append(f'rotation="{_f(shape.rotation_deg)}"')
+    elif isinstance(shape, Mask):
+        h, wd = shape.bitmap.shape
+        if h == 0 or wd == 0:
+            raise DatasetError(f"{where}: a mask of size {h} x {wd} cannot be written to CVAT")
+        rle = ", ".join(map(str, _rle(shape.bitmap)))
+        head += [f'rle="{rle}"', f'left="{shape.left}"', f'top="{shape.top}"']
+        head += [f'width="{wd}"', f'height="{h}"']
+    elif isinstance(shape, Tag):
+        tag = "tag"
+    else:
+        raise DatasetError(f"{where}: cannot write a {type(shape).__name__} to CVAT XML")
+    if not isinstance(shape, Tag) or shape.z_order:
+        head.append(f'z_order="{int(shape.z_order)}"')
+    if shape.group:
+        head.append(f'group_id="{int(shape.group)}"')
+    for key, value in shape.attributes.items():
+        children.append(
+            f'      <attribute name="{w.attr(key, where)}">{w.text(str(value), where)}</attribute>'
+        )
+    if children:
+        w.lines.append(f"    <{tag} {' '.join(head)}>")
+        w.lines.extend(children)
+        w.lines.append(f"    </{tag}>")
+    else:
+        w.lines.append(f"    <{tag} {' '.join(head)}/>")
+
+
+def _render(dataset: Dataset) -> str:
+    declared = {label.name for label in dataset.labels}
+    nodes = _skeleton_nodes(dataset)
+    w = _Writer()
+    w.lines += [
+        '<?xml version="1.0" encoding="utf-8"?>',
+        "<annotations>",
+        "  <version>1.1</version>",
+        "  <meta>",
+        "    <job>",
+        f"      <size>{len(dataset.items)}</size>",
+        "      <mode>annotation</mode>",
+    ]
+    _write_labels(w, dataset, nodes)
+    w.lines += ["    </job>", "  </meta>"]
+    for index, item in enumerate(dataset.items):
+        where = f"item {item.name!r}"
+        h, wd = item.size_hw
+        image_id = item.id if item.id is not None else index
+        head = f'<image id="{int(image_id)}" name="{w.attr(item.name, where)}"'
+        if item.subset:
+            head += f' subset="{w.attr(item.subset, where)}"'
+        head += f' width="{wd}" height="{h}"'
+        if not item.shapes:
+            w.lines.append(f"  {head}/>")
+            continue
+        w.lines.append(f"  {head}>")
+        for shape in item.shapes:
+            if shape.label not in declared:
+                raise DatasetError(
+                    f"{where}: the shape label {shape.label!r} is not among the dataset's labels "
+                    f"{sorted(declared)}"
+                )
+            _write_shape(w, shape, where)
+        w.lines.append("  </image>")
+    w.lines += ["</annotations>", ""]
+    return "\n".join(w.lines)
+
+
+def write_cvat(dataset: Dataset, path: str | Path) -> None:
+    """Write ``dataset`` as a "CVAT for images 1.1" XML file (a job export).
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Labels (with color, type and attributes) and items. Items keep their ``subset``
+        (a project-style ``subset=`` attribute) and ``id`` (the item's index when None).
+    path : str or Path
+        The ``.xml`` file to write. It is written to a temporary file beside it and moved
+        into place, so a reader never sees half a file.
+
+    Raises
+    ------
+    DatasetError
+        A shape's label is not among the dataset's labels, a string holds a character XML
+        cannot carry (e.g. ``"\\x00"``), or a mask is empty.
+    OutputError
+        ``path`` is a folder, or its folder does not exist.
+
+    Notes
+    -----
+    Coordinates are written exactly (the shortest decimal that reads back to the same
+    float64, e.g. ``0.30000000000000004``), where CVAT itself writes 2 decimals; rotations
+    only when non-zero; masks as CVAT RLE over the mask's own box; points with ``names``
+    as ``<skeleton>`` elements, their node names declared as sublabels (``<parent>``).
+    :func:`read_cvat` reads the file back to equal labels and shapes. Not kept: ``Label.edge``
+    (CVAT has no place for it), ``group=0`` (CVAT's "no group"), the dataset's notes.
+    Image files are not copied.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; expected the path of the .xml file to write")
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: the folder {path.parent} does not exist")
+    text = _render(dataset)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException as err:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(err, OSError):
+            raise OutputError(f"{path}: cannot write ({err})") from err
+        raise

@@ -1,0 +1,107 @@
+"""The command line end to end, through typer's runner and once as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from defectlab.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "export"
+    result = runner.invoke(app, ["synth", str(out), "--n", "3", "--size", "128", "--seed", "4"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_synth_writes_a_cvat_export(export):
+    root = ET.parse(export / "annotations.xml").getroot()
+    images = root.findall("image")
+    assert len(images) == 3
+    for im in images:
+        assert (export / "images" / im.get("name")).is_file()
+        assert (im.get("width"), im.get("height")) == ("128", "128")
+
+
+def test_info_json_counts_match_the_xml(export):
+    result = runner.invoke(app, ["info", str(export), "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    root = ET.parse(export / "annotations.xml").getroot()
+    assert info["images"] == 3 and info["missing_images"] == 0
+    assert info["image_sizes_wh"] == {"128x128": 3}
+    for lab in info["labels"]:
+        for kind, n in lab["shapes"].items():
+            assert n == sum(1 for s in root.iter(kind) if s.get("label") == lab["name"])
+
+
+def test_info_table(export):
+    result = runner.invoke(app, ["info", str(export)])
+    assert result.exit_code == 0
+    assert "cavity" in result.output and "128x128" in result.output
+
+
+def test_convert_unet_and_maskrcnn(export, tmp_path):
+    result = runner.invoke(app, ["convert", str(export), "--to", "unet", "--out", str(tmp_path / "u"), "--stack"])
+    assert result.exit_code == 0, result.output
+    masks = sorted((tmp_path / "u" / "masks").glob("*.png"))
+    assert len(masks) == 3
+    m = np.asarray(Image.open(masks[0]))
+    assert m.shape == (128, 128) and m.dtype == np.uint8 and m.max() >= 1
+    assert np.load(tmp_path / "u" / "images.npy").shape == (3, 128, 128)
+    result = runner.invoke(app, ["convert", str(export), "--to", "maskrcnn", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "m" / "targets").glob("*.npz"))) == 3
+
+
+def test_convert_refuses_existing_output_without_overwrite(export, tmp_path):
+    out = tmp_path / "u"
+    assert runner.invoke(app, ["convert", str(export), "--to", "unet", "--out", str(out)]).exit_code == 0
+    result = runner.invoke(app, ["convert", str(export), "--to", "unet", "--out", str(out)])
+    assert result.exit_code == 1
+    assert "--overwrite" in result.output
+    result = runner.invoke(app, ["convert", str(export), "--to", "unet", "--out", str(out), "--overwrite"])
+    assert result.exit_code == 0
+
+
+def test_bad_input_gives_one_clear_line_and_exit_1(tmp_path):
+    bad = tmp_path / "bad.xml"
+    bad.write_text('<?xml version="1.0"?>\n<annotations>\n  <image id="0" name="a.png" width="8" height="8">\n')
+    result = runner.invoke(app, ["info", str(bad)])
+    assert result.exit_code == 1
+    assert "bad.xml" in result.output and "line" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_path_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["info", str(tmp_path / "nope.xml")])
+    assert result.exit_code == 1
+    assert "no such file" in result.output
+
+
+def test_overlay_writes_pictures(export, tmp_path):
+    result = runner.invoke(app, ["overlay", str(export), "--out", str(tmp_path / "ov"), "--limit", "2"])
+    assert result.exit_code == 0, result.output
+    pics = sorted((tmp_path / "ov").glob("*.png"))
+    assert len(pics) == 2
+    rgb = np.asarray(Image.open(pics[0]))
+    assert rgb.shape == (128, 128, 3)
+    assert (rgb[..., 0] != rgb[..., 1]).any()  # colored labels on a gray micrograph
+
+
+def test_installed_entry_point_runs(export):
+    result = subprocess.run([sys.executable, "-m", "defectlab.cli", "info", str(export), "--json"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["images"] == 3
