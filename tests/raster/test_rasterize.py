@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from matplotlib.path import Path as MplPath
 from skimage.measure import points_in_poly
@@ -184,6 +184,7 @@ half = st.integers(0, 60).map(lambda v: v / 2)
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(half, half), min_size=4, max_size=4, unique=True))
+@example([(0.5, 0.5), (1.0, 0.0), (14.5, 28.0), (0.0, 1.5)])  # a center exactly on the diagonal
 def test_shared_edges_cover_each_center_exactly_once(quad):
     """A quadrilateral cut along a diagonal: the two triangles partition its pixels, even
     though vertices sit on the pixel-center lattice so many centers lie on edges."""

@@ -144,8 +144,12 @@ def polygon_crop(points_xy: np.ndarray, size_hw: tuple[int, int]) -> Crop:
     starts = np.cumsum(counts) - counts
     rows = first[edge] + (np.arange(total) - starts[edge])
     yc = rows + 0.5
-    e_xa, e_ya = xa[edge], ya[edge]
-    xc = e_xa + (yc - e_ya) * ((xb[edge] - e_xa) / (yb[edge] - e_ya))
+    # interpolate from the edge's upper end, so an edge shared by two polygons (traversed in
+    # opposite directions) gives bit-identical crossings and the tie rule stays exact
+    x_top = np.where(down, xa, xb)
+    x_bot = np.where(down, xb, xa)
+    e_xt, e_yt = x_top[edge], ylo[edge]
+    xc = e_xt + (yc - e_yt) * ((x_bot[edge] - e_xt) / (yhi[edge] - e_yt))
     # a crossing at x counts for every pixel whose center is at or right of it: c >= ceil(x - 0.5)
     col = np.clip(np.ceil(xc - 0.5) - c0, 0, w).astype(np.int64)
     weight = np.where(down[edge], 1.0, -1.0)
