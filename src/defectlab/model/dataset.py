@@ -42,9 +42,9 @@ class ImageSource:
     def read_bytes(self) -> bytes:
         if self.member is None:
             return self.path.read_bytes()
-        import zipfile
+        from ..formats._archive import SafeZip  # size and compression-ratio limits apply
 
-        with zipfile.ZipFile(self.path) as zf:
+        with SafeZip(self.path) as zf:
             return zf.read(self.member)
 
 
