@@ -36,7 +36,8 @@ class Target(str, Enum):
     cvat = "cvat"
 
 
-def _fail(err: Exception) -> None:
+def fail(err: Exception) -> None:
+    """Print a defectlab error as one clear line and exit with code 1 (for every command)."""
     err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
@@ -49,8 +50,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
-                                                    help="Print the version and exit.")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
     """defectlab: from labeling exports to training data, models and measurements."""
 
@@ -74,7 +75,7 @@ def info(
     try:
         ds = _read(export, images)
     except DefectlabError as err:
-        _fail(err)
+        fail(err)
     counts = ds.shape_counts()
     sizes = Counter(f"{it.size_hw[1]}x{it.size_hw[0]}" for it in ds.items)
     missing = sum(1 for it in ds.items if it.image is None)
@@ -143,7 +144,7 @@ def convert(
             write(ds, out, format="cvat")
             report = None
     except DefectlabError as err:
-        _fail(err)
+        fail(err)
     if report is None:
         console.print(f"[green]wrote[/] {len(ds)} images' labels -> {out}", highlight=False)
         return
@@ -171,7 +172,7 @@ def synth(
         ds = make_synthetic_dataset(out, n_images=n, config=SyntheticConfig(size_hw=(size, size)), seed=seed,
                                     overwrite=overwrite)
     except DefectlabError as err:
-        _fail(err)
+        fail(err)
     counts = Counter(s.label for it in ds.items for s in it.shapes)
     console.print(f"[green]wrote[/] {len(ds)} synthetic images ({size}x{size}) with "
                   + ", ".join(f"{n} {k}" for k, n in counts.items()) + f" -> {out}", highlight=False)
@@ -190,9 +191,20 @@ def overlay(
     try:
         paths = write_overlays(_read(export, images), out, limit=limit)
     except DefectlabError as err:
-        _fail(err)
+        fail(err)
     console.print(f"[green]wrote[/] {len(paths)} overlay picture(s) -> {out}", highlight=False)
 
+
+def _register_command_modules() -> None:
+    import importlib
+
+    from .commands import MODULES
+
+    for name in MODULES:
+        importlib.import_module(f"{__package__}.commands.{name}").register(app)
+
+
+_register_command_modules()
 
 if __name__ == "__main__":  # pragma: no cover
     app()
