@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -105,3 +106,27 @@ def test_installed_entry_point_runs(export):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["images"] == 3
+
+
+@pytest.mark.parametrize("target,extra", [
+    ("coco", []), ("yolo", []), ("yolo", ["--task", "segment"]), ("instance-tiff", []), ("cvat", []),
+])
+def test_convert_between_formats_keeps_every_object(export, tmp_path, target, extra):
+    """Each writable format read back holds one object per drawn shape, with the same labels."""
+    import defectlab
+
+    src = defectlab.read(export)
+    expected = Counter(s.label for it in src for s in it.shapes)
+    out = tmp_path / ("out.xml" if target == "cvat" else "out")
+    result = runner.invoke(app, ["convert", str(export), "--to", target, "--out", str(out), *extra])
+    assert result.exit_code == 0, result.output
+    back = defectlab.read(out)
+    assert len(back) == len(src)
+    assert Counter(s.label for it in back for s in it.shapes) == expected
+
+
+def test_option_that_does_not_apply_is_refused(export, tmp_path):
+    result = runner.invoke(app, ["convert", str(export), "--to", "coco", "--out", str(tmp_path / "c"), "--stack"])
+    assert result.exit_code == 1
+    assert "--stack does not apply to --to coco" in result.output
+    assert not (tmp_path / "c").exists()

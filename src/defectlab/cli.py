@@ -31,9 +31,14 @@ err_console = Console(stderr=True)
 
 
 class Target(str, Enum):
+    """Writable formats (see ``defectlab.formats``)."""
+
     unet = "unet"
     maskrcnn = "maskrcnn"
+    coco = "coco"
+    yolo = "yolo"
     cvat = "cvat"
+    instance_tiff = "instance-tiff"
 
 
 def fail(err: Exception) -> None:
@@ -63,6 +68,7 @@ def _read(export: Path, images: Optional[Path]):
     from .formats import read
 
     return read(export, images=images) if images else read(export)
+
 
 
 @app.command()
@@ -116,44 +122,56 @@ def info(
 
 @app.command()
 def convert(
-    export: Annotated[Path, typer.Argument(help="A labeling export: .xml, folder or .zip.")],
-    to: Annotated[Target, typer.Option("--to", help="Output kind.")],
-    out: Annotated[Path, typer.Option("--out", help="Output folder (or .xml file for --to cvat).")],
+    export: Annotated[Path, typer.Argument(help="A labeling export: file, folder or .zip, in any readable format.")],
+    to: Annotated[Target, typer.Option("--to", help="Output format.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (an .xml file for --to cvat).")],
     images: ImagesOpt = None,
-    stack: Annotated[bool, typer.Option(help="unet: also write images.npy and masks.npy [N,H,W].")] = False,
-    one_hot: Annotated[bool, typer.Option("--one-hot", help="unet: also write onehot.npy [N,C,H,W].")] = False,
-    visible_only: Annotated[bool, typer.Option("--visible-only", help="maskrcnn: keep only the visible part of overlapped instances.")] = False,
-    line_width: Annotated[float, typer.Option(help="Width in px of polyline (dislocation line) masks.")] = 3.0,
-    link_images: Annotated[bool, typer.Option("--link-images", help="Symlink images instead of copying.")] = False,
+    source_format: Annotated[Optional[str], typer.Option("--from", help="Input format, when detection from the path is not wanted.")] = None,
+    stack: Annotated[Optional[bool], typer.Option("--stack", help="unet: also write images.npy and masks.npy [N,H,W].")] = None,
+    one_hot: Annotated[Optional[bool], typer.Option("--one-hot", help="unet: also write onehot.npy [N,C,H,W].")] = None,
+    visible_only: Annotated[Optional[bool], typer.Option("--visible-only/--full-extent", help="maskrcnn, instance-tiff: keep only the visible part of overlapped instances.")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", help="yolo: detect (boxes) or segment (polygons).")] = None,
+    line_width: Annotated[Optional[float], typer.Option(help="Width in px of polyline (dislocation line) masks.")] = None,
+    link_images: Annotated[Optional[bool], typer.Option("--link-images", help="unet, maskrcnn: symlink images instead of copying.")] = None,
+    copy_images: Annotated[Optional[bool], typer.Option("--copy-images/--no-copy-images", help="coco, yolo: copy the image files.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
-    """Convert an export to training data: --to unet | maskrcnn | cvat."""
-    from .formats import write
+    """Convert an export to another format or to training data (--to unet | maskrcnn | coco | yolo | cvat | instance-tiff)."""
+    import inspect
 
+    from .formats import FORMATS, read, write
+
+    given = {"stack": stack, "one_hot": one_hot, "visible_only": visible_only, "task": task,
+             "line_width": line_width, "link_images": link_images, "copy_images": copy_images}
+    given = {k: v for k, v in given.items() if v is not None}
     try:
-        ds = _read(export, images)
-        if to is Target.unet:
-            report = write(ds, out, format="unet", stack=stack, one_hot=one_hot, link_images=link_images,
-                           line_width=line_width, overwrite=overwrite, progress=True)
-        elif to is Target.maskrcnn:
-            report = write(ds, out, format="maskrcnn", visible_only=visible_only, link_images=link_images,
-                           line_width=line_width, overwrite=overwrite, progress=True)
-        else:
+        options: dict = {}
+        if images:
+            options["images"] = images
+        ds = read(export, format=source_format, **options)
+        accepted = inspect.signature(FORMATS[to.value].write).parameters
+        wrong = [k for k in given if k not in accepted]
+        if wrong:
+            raise DefectlabError(
+                f"--{wrong[0].replace('_', '-')} does not apply to --to {to.value}")
+        if to is Target.cvat:
             if out.exists() and not overwrite:
                 raise DefectlabError(f"{out}: exists; pass --overwrite to replace it")
-            write(ds, out, format="cvat")
-            report = None
+        else:
+            given["overwrite"] = overwrite
+        if "progress" in accepted:
+            given["progress"] = True
+        report = write(ds, out, format=to.value, **given)
     except DefectlabError as err:
         fail(err)
     if report is None:
         console.print(f"[green]wrote[/] {len(ds)} images' labels -> {out}", highlight=False)
         return
     console.print(f"[green]wrote[/] {report}", highlight=False)
-    notes = report.notes
-    if notes:
-        codes = Counter(n.code for n in notes)
+    if report.notes:
+        codes = Counter(n.code for n in report.notes)
         console.print("[yellow]notes:[/] " + ", ".join(f"{c} ×{n}" for c, n in codes.items()))
-        for note in notes[:10]:
+        for note in report.notes[:10]:
             console.print(f"  {note}", highlight=False)
 
 

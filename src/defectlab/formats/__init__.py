@@ -3,13 +3,22 @@
 An explicit registry (no plugin discovery): each format names its reader, writer and a
 ``sniff`` function that recognises it from a path.
 
-========  =====  =====  ===========================================================
-name      read   write  what
-========  =====  =====  ===========================================================
-cvat      yes    yes    CVAT for images / video 1.1 XML (.xml, folder, or .zip download)
-unet      no     yes    class-index PNG masks + images (+ stacked .npy)
-maskrcnn  no     yes    images + compact per-image instance targets (.npz)
-========  =====  =====  ===========================================================
+=============  =====  =====  ======================================================================
+name           read   write  what
+=============  =====  =====  ======================================================================
+cvat           yes    yes    CVAT for images / video 1.1 XML (.xml, folder, or .zip download)
+coco           yes    yes    COCO instances JSON (file, folder, zip; Roboflow splits)
+yolo           yes    yes    Ultralytics/Roboflow YOLO .txt labels + data.yaml (detect, segment)
+via            yes    no     VGG Image Annotator 1/2/3 JSON
+labelme        yes    no     LabelMe JSON (a file per image, or a folder of them)
+labelbox       yes    no     Labelbox NDJSON export v2
+masks          yes    no     label mask images: class-index, binary, instance-id; CVAT Segmentation mask 1.1
+instance-tiff  yes    yes    int32 instance-id TIFFs + classes.json + instances.csv (napari, cellpose, StarDist)
+unet           no     yes    class-index PNG masks + images (+ stacked .npy)
+maskrcnn       no     yes    images + compact per-image instance targets (.npz)
+=============  =====  =====  ======================================================================
+
+Formats are sniffed in the order of this table; the first that recognises a path wins.
 """
 
 from __future__ import annotations
@@ -41,6 +50,51 @@ def _cvat() -> Format:
     return Format("cvat", "CVAT for images/video 1.1 XML", read_cvat, write_cvat, sniff_cvat)
 
 
+def _coco() -> Format:
+    from .coco_json import read_coco, sniff_coco, write_coco
+
+    return Format("coco", "COCO instances JSON (COCO, CVAT, datumaro, Roboflow)", read_coco, write_coco, sniff_coco)
+
+
+def _yolo() -> Format:
+    from .yolo_txt import read_yolo, sniff_yolo, write_yolo
+
+    return Format("yolo", "YOLO (Ultralytics / Roboflow) detection + segmentation txt labels and data.yaml",
+                  read_yolo, write_yolo, sniff_yolo)
+
+
+def _via() -> Format:
+    from .via_json import read_via, sniff_via
+
+    return Format("via", "VGG Image Annotator (VIA 1/2/3) JSON", read_via, sniff=sniff_via)
+
+
+def _labelme() -> Format:
+    from .labelme_json import read_labelme, sniff_labelme
+
+    return Format("labelme", "LabelMe JSON (a file per image, or a folder of them)", read_labelme, sniff=sniff_labelme)
+
+
+def _labelbox() -> Format:
+    from .labelbox_ndjson import read_labelbox, sniff_labelbox
+
+    return Format("labelbox", "Labelbox NDJSON export v2", read_labelbox, sniff=sniff_labelbox)
+
+
+def _masks() -> Format:
+    from .mask_images import read_masks, sniff_masks
+
+    return Format("masks", "label mask images: class-index, binary or instance-id PNG/TIFF; "
+                  "CVAT Segmentation mask 1.1; unet output", read_masks, sniff=sniff_masks)
+
+
+def _instance_tiff() -> Format:
+    from .mask_images import read_masks, write_instance_tiffs
+
+    return Format("instance-tiff", "int32 instance-id TIFFs + classes.json + instances.csv (napari, cellpose, StarDist)",
+                  read_masks, write_instance_tiffs)
+
+
 def _unet() -> Format:
     from .unet import write_unet
 
@@ -53,7 +107,18 @@ def _maskrcnn() -> Format:
     return Format("maskrcnn", "Mask R-CNN images + per-image instance targets", write=write_maskrcnn)
 
 
-_FACTORIES: dict[str, Callable[[], Format]] = {"cvat": _cvat, "unet": _unet, "maskrcnn": _maskrcnn}
+_FACTORIES: dict[str, Callable[[], Format]] = {
+    "cvat": _cvat,
+    "coco": _coco,
+    "yolo": _yolo,
+    "via": _via,
+    "labelme": _labelme,
+    "labelbox": _labelbox,
+    "masks": _masks,
+    "instance-tiff": _instance_tiff,
+    "unet": _unet,
+    "maskrcnn": _maskrcnn,
+}
 
 
 class _Registry(dict):

@@ -65,8 +65,8 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable
+from pathlib import Path
+from typing import Any, Callable
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -89,6 +89,7 @@ from ..model import (
     Tag,
 )
 from ._archive import SafeZip, is_zip
+from ._images import ImageFinder
 from ._xml import Node, parse_xml, parse_xml_file, root_tag
 
 __all__ = ["read_cvat", "write_cvat", "sniff_cvat", "SHAPE_ELEMENTS", "IMAGE_SUFFIXES"]
@@ -113,99 +114,6 @@ _SNIFF_BYTES = 4096
 # ---------------------------------------------------------------------------------------------
 
 
-class _ImageFinder:
-    """Looks up image files by name next to the export (folder or zip) and in a user folder."""
-
-    def __init__(
-        self,
-        *,
-        folder: Path | None = None,
-        archive: Path | None = None,
-        members: Iterable[str] = (),
-        prefix: str = "",
-        images: Path | None = None,
-    ) -> None:
-        self.folder = folder
-        self.archive = archive
-        self.members = set(members)
-        self.prefix = prefix
-        self.images = images
-        self._listings: dict[Path, dict[str, Path]] = {}
-
-    def _file(self, base: Path, rel: str) -> Path | None:
-        parent, _, name = rel.rpartition("/")
-        directory = base / parent if parent else base
-        listing = self._listings.get(directory)
-        if listing is None:
-            listing = {}
-            try:
-                with os.scandir(directory) as entries:
-                    for entry in entries:
-                        try:
-                            if entry.is_file():
-                                listing[entry.name] = Path(entry.path)
-                        except OSError:
-                            continue
-            except OSError:
-                pass
-            self._listings[directory] = listing
-        return listing.get(name)
-
-    def candidates(self, name: str, subset: str | None) -> tuple[list[str], list[str]]:
-        """(relative to the user's folder, relative to the export) names to try, in order."""
-        posix = name.replace("\\", "/")
-        parts = PurePosixPath(posix).parts
-        safe = bool(parts) and not PurePosixPath(posix).is_absolute() and ".." not in parts
-        sub_ok = subset is not None and subset not in ("", ".", "..") and not {"/", "\\"} & set(subset)
-        user: list[str] = []
-        export: list[str] = []
-        if safe:
-            if sub_ok:
-                user.append(f"{subset}/{posix}")
-            user.append(posix)
-        base = parts[-1] if parts else ""
-        if base not in ("", ".", "..") and base not in user:
-            user.append(base)
-        if safe:
-            if sub_ok:
-                export.append(f"images/{subset}/{posix}")
-            export.append(f"images/{posix}")
-            if sub_ok:
-                export.append(f"{subset}/{posix}")
-            export.append(posix)
-        return user, export
-
-    def find(self, name: str, subset: str | None) -> ImageSource | None:
-        """The image called ``name`` (in ``subset``), or None when no candidate exists."""
-        user, export = self.candidates(name, subset)
-        if self.images is not None:
-            for rel in user:
-                hit = self._file(self.images, rel)
-                if hit is not None:
-                    return ImageSource(hit)
-        if self.folder is not None:
-            for rel in export:
-                hit = self._file(self.folder, rel)
-                if hit is not None:
-                    return ImageSource(hit)
-        if self.archive is not None:
-            for rel in export:
-                member = self.prefix + rel
-                if member in self.members:
-                    return ImageSource(self.archive, member)
-        return None
-
-    def looked_in(self) -> str:
-        places = []
-        if self.images is not None:
-            places.append(str(self.images))
-        if self.folder is not None:
-            places.append(str(self.folder))
-        if self.archive is not None:
-            places.append(f"{self.archive}!{self.prefix}")
-        return " and ".join(places)
-
-
 def _pick_xml(names: list[str], where: str) -> str:
     """The annotation file among ``names`` (posix paths relative to an export root)."""
     if "annotations.xml" in names:
@@ -224,14 +132,14 @@ def _pick_xml(names: list[str], where: str) -> str:
     raise ParseError(where, "no annotations.xml (nor any other .xml file) in this CVAT export")
 
 
-def _load(path: Path, images: Path | None) -> tuple[Node, str, _ImageFinder]:
+def _load(path: Path, images: Path | None) -> tuple[Node, str, ImageFinder]:
     """Parse the export at ``path``: (root element, name for errors, image finder)."""
     if not path.exists():
         raise ParseError(path, "no such file or folder")
     if path.is_dir():
         names = sorted(p.name for p in path.iterdir() if p.is_file())
         xml = path / _pick_xml(names, str(path))
-        return parse_xml_file(str(xml)), str(xml), _ImageFinder(folder=path, images=images)
+        return parse_xml_file(str(xml)), str(xml), ImageFinder(folder=path, images=images)
     if is_zip(path):
         with SafeZip(path) as zf:
             member = _pick_xml(zf.names(), str(path))
@@ -239,11 +147,11 @@ def _load(path: Path, images: Path | None) -> tuple[Node, str, _ImageFinder]:
             with zf.open(member) as fh:
                 root = parse_xml(fh, display)
             prefix = member.rpartition("/")[0]
-            finder = _ImageFinder(
+            finder = ImageFinder(
                 archive=path, members=zf.names(), prefix=prefix + "/" if prefix else "", images=images
             )
         return root, display, finder
-    return parse_xml_file(str(path)), str(path), _ImageFinder(folder=path.parent, images=images)
+    return parse_xml_file(str(path)), str(path), ImageFinder(folder=path.parent, images=images)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,7 +183,7 @@ class _ItemDraft:
 class _CvatReader:
     """One read of one CVAT XML document; collects notes on the way."""
 
-    def __init__(self, display: str, finder: _ImageFinder) -> None:
+    def __init__(self, display: str, finder: ImageFinder) -> None:
         self.path = display
         self.finder = finder
         self.notes: list[Note] = []

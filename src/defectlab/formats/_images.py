@@ -1,0 +1,105 @@
+"""Finding an export's image files by name: beside the export (a folder or a zip) and in a
+folder the user names. Shared by every reader."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+from typing import Iterable
+
+from ..model import ImageSource
+
+__all__ = ["ImageFinder"]
+
+
+class ImageFinder:
+    """Looks up image files by name next to the export (folder or zip) and in a user folder."""
+
+    def __init__(
+        self,
+        *,
+        folder: Path | None = None,
+        archive: Path | None = None,
+        members: Iterable[str] = (),
+        prefix: str = "",
+        images: Path | None = None,
+    ) -> None:
+        self.folder = folder
+        self.archive = archive
+        self.members = set(members)
+        self.prefix = prefix
+        self.images = images
+        self._listings: dict[Path, dict[str, Path]] = {}
+
+    def _file(self, base: Path, rel: str) -> Path | None:
+        parent, _, name = rel.rpartition("/")
+        directory = base / parent if parent else base
+        listing = self._listings.get(directory)
+        if listing is None:
+            listing = {}
+            try:
+                with os.scandir(directory) as entries:
+                    for entry in entries:
+                        try:
+                            if entry.is_file():
+                                listing[entry.name] = Path(entry.path)
+                        except OSError:
+                            continue
+            except OSError:
+                pass
+            self._listings[directory] = listing
+        return listing.get(name)
+
+    def candidates(self, name: str, subset: str | None) -> tuple[list[str], list[str]]:
+        """(relative to the user's folder, relative to the export) names to try, in order."""
+        posix = name.replace("\\", "/")
+        parts = PurePosixPath(posix).parts
+        safe = bool(parts) and not PurePosixPath(posix).is_absolute() and ".." not in parts
+        sub_ok = subset is not None and subset not in ("", ".", "..") and not {"/", "\\"} & set(subset)
+        user: list[str] = []
+        export: list[str] = []
+        if safe:
+            if sub_ok:
+                user.append(f"{subset}/{posix}")
+            user.append(posix)
+        base = parts[-1] if parts else ""
+        if base not in ("", ".", "..") and base not in user:
+            user.append(base)
+        if safe:
+            if sub_ok:
+                export.append(f"images/{subset}/{posix}")
+            export.append(f"images/{posix}")
+            if sub_ok:
+                export.append(f"{subset}/{posix}")
+            export.append(posix)
+        return user, export
+
+    def find(self, name: str, subset: str | None) -> ImageSource | None:
+        """The image called ``name`` (in ``subset``), or None when no candidate exists."""
+        user, export = self.candidates(name, subset)
+        if self.images is not None:
+            for rel in user:
+                hit = self._file(self.images, rel)
+                if hit is not None:
+                    return ImageSource(hit)
+        if self.folder is not None:
+            for rel in export:
+                hit = self._file(self.folder, rel)
+                if hit is not None:
+                    return ImageSource(hit)
+        if self.archive is not None:
+            for rel in export:
+                member = self.prefix + rel
+                if member in self.members:
+                    return ImageSource(self.archive, member)
+        return None
+
+    def looked_in(self) -> str:
+        places = []
+        if self.images is not None:
+            places.append(str(self.images))
+        if self.folder is not None:
+            places.append(str(self.folder))
+        if self.archive is not None:
+            places.append(f"{self.archive}!{self.prefix}")
+        return " and ".join(places)

@@ -1,0 +1,1067 @@
+"""YOLO (Ultralytics / Roboflow) detection and segmentation datasets, read and written.
+
+Glossary of the format facts this module relies on
+--------------------------------------------------
+label file      one ``.txt`` per image, same stem; one object per line, fields separated by
+                white space; empty lines are ignored. A missing or empty label file means
+                "no objects" (a background image).
+detect line     ``class xc yc w h``: box center and size.
+segment line    ``class x1 y1 x2 y2 … xn yn``: a polygon of at least 3 points.
+coordinates     normalized: x by the image width, y by the image height, into [0, 1]. YOLO
+                stores no image size, so the sizes come from the image files.
+class           a 0-based index into ``names``.
+label path      the image path with its last ``images`` folder replaced by ``labels`` and
+                the suffix by ``.txt``: ``images/train/a.jpg`` → ``labels/train/a.txt``
+                (Ultralytics' ``img2label_paths``).
+data.yaml       ``path`` (dataset root), ``train``, ``val``, ``test``: each a folder of images
+                (searched recursively), an image file, a ``.txt`` file listing image paths
+                (``./x`` relative to the list's folder), or a list of those; ``names``: a list
+                or an ``{index: name}`` map; ``nc``: the class count (must match ``names``;
+                alone, Ultralytics names the classes ``class_0``, …).
+image suffixes  bmp dng jpeg jpg mpo png tif tiff webp pfm heic (Ultralytics' IMG_FORMATS).
+Roboflow        ``<split>/images``, ``<split>/labels`` beside ``data.yaml``, whose entries
+                read ``../train/images``, ``../valid/images``; Ultralytics retries such an
+                entry without its leading ``../`` when it does not exist.
+numbers         Ultralytics writes ``%g`` (6 significant digits), CVAT and datumaro
+                ``%.6f``; this module writes ``%.6f``.
+
+How Ultralytics differs from this reader (and why)
+--------------------------------------------------
+* Ultralytics decides "box or polygon" once per *file* (any line with more than 6 fields
+  makes every line a polygon), so a box line in a polygon file is misread. This reader
+  decides per *line*: 5 fields → box, an odd count ≥ 7 → polygon, anything else is an error.
+* Ultralytics tolerates coordinates in [-0.01, 1.01]; this reader accepts [0, 1] within
+  :data:`COORD_TOLERANCE` and refuses the rest (a sign of pixel or wrongly scaled labels).
+* Ultralytics resolves a relative ``path`` against the working directory (then its datasets
+  folder), and a missing ``path`` as the folder of ``data.yaml``; this reader resolves a
+  relative ``path`` against the folder of ``data.yaml`` too, and falls back to that folder,
+  with a note, when ``path`` does not exist (e.g. an absolute path from another machine).
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> from defectlab.prepare.synthetic import make_synthetic_dataset
+>>> tmp = pathlib.Path(tempfile.mkdtemp())
+>>> ds = make_synthetic_dataset(tmp / "export", n_images=1)
+>>> report = write_yolo(ds, tmp / "yolo", task="segment")
+>>> back = read_yolo(tmp / "yolo")
+>>> [lab.name for lab in back.labels] == [lab.name for lab in ds.labels], len(back)
+(True, 1)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import numpy as np
+
+from .._output import output_dir
+from ..errors import DatasetError, ImageError, ParseError
+from ..imaging.io import image_size_hw
+from ..model import Box, Dataset, ImageSource, Item, Label, Note, Polygon, Shape
+from ..raster import DEFAULT_LINE_WIDTH, instances, rasterize
+from ._archive import is_zip
+from ._training import WriteReport, check_items, copy_image
+
+__all__ = ["read_yolo", "write_yolo", "sniff_yolo", "IMG_SUFFIXES", "COORD_TOLERANCE", "DECIMALS"]
+
+#: Image file suffixes a split folder is searched for (Ultralytics' IMG_FORMATS).
+IMG_SUFFIXES = frozenset(
+    {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"}
+)
+#: How far outside [0, 1] a normalized coordinate may be (rounding of the writing tool).
+COORD_TOLERANCE = 1e-6
+#: Decimals written per normalized coordinate: the error is at most 0.5e-6 x the image size in px.
+DECIMALS = 6
+
+_SPLITS = ("train", "val", "test")
+#: Folder names a split is also looked for under (Roboflow writes ``valid``).
+_SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
+_ANY_SPLIT_FOLDER = frozenset(f for folders in _SPLIT_FOLDERS.values() for f in folders)
+#: Subset names (lower-cased) written to each split.
+_SUBSET_SPLIT = {
+    "train": "train", "training": "train",
+    "val": "val", "valid": "val", "validation": "val",
+    "test": "test", "testing": "test",
+}
+_NAMES_FILES = ("classes.txt", "obj.names")
+_MAX_YAML_BYTES = 16 << 20
+_SNIFF_BYTES = 4096
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths
+# ---------------------------------------------------------------------------------------------
+
+
+def _labels_counterpart(path: Path) -> Path | None:
+    """``path`` with its last ``images`` component replaced by ``labels`` (None if it has none)."""
+    parts = path.parts
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "images":
+            return Path(*parts[:i], "labels", *parts[i + 1 :])
+    return None
+
+
+def _label_path(image: Path) -> Path:
+    """The label file of an image (Ultralytics' rule; beside the image when no ``images`` folder)."""
+    folder = _labels_counterpart(image.parent) or image.parent
+    return folder / (image.name.rsplit(".", 1)[0] + ".txt")
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """Image files under ``folder``, recursively, sorted."""
+    found = []
+    for dirpath, _dirs, files in os.walk(folder):
+        found += [Path(dirpath) / f for f in files if Path(f).suffix.lower() in IMG_SUFFIXES]
+    return sorted(found)
+
+
+def _item_name(image: Path, base: Path | None) -> str:
+    """The name of an item: its path in the split folder ``base``; for listed images, the path
+    after the last ``images`` folder without a split folder (``train``, ``val``, ``valid``,
+    ``validation``, ``test``) right under it; else the file name."""
+    if base is not None:
+        try:
+            return image.relative_to(base).as_posix()
+        except ValueError:
+            pass
+    parts = image.parts
+    idx = max((i for i, p in enumerate(parts[:-1]) if p == "images"), default=None)
+    if idx is not None:
+        rest = list(parts[idx + 1 :])
+        if len(rest) > 1 and rest[0].lower() in _ANY_SPLIT_FOLDER:
+            rest = rest[1:]
+        return "/".join(rest)
+    return image.name
+
+
+# ---------------------------------------------------------------------------------------------
+# Label files
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One label line: class index, normalized numbers (4 for a box, 2N for a polygon), line."""
+
+    class_id: int
+    values: np.ndarray
+    line: int
+
+
+def _parse_labels(path: Path, n_classes: int | None) -> list[_Row]:
+    """The rows of a label file; ParseError naming the file, line and column of a bad field."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        bad = err.object[err.start]
+        raise ParseError(path, f"expected UTF-8 text, got the byte {bad:#04x} that is not") from err
+    except OSError as err:
+        raise ParseError(path, f"cannot read the label file ({err})") from err
+    rows: list[_Row] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        n = len(tokens)
+        if n != 5 and (n < 7 or n % 2 == 0):
+            hint = " (6 fields look like a prediction with a confidence, not a label)" if n == 6 else ""
+            raise ParseError(
+                path,
+                f"expected 5 fields (class xc yc w h) or an odd number >= 7 (class x1 y1 x2 y2 x3 y3 ...), "
+                f"got {n}{hint}",
+                line=lineno,
+            )
+        columns = []
+        pos = 0
+        for tok in tokens:
+            pos = line.index(tok, pos)
+            columns.append(pos + 1)
+            pos += len(tok)
+        try:
+            cls = float(tokens[0])
+        except ValueError:
+            cls = math.nan
+        if not (math.isfinite(cls) and cls == int(cls) and cls >= 0):
+            raise ParseError(path, f"expected a class index (a whole number >= 0), got {tokens[0]!r}",
+                             line=lineno, column=columns[0])
+        class_id = int(cls)
+        if n_classes is not None and class_id >= n_classes:
+            raise ParseError(path, f"class index {class_id} is out of range: the dataset names {n_classes} "
+                             f"classes (0..{n_classes - 1})", line=lineno, column=columns[0])
+        values = np.empty(n - 1, dtype=np.float64)
+        for k, tok in enumerate(tokens[1:]):
+            try:
+                v = float(tok)
+            except ValueError:
+                v = math.nan
+            if not math.isfinite(v):
+                raise ParseError(path, f"expected a number for field {k + 2}, got {tok!r}",
+                                 line=lineno, column=columns[k + 1])
+            if not -COORD_TOLERANCE <= v <= 1 + COORD_TOLERANCE:
+                raise ParseError(
+                    path,
+                    f"expected a normalized coordinate in [0, 1] for field {k + 2}, got {tok} (pixel "
+                    "coordinates? YOLO divides x by the image width, y by its height)",
+                    line=lineno,
+                    column=columns[k + 1],
+                )
+            values[k] = v
+        rows.append(_Row(class_id, values, lineno))
+    return rows
+
+
+def _row_shape(row: _Row, label: str, size_hw: tuple[int, int]) -> Shape:
+    """The shape of a row in absolute pixels (not rounded)."""
+    h, w = size_hw
+    v = row.values
+    if len(v) == 4:
+        xc, yc, bw, bh = v.tolist()
+        cx, cy, half_w, half_h = xc * w, yc * h, bw * w / 2, bh * h / 2
+        return Box(label=label, xyxy=(cx - half_w, cy - half_h, cx + half_w, cy + half_h), source="file")
+    points_xy = v.reshape(-1, 2) * np.array([w, h], dtype=np.float64)
+    return Polygon(label=label, points_xy=points_xy, source="file")
+
+
+# ---------------------------------------------------------------------------------------------
+# data.yaml
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Yaml:
+    """A parsed data.yaml: its values and the 1-based line of each top-level key and of each name."""
+
+    path: Path
+    data: dict[str, Any]
+    lines: dict[str, int]
+    name_lines: list[int]
+
+    def error(self, key: str, message: str) -> ParseError:
+        return ParseError(self.path, message, line=self.lines.get(key), where=f"key {key!r}")
+
+
+def _load_yaml(path: Path) -> _Yaml:
+    import yaml
+
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ParseError(path, f"cannot read ({err})") from err
+    if len(raw) > _MAX_YAML_BYTES:
+        raise ParseError(path, f"a data.yaml of {len(raw)} bytes is not plausible (limit {_MAX_YAML_BYTES})")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ParseError(path, "expected UTF-8 text") from err
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        place = {"line": mark.line + 1, "column": mark.column + 1} if mark else {}
+        raise ParseError(path, f"not valid YAML: {err.problem or err.context}", **place) from err
+    except yaml.YAMLError as err:
+        raise ParseError(path, f"not valid YAML ({err})") from err
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        line = node.start_mark.line + 1 if node is not None else 1
+        got = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise ParseError(path, f"expected a mapping with keys train, val, names, ...; got {got}", line=line)
+    lines: dict[str, int] = {}
+    name_lines: list[int] = []
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        lines[key] = key_node.start_mark.line + 1
+        if key == "names" and isinstance(value_node, yaml.SequenceNode):
+            name_lines = [n.start_mark.line + 1 for n in value_node.value]
+        elif key == "names" and isinstance(value_node, yaml.MappingNode):
+            name_lines = [k.start_mark.line + 1 for k, _ in value_node.value]
+    data = {str(k): v for k, v in data.items()}
+    return _Yaml(path, data, lines, name_lines)
+
+
+def _names(doc: _Yaml, notes: list[Note]) -> list[str]:
+    """Class names by index from ``names`` (list or map) and ``nc``."""
+    names, nc = doc.data.get("names"), doc.data.get("nc")
+    if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc < 0):
+        raise doc.error("nc", f"expected the class count (a whole number >= 0) for 'nc', got {nc!r}")
+    if names is None:
+        if nc is None:
+            raise ParseError(doc.path, "missing key 'names' (the class names; 'nc' alone would do too)",
+                             where="key 'names'")
+        notes.append(Note("made-up-names", f"no 'names': the {nc} classes are called class_0, class_1, ... "
+                          "as Ultralytics does", where=doc.path.name))
+        return [f"class_{i}" for i in range(nc)]
+    values = list(names.values()) if isinstance(names, dict) else names
+    lines = doc.name_lines if len(doc.name_lines) == len(values) else [doc.lines.get("names")] * len(values)
+    if isinstance(names, list):
+        pairs = list(zip(range(len(names)), names, lines))
+    elif isinstance(names, dict):
+        pairs = []
+        for (k, v), line in zip(names.items(), lines):
+            if isinstance(k, bool) or not isinstance(k, (int, str)) or not str(k).strip().isdigit():
+                raise doc.error(
+                    "names", f"expected class indices (whole numbers >= 0) as the keys of 'names', got {k!r}"
+                )
+            pairs.append((int(k), v, line))
+    else:
+        raise doc.error("names", f"expected a list or an {{index: name}} map for 'names', got {names!r}")
+    pairs.sort(key=lambda t: t[0])
+    indices = [k for k, _, _ in pairs]
+    if indices != list(range(len(pairs))):
+        missing = sorted(set(range(max(indices, default=-1) + 1)) - set(indices))
+        raise doc.error("names", f"expected class indices 0..{len(pairs) - 1} in 'names', "
+                        f"got {indices[:10]}{' ...' if len(indices) > 10 else ''}"
+                        + (f" (missing {missing[:5]})" if missing else " (an index twice)"))
+    out: list[str] = []
+    for i, v, line in pairs:
+        if isinstance(v, bool) or v is None or not isinstance(v, (str, int, float)) or str(v).strip() == "":
+            raise ParseError(doc.path, f"expected a class name for class {i}, got {v!r} "
+                             "(quote names like yes, no, null in YAML)", line=line, where="key 'names'")
+        out.append(str(v))
+    dup = [n for n, c in Counter(out).items() if c > 1]
+    if dup:
+        idx = [i for i, n in enumerate(out) if n == dup[0]]
+        raise doc.error(
+            "names", f"the class name {dup[0]!r} is given to classes {idx}; expected unique names"
+        )
+    if nc is not None and nc != len(out):
+        raise doc.error("nc", f"'nc' is {nc} but 'names' has {len(out)} names; expected them to match")
+    return out
+
+
+def _names_file(root: Path) -> Path | None:
+    for name in _NAMES_FILES:
+        for folder in (root, root / "labels"):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def _read_names_file(path: Path) -> list[str]:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ParseError(path, f"cannot read the class names ({err})") from err
+    names = [line.strip() for line in text.splitlines()]
+    while names and not names[-1]:
+        names.pop()
+    for lineno, name in enumerate(names, start=1):
+        if not name:
+            raise ParseError(path, "expected a class name on every line, got an empty line", line=lineno)
+        if name in names[: lineno - 1]:
+            raise ParseError(
+                path, f"the class name {name!r} appears twice; expected unique names", line=lineno
+            )
+    return names
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Split:
+    """The images of one split and the label folders to search for labels without an image."""
+
+    name: str | None
+    images: list[tuple[Path, Path | None]] = field(default_factory=list)  # (image, base folder)
+    label_dirs: list[tuple[Path, Path]] = field(default_factory=list)  # (image folder, label folder)
+
+
+class _YoloReader:
+    def __init__(self, images: Path | None) -> None:
+        self.images = images
+        self.notes: list[Note] = []
+        self._listing: dict[Path, dict[str, Path]] = {}
+
+    def note(self, code: str, message: str, item: str | None = None, where: str | None = None) -> None:
+        self.notes.append(Note(code, message, item=item, where=where))
+
+    # -- where the splits are --------------------------------------------------------------
+
+    def resolve(self, entry: str, key: str, root: Path, where: str) -> Path | None:
+        """An existing image folder, image file or list file for a split entry (or a folder whose
+        ``labels`` counterpart exists); None, with a note, when nothing is found."""
+        literal = Path(entry)
+        cand = literal if literal.is_absolute() else root / literal
+        if cand.exists():
+            return cand
+        tried = [cand]
+        if entry.startswith("../"):
+            alt = root / entry[3:]
+            if alt.exists():
+                self.note("split-path", f"{key}: {entry!r} does not exist; read {alt} instead "
+                          "(Ultralytics' rule for '../' entries)", where=where)
+                return alt
+            tried.append(alt)
+        counterpart = _labels_counterpart(cand)
+        if counterpart is not None and counterpart.is_dir():
+            return cand  # labels without their images: found later through images=
+        for folder in _SPLIT_FOLDERS[key]:
+            for alt in (root / folder / "images", root / "images" / folder):
+                if alt.is_dir() and alt not in tried:
+                    self.note(
+                        "split-path", f"{key}: {entry!r} does not exist; read {alt} instead", where=where
+                    )
+                    return alt
+        self.note("missing-split", f"{key}: {entry!r} not found (looked for {tried[0]}); split skipped",
+                  where=where)
+        return None
+
+    def add_source(self, split: _Split, source: Path) -> None:
+        if source.is_dir() or not source.exists():
+            if source.is_dir():
+                split.images += [(p, source) for p in _image_files(source)]
+            labels = _labels_counterpart(source)
+            if labels is not None and labels.is_dir():
+                split.label_dirs.append((source, labels))
+        elif source.suffix.lower() in IMG_SUFFIXES:
+            split.images.append((source, None))
+        else:
+            self.read_list(split, source)
+
+    def read_list(self, split: _Split, path: Path) -> None:
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ParseError(path, f"expected a text file listing image paths ({err})") from err
+        skipped = 0
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            entry = line.strip()
+            if not entry:
+                continue
+            if Path(entry).suffix.lower() not in IMG_SUFFIXES:
+                skipped += 1
+                continue
+            rel = entry[2:] if entry.startswith("./") else entry
+            cand = Path(rel)
+            if not cand.is_absolute():
+                cand = path.parent / rel
+            if not cand.is_file():
+                self.note("missing-image", f"listed image {entry!r} not found; skipped",
+                          where=f"{path.name} line {lineno}")
+                continue
+            split.images.append((cand, None))
+        if skipped:
+            self.note(
+                "not-an-image",
+                f"{skipped} line(s) do not name an image file (suffixes {', '.join(sorted(IMG_SUFFIXES))}); "
+                "ignored, as Ultralytics does",
+                where=path.name,
+            )
+
+    def splits_from_yaml(self, doc: _Yaml) -> list[_Split]:
+        yaml_dir = doc.path.parent
+        root = yaml_dir
+        base = doc.data.get("path")
+        if isinstance(base, bool) or (base is not None and not isinstance(base, (str, int, float))):
+            raise doc.error("path", f"expected a folder for 'path', got {base!r}")
+        if base not in (None, ""):
+            cand = Path(str(base))
+            cand = cand if cand.is_absolute() else yaml_dir / cand
+            if cand.is_dir():
+                root = cand
+            else:
+                self.note(
+                    "path-fallback",
+                    f"path {str(base)!r} is not a folder here; read the splits relative to "
+                    f"{yaml_dir} instead",
+                    where=doc.path.name,
+                )
+        data = dict(doc.data)
+        if "val" not in data and "validation" in data:
+            data["val"] = data["validation"]
+            doc.lines["val"] = doc.lines.get("validation", 0)
+        if not any(data.get(k) for k in _SPLITS):
+            raise ParseError(
+                doc.path,
+                "expected at least one of the keys train, val, test (image folders or lists)",
+                where="key 'train'",
+            )
+        splits: list[_Split] = []
+        seen: dict[tuple, str] = {}
+        for key in _SPLITS:
+            value = data.get(key)
+            if value in (None, "", []):
+                continue
+            entries = value if isinstance(value, list) else [value]
+            if not all(isinstance(e, str) and e for e in entries):
+                raise doc.error(
+                    key, f"expected a folder, a file or a list of them for {key!r}, got {value!r}"
+                )
+            where = f"{doc.path.name} line {doc.lines.get(key)}"
+            sources = [s for s in (self.resolve(e, key, root, where) for e in entries) if s is not None]
+            ident = tuple(sorted(str(s.resolve()) for s in sources))
+            if ident and ident in seen:
+                self.note("same-split", f"{key} names the same images as {seen[ident]}; read them once, "
+                          f"as {seen[ident]}", where=where)
+                continue
+            seen[ident] = key
+            split = _Split(key)
+            for source in sources:
+                self.add_source(split, source)
+            splits.append(split)
+        return splits
+
+    def splits_from_folder(self, root: Path) -> list[_Split]:
+        """A bare ``images/`` + ``labels/`` folder: subsets are the first folder under images/."""
+        by_subset: dict[str | None, _Split] = {}
+        images_dir = root / "images"
+        for image in _image_files(images_dir):
+            rel = image.relative_to(images_dir).parts
+            subset = rel[0] if len(rel) > 1 else None
+            split = by_subset.setdefault(subset, _Split(subset))
+            split.images.append((image, images_dir / subset if subset else images_dir))
+        for sub in sorted(p for p in (root / "labels").iterdir() if p.is_dir()):
+            by_subset.setdefault(sub.name, _Split(sub.name)).label_dirs.append((images_dir / sub.name, sub))
+        top = by_subset.setdefault(None, _Split(None))
+        # last, so that the subsets claim the label files in their own folders first
+        top.label_dirs.append((images_dir, root / "labels"))
+        return [by_subset[k] for k in sorted(by_subset, key=lambda s: (s is None, s or ""))]
+
+    # -- images for labels that have none --------------------------------------------------
+
+    def _stems(self, folder: Path) -> dict[str, Path]:
+        listing = self._listing.get(folder)
+        if listing is None:
+            listing = {}
+            try:
+                for entry in sorted(folder.iterdir()):
+                    if entry.is_file() and entry.suffix.lower() in IMG_SUFFIXES:
+                        listing.setdefault(entry.name.rsplit(".", 1)[0], entry)
+            except OSError:
+                pass
+            self._listing[folder] = listing
+        return listing
+
+    def find_image(self, rel_stem: PurePosixPath, subset: str | None) -> Path | None:
+        if self.images is None:
+            return None
+        candidates = []
+        if subset:
+            candidates.append(self.images / subset / rel_stem)
+        candidates += [self.images / rel_stem, self.images / rel_stem.name]
+        for cand in candidates:
+            hit = self._stems(cand.parent).get(cand.name)
+            if hit is not None:
+                return hit
+        return None
+
+    # -- items -------------------------------------------------------------------------------
+
+    def items(
+        self, splits: list[_Split], names: list[str] | None, display: str
+    ) -> tuple[list[Item], list[str]]:
+        n_classes = len(names) if names is not None else None
+        # pass 1: the images of every split, and the label files they claim
+        work: list[tuple[_Split, list[tuple[Path, str, Path]]]] = []
+        claimed: set[str] = set()
+        for split in splits:
+            seen: set[str] = set()
+            entries = []
+            for image, base in split.images:
+                key = os.path.normpath(image)
+                if key in seen:
+                    self.note("duplicate-image", f"listed twice in {split.name}; read once", item=str(image))
+                    continue
+                seen.add(key)
+                label = _label_path(image)
+                claimed.add(os.path.normpath(label))
+                entries.append((image, _item_name(image, base), label))
+            work.append((split, entries))
+        # pass 2: label files no image claims: their image may be in images=, else they are skipped
+        for split, entries in work:
+            for image_dir, label_dir in split.label_dirs:
+                for label in sorted(label_dir.rglob("*.txt")):
+                    key = os.path.normpath(label)
+                    if key in claimed or label.name in _NAMES_FILES or not label.is_file():
+                        continue
+                    claimed.add(key)
+                    rel_stem = PurePosixPath(label.relative_to(label_dir).as_posix()[: -len(".txt")])
+                    image = self.find_image(rel_stem, split.name)
+                    if image is None:
+                        looked = f"{image_dir}" + (f" and {self.images}" if self.images else "")
+                        self.note(
+                            "label-without-image",
+                            f"no image file for this label file (looked in {looked}); skipped: without "
+                            "the image size its coordinates cannot be denormalized",
+                            item=str(label),
+                        )
+                        continue
+                    entries.append((image, (rel_stem.parent / image.name).as_posix(), label))
+        # pass 3: sizes from the image headers, then the label lines
+        pending: list[tuple[str, tuple[int, int], Path, str | None, list[_Row]]] = []
+        no_label: list[str] = []
+        for split, entries in work:
+            for image, name, label in entries:
+                try:
+                    size_hw = image_size_hw(image)
+                except ImageError as err:
+                    self.note("unreadable-image", f"{err}; item skipped", item=str(image))
+                    continue
+                self.check_exif(image)
+                if label.is_file():
+                    rows = _parse_labels(label, n_classes)
+                else:
+                    rows = []
+                    no_label.append(str(image))
+                pending.append((name, size_hw, image, split.name, rows))
+        if no_label:
+            self.note(
+                "no-label-file",
+                f"{len(no_label)} image(s) have no label file (YOLO's way to mark an image without "
+                f"objects), e.g. {no_label[0]}",
+                where=display,
+            )
+        if names is None:
+            top = max((r.class_id for *_, rows in pending for r in rows), default=-1)
+            names = [f"class_{i}" for i in range(top + 1)]
+            self.note(
+                "made-up-names",
+                f"no data.yaml, classes.txt or obj.names: the {top + 1} classes are called "
+                "class_0, class_1, ...",
+                where=display,
+            )
+        items = [
+            Item(name, size_hw, tuple(_row_shape(r, names[r.class_id], size_hw) for r in rows),
+                 image=ImageSource(image), subset=subset)
+            for name, size_hw, image, subset, rows in pending
+        ]
+        return items, names
+
+    def check_exif(self, image: Path) -> None:
+        if image.suffix.lower() not in (".jpg", ".jpeg"):
+            return
+        try:
+            from PIL import Image
+
+            with Image.open(image) as im:
+                orientation = im.getexif().get(274, 1)
+        except Exception:  # noqa: BLE001 - the size was read already; EXIF is a nicety
+            return
+        if orientation not in (None, 1):
+            self.note(
+                "exif-orientation",
+                f"EXIF orientation {orientation}: labeling tools and Ultralytics show this image "
+                "rotated, defectlab reads its stored pixels; the labels may not line up",
+                item=str(image),
+            )
+
+
+def _find_yaml(folder: Path) -> Path | None:
+    if (folder / "data.yaml").is_file():
+        return folder / "data.yaml"
+    found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".yaml", ".yml"))
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        names = [p.name for p in found[:10]]
+        raise ParseError(folder, f"expected one data.yaml, found several YAML files: {names}")
+    return None
+
+
+def read_yolo(path: str | Path, *, images: str | Path | None = None) -> Dataset:
+    """Read a YOLO detection or segmentation dataset (Ultralytics or Roboflow layout).
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``data.yaml``; a folder holding one (or a single other ``.yaml``); or a bare folder
+        with ``images/`` and ``labels/`` (subsets from the folders under ``images/``, class
+        names from an optional ``classes.txt`` or ``obj.names``).
+    images : str or Path, optional
+        A folder to look for the image of a label file that has none in the export (tried as
+        ``<images>/<subset>/<stem>.*``, ``<images>/<stem>.*``).
+
+    Returns
+    -------
+    Dataset
+        One item per image, in split order (train, val, test), sorted by path within a split
+        (list files: in their order); ``Item.subset`` is the split key; ``Item.size_hw`` is read
+        from the image file's header.
+        Boxes are :class:`~defectlab.model.Box`, polygons :class:`~defectlab.model.Polygon`, in
+        absolute float pixels (normalized value x image width or height, not rounded), decided
+        line by line. Labels in class-index order. ``format="yolo"``.
+
+    Raises
+    ------
+    ParseError
+        No data.yaml nor images/ + labels/; YAML that is invalid or not a mapping; ``names``
+        and ``nc`` both missing, not matching, or names not unique; a label line with a wrong
+        number of fields, a non-numeric field, a coordinate outside [0, 1], or a class index
+        out of range — each naming the file and the line (and column).
+
+    Notes
+    -----
+    Skipped, each with a :class:`~defectlab.model.Note`: a label file without its image (its
+    coordinates cannot be denormalized without the image size), an unreadable image, a split
+    that is not found, a split naming the same images as an earlier one. An image without a
+    label file is an item without shapes (YOLO's background image), counted in one note. A
+    split entry that does not exist is looked for without a leading ``../`` (Ultralytics),
+    then as ``<split>/images`` (Roboflow; ``valid`` for val) and ``images/<split>``.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from PIL import Image
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / "images" / "train").mkdir(parents=True); (root / "labels" / "train").mkdir(parents=True)
+    >>> Image.new("L", (200, 100)).save(root / "images" / "train" / "a.png")
+    >>> lines = "0 0.5 0.5 0.2 0.4\\n1 0.1 0.1 0.3 0.1 0.2 0.5\\n"
+    >>> _ = (root / "labels" / "train" / "a.txt").write_text(lines)
+    >>> _ = (root / "data.yaml").write_text("train: images/train\\nnames: [cavity, loop]\\n")
+    >>> ds = read_yolo(root)
+    >>> ds[0].size_hw, ds[0].subset, ds[0].shapes[0].xyxy
+    ((100, 200), 'train', (80.0, 30.0, 120.0, 70.0))
+    >>> ds[0].shapes[1].points_xy.tolist()
+    [[20.0, 10.0], [60.0, 10.0], [40.0, 50.0]]
+    """
+    path = Path(path)
+    images_dir = Path(images) if images is not None else None
+    if images_dir is not None and not images_dir.is_dir():
+        raise ImageError(f"{images_dir}: no such folder (given as images=)")
+    if not path.exists():
+        raise ParseError(path, "no such file or folder")
+    if path.is_file() and is_zip(path):
+        raise ParseError(path, "a zip archive: extract it, then read its folder")
+    reader = _YoloReader(images_dir)
+    yaml_path = path if path.is_file() else _find_yaml(path)
+    if yaml_path is not None:
+        doc = _load_yaml(yaml_path)
+        names: list[str] | None = _names(doc, reader.notes)
+        splits = reader.splits_from_yaml(doc)
+    elif (path / "images").is_dir() and (path / "labels").is_dir():
+        names_file = _names_file(path)
+        names = _read_names_file(names_file) if names_file else None
+        splits = reader.splits_from_folder(path)
+    else:
+        raise ParseError(path, "not a YOLO dataset: expected a data.yaml, or images/ and labels/ folders")
+    items, names = reader.items(splits, names, str(path))
+    labels = tuple(Label(n) for n in names)
+    return Dataset(labels, tuple(items), tuple(reader.notes), source=str(path), format="yolo")
+
+
+def _looks_like_data_yaml(head: bytes) -> bool:
+    text = head.decode("utf-8", "replace")
+    keys = {
+        line.split(":", 1)[0].strip()
+        for line in text.splitlines()
+        if ":" in line and not line.startswith((" ", "\t", "#"))
+    }
+    return bool(keys & {"names", "nc"}) and bool(keys & {"train", "val", "test", "path"})
+
+
+def sniff_yolo(path: str | Path) -> bool:
+    """True when ``path`` looks like a YOLO dataset (reads a few KiB and folder names only).
+
+    A ``.yaml``/``.yml`` file with top-level ``names`` or ``nc`` and a split key; a folder
+    holding such a ``data.yaml``; or a folder with ``images/`` and ``labels/`` sub-folders
+    whose label files are ``.txt`` (or that holds no label file yet).
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            yaml_path = path / "data.yaml"
+            if not yaml_path.is_file():
+                # a bare images/ + labels/ folder; label *images* (instance TIFFs, masks) are not YOLO
+                labels = path / "labels"
+                if not ((path / "images").is_dir() and labels.is_dir()):
+                    return False
+                return next(labels.rglob("*.txt"), None) is not None or (
+                    next((p for p in labels.rglob("*") if p.is_file()), None) is None)
+            path = yaml_path
+        if not path.is_file() or path.suffix.lower() not in (".yaml", ".yml"):
+            return False
+        with open(path, "rb") as fh:
+            return _looks_like_data_yaml(fh.read(_SNIFF_BYTES))
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------
+
+
+def _clip_ring(ring: np.ndarray, w: float, h: float) -> np.ndarray:
+    """The ring clipped to the image rectangle [0, w] x [0, h] (Sutherland–Hodgman)."""
+    pts = np.asarray(ring, dtype=np.float64)
+    for axis, bound, keep_above in ((0, 0.0, True), (0, w, False), (1, 0.0, True), (1, h, False)):
+        if len(pts) == 0:
+            break
+        inside = pts[:, axis] >= bound if keep_above else pts[:, axis] <= bound
+        if inside.all():
+            continue
+        out = []
+        prev, prev_in = pts[-1], inside[-1]
+        for cur, cur_in in zip(pts, inside):
+            if cur_in != prev_in:
+                t = (bound - prev[axis]) / (cur[axis] - prev[axis])
+                cross = prev + t * (cur - prev)
+                cross[axis] = bound
+                out.append(cross)
+            if cur_in:
+                out.append(cur)
+            prev, prev_in = cur, cur_in
+        pts = np.array(out, dtype=np.float64).reshape(-1, 2)
+    if len(pts):
+        keep = np.any(pts != np.roll(pts, 1, axis=0), axis=1)
+        pts = pts[keep] if keep.any() else pts[:1]
+    return pts
+
+
+def _ring_area(ring: np.ndarray) -> float:
+    x, y = ring[:, 0], ring[:, 1]
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
+
+
+def _line(class_id: int, values: np.ndarray) -> str:
+    return f"{class_id} " + " ".join(f"{v:.{DECIMALS}f}" for v in values.tolist())
+
+
+def _split_of(item: Item) -> str:
+    if item.subset is None:
+        return "train"
+    split = _SUBSET_SPLIT.get(item.subset.strip().lower())
+    if split is None:
+        raise DatasetError(
+            f"{item.name}: subset {item.subset!r} has no YOLO split; expected train, val or test "
+            "(rename the subsets first, e.g. dataset.with_items([dataclasses.replace(it, subset=...) ...]))"
+        )
+    return split
+
+
+def _safe_stem(item: Item) -> str:
+    stem = item.stem
+    parts = PurePosixPath(stem).parts
+    if not parts or PurePosixPath(stem).is_absolute() or ".." in parts or ":" in parts[0]:
+        raise DatasetError(
+            f"{item.name!r}: an image name that is absolute or climbs out with '..' cannot be written"
+        )
+    return stem
+
+
+def _detect_lines(item: Item, class_index: dict[str, int], line_width: float, notes: list[Note]) -> list[str]:
+    inst, inst_notes = instances(item, class_index, line_width=line_width)
+    notes.extend(inst_notes)
+    h, w = item.size_hw
+    lines = []
+    for i in inst:
+        x1, y1, x2, y2 = i.box_xyxy
+        xywh = np.array([(x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h])
+        lines.append(_line(i.class_id, xywh))
+    return lines
+
+
+def _segment_lines(
+    item: Item, class_index: dict[str, int], line_width: float, tolerance: float, notes: list[Note]
+) -> list[str]:
+    from ..raster.contours import shape_polygons
+
+    h, w = item.size_hw
+    scale = np.array([w, h], dtype=np.float64)
+    lines = []
+    for index, shape in enumerate(item.shapes):
+        if not shape.is_area and shape.kind != "polyline":
+            continue
+        if shape.label not in class_index:
+            raise DatasetError(
+                f"{item.name}: shape label {shape.label!r} has no class; classes are {list(class_index)}"
+            )
+        where = f"shape {index}"
+
+        def note(code: str, message: str, shape: Shape = shape, where: str = where) -> None:
+            notes.append(Note(code, f"{shape.kind} {shape.label!r} {message}", item=item.name, where=where))
+
+        if rasterize(shape, item.size_hw, line_width=line_width).area == 0:
+            note("degenerate-shape", "covers no pixel center (too small or outside the image); not written")
+            continue
+        rings, has_holes = shape_polygons(shape, item.size_hw, line_width=line_width, tolerance=tolerance)
+        kept = []
+        clipped = False
+        for ring in rings:
+            ring = np.asarray(ring, dtype=np.float64)
+            if ring.size and (ring.min() < 0 or (ring[:, 0] > w).any() or (ring[:, 1] > h).any()):
+                ring, clipped = _clip_ring(ring, w, h), True
+            if len(ring) >= 3 and _ring_area(ring) > 0:
+                kept.append(ring)
+        if clipped:
+            note("clipped-to-image", "reaches outside the image; written clipped to it")
+        if not kept:
+            note("degenerate-shape", "has no area inside the image; not written")
+            continue
+        if len(kept) > 1:
+            note("split-instance", f"has {len(kept)} separate parts; written as {len(kept)} objects "
+                 "(a YOLO line holds one polygon)")
+        if has_holes:
+            note("holes-dropped", "has holes, which YOLO polygons cannot hold; written filled")
+        lines += [_line(class_index[shape.label], (ring / scale).ravel()) for ring in kept]
+    return lines
+
+
+def _data_yaml(out: Path, splits: list[str], names: list[str], task: str) -> str:
+    import yaml
+
+    body: dict[str, Any] = {"path": str(out)}
+    for split in ("train", "val", "test"):
+        if split in splits:
+            body[split] = f"images/{split}"
+    if "val" not in splits:
+        body["val"] = "images/train"
+    body["nc"] = len(names)
+    body["names"] = dict(enumerate(names))
+    head = (
+        f"# Ultralytics YOLO {task} dataset written by defectlab.\n"
+        "# 'path' is this folder; if you move it, change 'path' or delete that line\n"
+        "# (Ultralytics then reads train/val/test relative to this file).\n"
+    )
+    return head + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def write_yolo(
+    dataset: Dataset,
+    out: str | Path,
+    *,
+    task: Literal["detect", "segment"] = "detect",
+    overwrite: bool = False,
+    line_width: float = DEFAULT_LINE_WIDTH,
+    copy_images: bool = True,
+    tolerance: float = 0.05,
+) -> WriteReport:
+    """Write an Ultralytics YOLO detection or segmentation dataset.
+
+    Layout written::
+
+        OUT/images/<split>/<name>      the image files (copy_images=True)
+        OUT/labels/<split>/<stem>.txt  one line per object; an empty file for an image without any
+        OUT/data.yaml                  path (absolute OUT), train, val[, test], nc, names {0: ...}
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Items with their sizes (and image files, to copy them). Subsets, lower-cased, map to
+        the splits train / val / test (``valid``, ``validation`` → val); items without a
+        subset go to train. Classes: the labels in order, from 0.
+    out : str or Path
+        The output folder, created atomically.
+    task : {"detect", "segment"}
+        ``detect``: one ``class xc yc w h`` line per instance, the box being the pixel-edge
+        bounds of the instance's rasterized pixels (the same boxes as the Mask R-CNN targets;
+        polylines as their ``line_width`` line masks). ``segment``: one polygon line per outer
+        ring of :func:`defectlab.raster.contours.shape_polygons` (polygons as drawn, ellipses as
+        area-preserving polygons within ``tolerance`` px, boxes as their rotated corners,
+        polylines as ``line_width`` wide outlines, masks as traced contours), clipped to the image.
+    overwrite : bool
+        Replace an existing output folder.
+    line_width : float
+        Width in px of polylines (dislocation lines), which YOLO cannot hold as lines.
+    copy_images : bool
+        Copy the images into ``images/<split>/``; with False only labels and data.yaml are
+        written (put the images there yourself).
+    tolerance : float
+        Largest distance in px between an ellipse and its polygon (segment task).
+
+    Returns
+    -------
+    WriteReport
+        ``n_instances`` is the number of label lines; ``notes`` list everything not written as
+        drawn: points and tags (YOLO has no place for them), degenerate shapes (no pixel
+        center inside the image), polylines turned into areas, shapes split into parts or with
+        holes filled (segment), shapes clipped to the image, val reusing train.
+
+    Raises
+    ------
+    DatasetError
+        A subset other than train / val / test, two items with the same output name, an
+        image name that is absolute or holds ``..``, a shape whose label is not a class.
+    ImageError
+        ``copy_images`` and an image file is missing or its size differs from the item's.
+
+    Notes
+    -----
+    Numbers are written with :data:`DECIMALS` = 6 decimals: a coordinate moves by at most
+    0.5e-6 x the image size (0.0005 px on a 1024 px image). Without a val subset, ``val``
+    points at ``images/train`` (Ultralytics requires a val entry), with a note.
+
+    ``path`` is written as the absolute output folder, the one value every Ultralytics and
+    YOLOv5 version resolves the same way: ``path: .`` means the *working directory* to
+    Ultralytics, and a missing ``path`` means the yaml's folder only to recent Ultralytics
+    (YOLOv5 resolves it against its own install folder). :func:`read_yolo` reads a moved
+    folder anyway (falling back to the yaml's folder, with a note).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from defectlab.prepare.synthetic import make_synthetic_dataset
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> ds = make_synthetic_dataset(tmp / "export", n_images=2)
+    >>> report = write_yolo(ds, tmp / "yolo")
+    >>> sorted(p.name for p in (tmp / "yolo").iterdir())
+    ['data.yaml', 'images', 'labels']
+    """
+    if task not in ("detect", "segment"):
+        raise ValueError(f"expected task 'detect' or 'segment', got {task!r}")
+    for name, value in (("line_width", line_width), ("tolerance", tolerance)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ValueError(f"expected {name} > 0 px, got {value!r}")
+    check_items(dataset, need_images=copy_images, same_size=False)
+    class_index = {lab.name: i for i, lab in enumerate(dataset.labels)}
+    out = Path(out)
+    report = WriteReport(out, n_items=len(dataset.items), notes=list(dataset.notes))
+    placed = [(_split_of(it), _safe_stem(it), it) for it in dataset.items]
+    dup = [k for k, n in Counter((s, stem) for s, stem, _ in placed).items() if n > 1]
+    if dup:
+        raise DatasetError(
+            f"two images would be written as {dup[0][0]}/{dup[0][1]}; image names must be unique per split"
+        )
+    splits = [s for s in ("train", "val", "test") if any(p[0] == s for p in placed)] or ["train"]
+    if "val" not in splits:
+        report.notes.append(Note(
+            "val-is-train", "the dataset has no val subset; data.yaml's val points at images/train "
+            "(Ultralytics requires one)"
+        ))
+    n_polylines = 0
+    inputs = [it.image.path for it in dataset.items if it.image is not None]
+    if dataset.source and Path(dataset.source).exists():
+        inputs.append(Path(dataset.source))
+    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
+        for split, stem, item in placed:
+            for index, shape in enumerate(item.shapes):
+                if shape.kind in ("points", "tag"):
+                    report.notes.append(Note(
+                        f"skipped-{shape.kind}",
+                        f"{shape.kind} {shape.label!r} not written: YOLO labels hold no points or tags",
+                        item=item.name, where=f"shape {index}",
+                    ))
+                n_polylines += shape.kind == "polyline"
+            if task == "detect":
+                lines = _detect_lines(item, class_index, line_width, report.notes)
+            else:
+                lines = _segment_lines(item, class_index, line_width, tolerance, report.notes)
+            report.n_instances += len(lines)
+            label = tmp / "labels" / split / f"{stem}.txt"
+            label.parent.mkdir(parents=True, exist_ok=True)
+            label.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+            if copy_images:
+                copy_image(replace(item, subset=split), tmp / "images")
+        if n_polylines:
+            what = "boxes" if task == "detect" else "outlines"
+            report.notes.append(Note(
+                "polyline-as-area", f"{n_polylines} polyline(s) written as the {what} of their "
+                f"{line_width:g} px wide line masks (YOLO has no lines)"
+            ))
+        (tmp / "data.yaml").write_text(
+            _data_yaml(out.absolute(), splits, [lab.name for lab in dataset.labels], task), encoding="utf-8"
+        )
+    return report
