@@ -6,4 +6,5 @@ explicit: a module that fails to import breaks the CLI loudly instead of vanishi
 """
 
 MODULES: tuple[str, ...] = (
+    "measure",
 )

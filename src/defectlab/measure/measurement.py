@@ -1,0 +1,300 @@
+"""Measure a whole dataset (labels or predictions): calibration, per-defect table, statistics.
+
+:func:`measure` is what ``defectlab measure`` runs; its result writes the report with
+:meth:`Measurement.write`.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+>>> export = pathlib.Path(tempfile.mkdtemp()) / "export"
+>>> _ = make_synthetic_dataset(export, n_images=2, config=SyntheticConfig(size_hw=(96, 96),
+...     n_cavities=4, n_loops=1, n_precipitates=0, n_lines=0))
+>>> m = measure(export, pixel_size="0.5nm", thickness="80nm")
+>>> m.per_set["label"].tolist()[:2], int(m.per_set["count"][0])
+(['cavity', 'loop'], 8)
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import ImageError
+from ..imaging.micrograph import CalibrationWarning, parse_length, read_micrograph, read_pixel_size
+from ..model import Dataset, Item, Note
+from ..raster import DEFAULT_LINE_WIDTH, instances
+from .props import empty_defect_table, measure_instances
+from .stats import ImageInfo, histogram, is_cavity_label, size_measures, statistics
+from .table import Table
+
+__all__ = ["Measurement", "measure", "load_dataset", "item_calibration"]
+
+
+def load_dataset(source: Dataset | str | Path, images: str | Path | None = None) -> Dataset:
+    """``source`` itself when it is a Dataset, else ``defectlab.read(source, images=images)``."""
+    if isinstance(source, Dataset):
+        return source
+    from ..formats import read
+
+    return read(source, images=images) if images is not None else read(source)
+
+
+def item_calibration(
+    item: Item, pixel_size_nm: float | None, *, pixels: bool
+) -> tuple[np.ndarray | None, float | None, str | None, str | None]:
+    """An item's micrograph (when ``pixels``), pixel size, its origin, and why it has none.
+
+    Returns ``(array or None, nm or None, calibration or None, why or None)``; an explicit
+    ``pixel_size_nm`` wins over the file's calibration.
+    """
+    if item.image is None:
+        if pixel_size_nm:
+            return None, pixel_size_nm, "override", None
+        return None, None, None, "image file not found (use --images DIR, or give --pixel-size)"
+    if pixels:
+        m = read_micrograph(item.image, pixel_size=pixel_size_nm)
+        if m.size_hw != item.size_hw:
+            raise ImageError(f"{item.image}: image is {m.size_hw[1]}x{m.size_hw[0]} px (WxH), "
+                             f"the labels of {item.name!r} say {item.size_hw[1]}x{item.size_hw[0]}")
+        return m.array, m.pixel_size_nm, m.metadata.get("calibration"), m.metadata.get("why")
+    if pixel_size_nm:
+        return None, pixel_size_nm, "override", None
+    nm, meta = read_pixel_size(item.image)
+    return None, nm, meta.get("calibration"), meta.get("why")
+
+
+def _covered(found: Sequence[Any], size_hw: tuple[int, int], names: dict[int, str]) -> dict[str, int]:
+    """Label -> pixels covered by its instances (overlaps counted once)."""
+    canvases: dict[str, np.ndarray] = {}
+    for inst in found:
+        label = names[inst.class_id]
+        canvas = canvases.get(label)
+        if canvas is None:
+            canvas = canvases[label] = np.zeros(size_hw, dtype=bool)
+        canvas[inst.crop.slices] |= inst.crop.bitmap
+    return {k: int(np.count_nonzero(v)) for k, v in canvases.items()}
+
+
+def measure_dataset(
+    dataset: Dataset,
+    *,
+    pixel_size_nm: float | None = None,
+    intensity: bool = True,
+    visible_only: bool = False,
+    line_width: float = DEFAULT_LINE_WIDTH,
+    progress: bool = False,
+    desc: str = "measuring",
+) -> tuple[Table, list[ImageInfo], list[Note]]:
+    """Per-defect table of every item, the per-image info, and notes (what was not measured, why)."""
+    from tqdm.auto import tqdm
+
+    class_index = dataset.class_index()
+    for it in dataset.items:  # labels used by shapes but not declared: classes after the declared ones
+        for s in it.shapes:
+            class_index.setdefault(s.label, len(class_index) + 1)
+    names = {v: k for k, v in class_index.items()}
+    tables: list[Table] = []
+    infos: list[ImageInfo] = []
+    notes: list[Note] = []
+    for item in tqdm(dataset.items, desc=desc, unit="image", disable=not progress):
+        array, nm, calibration, why = item_calibration(item, pixel_size_nm, pixels=intensity)
+        if nm is None:
+            notes.append(Note("no-calibration", f"no pixel size ({why}); measured in px only", item=item.name))
+        found, skipped = instances(item, class_index, visible_only=visible_only, line_width=line_width)
+        notes.extend(skipped)
+        tables.append(measure_instances(found, item.size_hw, item_key=item.key, class_names=names,
+                                        image=array, pixel_size_nm=nm))
+        infos.append(ImageInfo(item.key, item.size_hw, nm, _covered(found, item.size_hw, names), calibration))
+    defects = Table.concat(tables) if tables else empty_defect_table()
+    return defects, infos, notes
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What :func:`measure` found.
+
+    Attributes
+    ----------
+    defects : Table
+        One row per defect (:data:`~defectlab.measure.props.DEFECT_COLUMNS`).
+    per_image : Table
+        One row per (image, label): counts, densities, sizes, area fraction, swelling.
+    per_set : Table
+        One row per label over all images.
+    images : tuple of ImageInfo
+        Each image's key, size, pixel size and its origin.
+    labels : tuple of str
+        The labels reported.
+    histograms : dict
+        label -> ``{"unit": "nm" or "px", "size_measure", "edges": [...], "counts": [...]}``.
+    settings : dict
+        The options used.
+    notes : tuple of Note
+        What was not measured or calibrated, and why.
+    """
+
+    defects: Table
+    per_image: Table
+    per_set: Table
+    images: tuple[ImageInfo, ...]
+    labels: tuple[str, ...]
+    histograms: dict[str, dict[str, Any]]
+    settings: dict[str, Any]
+    notes: tuple[Note, ...] = field(default_factory=tuple)
+
+    @property
+    def calibrated(self) -> bool:
+        """True when every image has a pixel size (nm values are filled)."""
+        return bool(self.images) and all(i.pixel_size_nm for i in self.images)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary: settings, images and their calibration, per-label statistics."""
+        return {
+            "settings": self.settings,
+            "calibrated": self.calibrated,
+            "images": [{"image": i.key, "size_hw": list(i.size_hw), "pixel_size_nm": i.pixel_size_nm,
+                        "calibration": i.calibration} for i in self.images],
+            "labels": {r["label"]: _clean(r) for r in self.per_set.rows()},
+            "histograms": self.histograms,
+            "notes": [str(n) for n in self.notes],
+        }
+
+    def write(self, out: str | Path, *, overwrite: bool = False, figures: bool = True) -> Path:
+        """Write CSV (+ Parquet with pyarrow) tables, ``summary.json``, figures and ``index.html``."""
+        from .report import write_measurement
+
+        return write_measurement(self, out, overwrite=overwrite, figures=figures)
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+
+
+def set_histograms(defects: Table, images: Sequence[ImageInfo], labels: Sequence[str], *, include_border: bool,
+                   measures: dict[str, str], bins: int | str = "auto") -> dict[str, dict[str, Any]]:
+    """Per label, the histogram of sizes (nm when every image is calibrated, else px)."""
+    nm_of = {i.key: i.pixel_size_nm for i in images}
+    calibrated = bool(images) and all(nm_of.values())
+    out: dict[str, dict[str, Any]] = {}
+    for label in labels:
+        values = label_sizes(defects, label, nm_of if calibrated else None, include_border=include_border,
+                             stem=measures[label])
+        counts, e = histogram(values, bins=bins)
+        out[label] = {"unit": "nm" if calibrated else "px", "size_measure": measures[label],
+                      "edges": [float(x) for x in e], "counts": [int(c) for c in counts]}
+    return out
+
+
+def label_sizes(defects: Table, label: str, nm_of: dict[str, float | None] | None, *, include_border: bool,
+                stem: str) -> np.ndarray:
+    """Sizes (column ``<stem>_px``) of the sized defects of ``label``: in nm with ``nm_of``
+    (image key -> pixel size), else px."""
+    if len(defects) == 0:
+        return np.zeros(0)
+    sel = np.asarray(defects["label"] == label, bool)
+    if not include_border:
+        sel &= ~defects["touches_border"].astype(bool)
+    px = defects[f"{stem}_px"][sel].astype(np.float64)
+    if nm_of is None:
+        return px
+    scale = np.asarray([nm_of[k] or math.nan for k in defects["image"][sel]], dtype=np.float64)
+    return px * scale
+
+
+#: Declared label types whose shapes are never measured (no area, no line).
+_UNMEASURED_TYPES = {"tag", "points", "skeleton", "cuboid"}
+
+
+def _labels_of(dataset: Dataset) -> list[str]:
+    """Labels reported: the declared ones (an image without defects of a label is a density of
+    0, not a missing label) except tag/points-only ones, then undeclared labels used by shapes."""
+    used = {s.label for it in dataset.items for s in it.shapes if s.is_area or s.kind == "polyline"}
+    declared = [lab.name for lab in dataset.labels if lab.name in used or lab.type not in _UNMEASURED_TYPES]
+    return declared + sorted(used - set(declared))
+
+
+def measure(
+    source: Dataset | str | Path,
+    *,
+    images: str | Path | None = None,
+    pixel_size: str | float | None = None,
+    thickness: str | float | None = None,
+    include_border: bool = False,
+    cavity_labels: Sequence[str] | None = None,
+    size: str = "diameter",
+    bins: int | str = "auto",
+    visible_only: bool = False,
+    line_width: float = DEFAULT_LINE_WIDTH,
+    intensity: bool = True,
+    progress: bool = False,
+) -> Measurement:
+    """Measure every defect of a labeling export or of predictions, in px and nm.
+
+    Parameters
+    ----------
+    source : Dataset or path
+        Labels or predictions: anything :func:`defectlab.read` reads (a CVAT export, a folder
+        of mask images, …) or a Dataset.
+    images : path, optional
+        Folder of the micrographs, if not beside the export (their calibration and intensities).
+    pixel_size : str or float, optional
+        Overrides every file's calibration: ``"0.38nm"``, ``"3.8 Å"``, or nm as a number.
+    thickness : str or float, optional
+        Foil thickness (``"80nm"``), for number density per volume and swelling.
+    include_border : bool
+        Use defects touching the image border in size statistics (default: left out).
+    cavity_labels : sequence of str, optional
+        Labels that are cavities (swelling); default: names with cavity/bubble/void/pore.
+    size : {"diameter", "major_axis"}
+        Size measure of the distributions (equivalent diameter, or major axis for loops).
+    bins : int or str
+        Histogram bins (numpy: a number, or "auto", "fd", …).
+    visible_only : bool
+        Measure only the visible part of overlapped defects.
+    line_width : float
+        Width in px of polyline masks.
+    intensity : bool
+        Read the micrographs for ``mean_intensity`` (else only their calibration).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    Measurement
+        Tables, histograms, notes; ``.write(out)`` writes the report. A
+        :class:`~defectlab.imaging.micrograph.CalibrationWarning` is issued when some images
+        have no pixel size: their results are in px only.
+    """
+    nm = None if pixel_size is None else parse_length(pixel_size, what="pixel size")
+    t_nm = None if thickness is None else parse_length(thickness, what="thickness")
+    ds = load_dataset(source, images)
+    defects, infos, notes = measure_dataset(ds, pixel_size_nm=nm, intensity=intensity, visible_only=visible_only,
+                                            line_width=line_width, progress=progress)
+    labels = _labels_of(ds)
+    measures = size_measures(defects, labels, size)
+    per_image, per_set = statistics(defects, infos, labels, thickness_nm=t_nm, include_border=include_border,
+                                    cavity_labels=cavity_labels, measures=measures)
+    hists = set_histograms(defects, infos, labels, include_border=include_border, measures=measures, bins=bins)
+    uncalibrated = [i.key for i in infos if not i.pixel_size_nm]
+    if uncalibrated:
+        warnings.warn(uncalibrated_message(uncalibrated, len(infos)), CalibrationWarning, stacklevel=2)
+    settings = {
+        "source": ds.source if isinstance(source, Dataset) else str(source),
+        "pixel_size_nm": nm, "thickness_nm": t_nm, "include_border": include_border, "size": size,
+        "cavity_labels": [lab for lab in labels if is_cavity_label(lab, cavity_labels)],
+        "visible_only": visible_only, "line_width_px": line_width,
+    }
+    return Measurement(defects, per_image, per_set, tuple(infos), tuple(labels), hists, settings, tuple(notes))
+
+
+def uncalibrated_message(keys: Sequence[str], total: int) -> str:
+    """The warning for images without a pixel size."""
+    shown = ", ".join(keys[:5]) + (f", … ({len(keys) - 5} more)" if len(keys) > 5 else "")
+    return (f"{len(keys)} of {total} image(s) have no pixel size calibration ({shown}): their measurements "
+            f"are in px only (nm columns empty); give one with pixel_size='0.38nm' (--pixel-size 0.38nm)")

@@ -1,0 +1,280 @@
+"""Files people look at: CSV (and Parquet) tables, a JSON summary, PNG figures, an HTML page.
+
+``measure`` output folder::
+
+    defects.csv        one row per defect (px and nm columns)
+    per_image.csv      per image and label: counts, densities, sizes, area fraction, swelling
+    per_set.csv        per label over all images
+    *.parquet          the same tables, when pyarrow is installed (pip install 'defectlab[parquet]')
+    summary.json       settings, calibration of each image, per-label statistics, histograms, notes
+    figures/size_histogram_<label>.png
+    index.html         all of it on one page, offline (figures are files beside it)
+
+``evaluate`` output folder: ``per_class.csv``, ``per_image.csv``, ``matches.csv``,
+``pred_defects.csv``, ``true_defects.csv``, ``pred_stats.csv``, ``true_stats.csv`` (+ Parquet),
+``summary.json``, ``figures/size_histogram_<label>.png`` (predictions vs labels on shared bins),
+``figures/size_scatter_<label>.png`` (predicted vs true size of each matched defect), ``index.html``.
+
+Everything is written into a temporary folder first and moved into place when complete
+(:func:`defectlab._output.output_dir`): an existing output is replaced only with ``overwrite``.
+Figures are drawn by matplotlib's Agg canvas without pyplot (imported inside the functions;
+a notebook's own backend is left alone).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+from .._output import output_dir
+from .table import Table, has_parquet
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .evaluate import Evaluation
+    from .measurement import Measurement
+
+__all__ = ["write_measurement", "write_evaluation", "size_histogram_figure", "size_scatter_figure"]
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "label"
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _write_tables(folder: Path, tables: Mapping[str, Table]) -> list[str]:
+    written = []
+    parquet = has_parquet()
+    for name, table in tables.items():
+        table.to_csv(folder / f"{name}.csv")
+        written.append(f"{name}.csv")
+        if parquet and len(table.columns):
+            table.to_parquet(folder / f"{name}.parquet")
+            written.append(f"{name}.parquet")
+    return written
+
+
+def _figure(size_in: tuple[float, float]):
+    """A matplotlib Figure drawn by the Agg canvas, without pyplot (a notebook's backend is left alone)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size_in, dpi=110)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def size_histogram_figure(
+    path: str | Path,
+    series: Mapping[str, Sequence[int]],
+    edges: Sequence[float],
+    *,
+    unit: str,
+    title: str,
+    xlabel: str = "size",
+) -> None:
+    """A PNG of one or more histograms on shared bin ``edges`` (counts per series name)."""
+    fig = _figure((5.5, 3.6))
+    ax = fig.subplots()
+    e = np.asarray(edges, dtype=np.float64)
+    colors = {"labels": "#1f77b4", "predictions": "#ff7f0e"}
+    for i, (name, counts) in enumerate(series.items()):
+        c = np.asarray(counts)
+        if len(e) >= 2 and len(c) == len(e) - 1:
+            if i == 0:  # the first series filled, the others as outlines over it
+                ax.stairs(c, e, label=f"{name} (n={int(c.sum())})", fill=True, alpha=0.45, color=colors.get(name))
+            else:
+                ax.stairs(c, e, label=f"{name} (n={int(c.sum())})", linewidth=2.0, color=colors.get(name))
+    ax.set_xlabel(f"{xlabel} ({unit})")
+    ax.set_ylabel("defects")
+    ax.set_title(title)
+    if series:
+        ax.legend(frameon=False)
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.14, top=0.9)  # fixed margins: one draw, not two
+    fig.savefig(path)
+
+
+def size_scatter_figure(path: str | Path, true: Sequence[float], pred: Sequence[float], *, unit: str,
+                        title: str, xlabel: str = "size") -> None:
+    """A PNG of predicted vs true size per matched defect, with the line y = x."""
+    fig = _figure((4.2, 4.0))
+    ax = fig.subplots()
+    t, p = np.asarray(true, dtype=np.float64), np.asarray(pred, dtype=np.float64)
+    ax.scatter(t, p, s=10, alpha=0.6, color="#1f77b4", edgecolors="none")
+    finite = np.concatenate([t[np.isfinite(t)], p[np.isfinite(p)]])
+    if finite.size:
+        lo, hi = float(finite.min()), float(finite.max())
+        pad = 0.05 * (hi - lo or 1.0)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.4", linewidth=1, linestyle="--", label="y = x")
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.legend(frameon=False, loc="upper left")
+    ax.set_xlabel(f"true {xlabel} ({unit})")
+    ax.set_ylabel(f"predicted {xlabel} ({unit})")
+    ax.set_title(title)
+    ax.set_aspect("equal", adjustable="box")
+    fig.subplots_adjust(left=0.17, right=0.96, bottom=0.13, top=0.9)
+    fig.savefig(path)
+
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:0.9em}
+th,td{border:1px solid #ccc;padding:0.25em 0.6em;text-align:right}th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left}.figs img{max-width:48%;margin:0.3em}
+.note{color:#8a5a00}code{background:#f3f3f3;padding:0 0.2em}"""
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, (float, np.floating)):
+        if not math.isfinite(v):
+            return "–"
+        return f"{v:.4g}"
+    return html.escape(str(v))
+
+
+def _html_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    if not rows:
+        return "<p>(none)</p>"
+    cols = list(columns) if columns is not None else list(rows[0])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _page(title: str, parts: Sequence[str]) -> str:
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{''.join(parts)}</body></html>")
+
+
+def _notes_html(notes: Sequence[Any]) -> str:
+    if not notes:
+        return ""
+    items = "".join(f"<li>{html.escape(str(n))}</li>" for n in list(notes)[:200])
+    more = f"<p>… {len(notes) - 200} more in summary.json</p>" if len(notes) > 200 else ""
+    return f"<h2>Notes</h2><ul class='note'>{items}</ul>{more}"
+
+
+def _settings_html(settings: Mapping[str, Any]) -> str:
+    return _html_table([{"setting": k, "value": "–" if v is None else str(v)} for k, v in settings.items()])
+
+
+def _size_label(measure: str) -> str:
+    return {"diameter": "equivalent diameter", "major_axis": "major axis", "length": "length"}.get(measure, measure)
+
+
+def write_measurement(m: "Measurement", out: str | Path, *, overwrite: bool = False, figures: bool = True) -> Path:
+    """Write a :class:`~defectlab.measure.Measurement` into the folder ``out``; returns it."""
+    src = m.settings.get("source")
+    inputs = [src] if src and Path(str(src)).exists() else []
+    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
+        files = _write_tables(tmp, {"defects": m.defects, "per_image": m.per_image, "per_set": m.per_set})
+        summary = m.summary()
+        summary["files"] = files
+        figs: list[tuple[str, str]] = []
+        if figures:
+            (tmp / "figures").mkdir()
+            for label, h in m.histograms.items():
+                name = f"figures/size_histogram_{_slug(label)}.png"
+                size_histogram_figure(tmp / name, {"labels": h["counts"]}, h["edges"], unit=h["unit"],
+                                      title=f"{label}: size distribution", xlabel=_size_label(h["size_measure"]))
+                figs.append((label, name))
+            summary["figures"] = [f for _, f in figs]
+        (tmp / "summary.json").write_text(json.dumps(_json_ready(summary), indent=2, ensure_ascii=False),
+                                          encoding="utf-8")
+        unit = "nm" if m.calibrated else "px"
+        cols = ["label", "images", "count", "count_border", "count_sized",
+                "density_per_um2" if m.calibrated else "density_per_px2"]
+        if m.settings.get("thickness_nm") and m.calibrated:
+            cols.append("density_per_m3")
+        cols += ["size_measure", f"size_mean_{unit}", f"size_std_{unit}", f"size_sem_{unit}", "area_fraction"]
+        if any(math.isfinite(v) for v in m.per_set["swelling_percent"].astype(np.float64)) if len(m.per_set) else False:
+            cols.append("swelling_percent")
+        calib = [{"image": i.key, "pixel_size_nm": i.pixel_size_nm if i.pixel_size_nm else math.nan,
+                  "calibration": i.calibration or "none"} for i in m.images]
+        parts = [
+            f"<p>{len(m.images)} image(s), {len(m.defects)} defect(s) from <code>{html.escape(str(src))}</code>. "
+            f"Sizes {'in nm' if m.calibrated else '<b>in px only: no pixel size calibration</b>'}; defects touching "
+            f"the image border are {'included in' if m.settings.get('include_border') else 'left out of'} size "
+            f"statistics.</p>",
+            "<h2>Per label</h2>", _html_table(m.per_set.rows(), cols),
+            "<div class='figs'>" + "".join(f"<img src='{f}' alt='{html.escape(lab)}'>" for lab, f in figs) + "</div>",
+            "<h2>Calibration</h2>", _html_table(calib[:100]),
+            "<h2>Settings</h2>", _settings_html(m.settings),
+            "<p>Tables: " + ", ".join(f"<a href='{f}'>{f}</a>" for f in files) + ", <a href='summary.json'>summary.json</a></p>",
+            _notes_html(m.notes),
+        ]
+        (tmp / "index.html").write_text(_page("Defect measurements", parts), encoding="utf-8")
+    return Path(out)
+
+
+def write_evaluation(e: "Evaluation", out: str | Path, *, overwrite: bool = False, figures: bool = True) -> Path:
+    """Write an :class:`~defectlab.measure.Evaluation` into the folder ``out``; returns it."""
+    inputs = [p for p in (e.settings.get("predictions"), e.settings.get("labels")) if p and Path(str(p)).exists()]
+    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
+        files = _write_tables(tmp, {
+            "per_class": e.per_class, "per_image": e.per_image, "matches": e.matches,
+            "pred_defects": e.pred_defects, "true_defects": e.true_defects,
+            "pred_stats": e.pred_stats, "true_stats": e.true_stats,
+        })
+        summary = e.summary()
+        summary["files"] = files
+        figs: list[tuple[str, str]] = []
+        unit = "nm" if e.calibrated else "px"
+        if figures:
+            (tmp / "figures").mkdir()
+            for label, h in e.histograms.items():
+                name = f"figures/size_histogram_{_slug(label)}.png"
+                size_histogram_figure(tmp / name, {"labels": h["true"], "predictions": h["pred"]}, h["edges"],
+                                      unit=h["unit"], title=f"{label}: predictions vs labels",
+                                      xlabel=_size_label(h["size_measure"]))
+                figs.append((label, name))
+                sel = e.matches["label"] == label if len(e.matches) else np.zeros(0, bool)
+                if len(e.matches) and np.any(sel):
+                    name = f"figures/size_scatter_{_slug(label)}.png"
+                    size_scatter_figure(tmp / name, e.matches[f"true_size_{unit}"][sel],
+                                        e.matches[f"pred_size_{unit}"][sel], unit=unit,
+                                        title=f"{label}: matched defects (IoU ≥ {e.iou_threshold:g})",
+                                        xlabel=_size_label(str(e.matches["size_measure"][sel][0])))
+                    figs.append((label, name))
+            summary["figures"] = [f for _, f in figs]
+        (tmp / "summary.json").write_text(json.dumps(_json_ready(summary), indent=2, ensure_ascii=False),
+                                          encoding="utf-8")
+        o = e.overall
+        overall = [{"score": k, "value": o[k]} for k in ("precision", "recall", "f1", "tp", "fp", "fn", "pixel_iou",
+                                                          "pixel_dice", "mAP", "AP50", "AP75")]
+        cols = ["label", "n_true", "n_pred", "tp", "fp", "fn", "precision", "recall", "f1", "pixel_iou", "pixel_dice",
+                "ap"]
+        science = [c for c in e.per_class.columns if c.startswith(("size_mean", "density", "area_fraction",
+                                                                   "swelling", "ks_"))]
+        parts = [
+            f"<p>Objects match at <b>IoU ≥ {e.iou_threshold:g}</b> (one-to-one, Hungarian). "
+            f"{o['images']} image(s). COCO mAP: IoU 0.50:0.95, maxDets {o['coco_max_dets']}. "
+            f"Sizes {'in nm' if e.calibrated else '<b>in px only: no pixel size calibration</b>'}.</p>",
+            "<h2>Overall</h2>", _html_table(overall),
+            "<h2>Per label</h2>", _html_table(e.per_class.rows(), cols),
+            "<h2>Science numbers: predictions vs labels</h2>", _html_table(e.per_class.rows(), ["label"] + science),
+            "<div class='figs'>" + "".join(f"<img src='{f}' alt='{html.escape(lab)}'>" for lab, f in figs) + "</div>",
+            "<h2>Settings</h2>", _settings_html(e.settings),
+            "<p>Tables: " + ", ".join(f"<a href='{f}'>{f}</a>" for f in files) + ", <a href='summary.json'>summary.json</a></p>",
+            _notes_html(e.notes),
+        ]
+        (tmp / "index.html").write_text(_page("Predictions vs labels", parts), encoding="utf-8")
+    return Path(out)
