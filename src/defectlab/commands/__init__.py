@@ -6,5 +6,6 @@ explicit: a module that fails to import breaks the CLI loudly instead of vanishi
 """
 
 MODULES: tuple[str, ...] = (
+    "check",
     "measure",
 )

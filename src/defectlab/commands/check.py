@@ -1,0 +1,190 @@
+"""``defectlab check``: find labeling problems in an export (a thin door to :func:`defectlab.qc.check`).
+
+Exit codes: 0 no finding at or above ``--fail-on``; 1 the export could not be read (or a bad
+option); 2 findings at or above ``--fail-on`` (default: error).
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+__all__ = ["register", "parse_edges", "parse_size"]
+
+#: Exit code when findings at or above --fail-on exist.
+EXIT_FINDINGS = 2
+
+
+class FailOn(str, Enum):
+    error = "error"
+    warning = "warning"
+    never = "never"
+
+
+def parse_edges(values: list[str]) -> dict[str, str]:
+    """``["cavity=inner", "loop=outer"]`` -> ``{"cavity": "inner", "loop": "outer"}``.
+
+    Examples
+    --------
+    >>> parse_edges(["He bubble=inner", "loop = outer"])
+    {'He bubble': 'inner', 'loop': 'outer'}
+    """
+    out: dict[str, str] = {}
+    for value in values:
+        name, sep, edge = value.rpartition("=")
+        name, edge = name.strip(), edge.strip().lower()
+        if not sep or not name or edge not in ("inner", "outer"):
+            raise ValueError(f"--edge: expected LABEL=inner or LABEL=outer, got {value!r}")
+        out[name] = edge
+    return out
+
+
+def parse_size(value: str) -> tuple[int, int]:
+    """``"1024x768"`` (W x H) -> ``(768, 1024)`` (H, W).
+
+    Examples
+    --------
+    >>> parse_size("1024x768")
+    (768, 1024)
+    """
+    w, sep, h = value.lower().partition("x")
+    try:
+        if not sep:
+            raise ValueError
+        wi, hi = int(w), int(h)
+    except ValueError:
+        raise ValueError(f"--image-size: expected WIDTHxHEIGHT such as 1024x1024, got {value!r}") from None
+    return hi, wi
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``check`` to the ``defectlab`` command line."""
+    from ..qc.config import CheckConfig
+
+    d = CheckConfig()
+
+    @app.command()
+    def check(
+        export: Annotated[Path, typer.Argument(help="A labeling export: .xml, folder or .zip.")],
+        images: Annotated[Optional[Path], typer.Option(
+            "--images", help="Folder holding the image files, if not beside the export.")] = None,
+        as_json: Annotated[bool, typer.Option(
+            "--json", help="Print one JSON object with a 'findings' list instead of tables.")] = False,
+        report: Annotated[Optional[Path], typer.Option(
+            "--report", help="Write an offline HTML report to this file.")] = None,
+        overwrite: Annotated[bool, typer.Option(help="Replace an existing --report file.")] = False,
+        fail_on: Annotated[FailOn, typer.Option(
+            "--fail-on", help="Exit with code 2 when findings of this severity or worse exist.")] = FailOn.error,
+        edge: Annotated[Optional[List[str]], typer.Option(
+            "--edge", help="Edge convention of a label, LABEL=inner|outer (repeatable). Default: the export's, "
+                           "else guessed from the name (bubble/cavity/void: inner, loop: outer).")] = None,
+        solidity: Annotated[float, typer.Option(
+            help="Flag polygons/masks with a solidity below this (0-1).")] = d.solidity,
+        edge_tolerance: Annotated[float, typer.Option(
+            "--edge-tolerance",
+            help="Flag boundaries farther than this (px) from their label's edge of the dark band.")] = d.edge_tolerance,
+        hole_area: Annotated[float, typer.Option(
+            "--hole-area", help="Flag background pockets enclosed by shapes up to this many px.")] = d.hole_area_px,
+        min_area: Annotated[float, typer.Option(
+            "--min-area", help="Flag area shapes covering fewer px than this.")] = d.min_area_px,
+        duplicate_iou: Annotated[float, typer.Option(
+            "--duplicate-iou", help="Same-label shapes with a pixel IoU above this are duplicates.")] = d.duplicate_iou,
+        overlap: Annotated[float, typer.Option(
+            help="Flag same-label shapes sharing more than this fraction of the smaller one.")] = d.overlap,
+        outside_tolerance: Annotated[float, typer.Option(
+            "--outside-tolerance",
+            help="Flag geometry reaching farther than this (px) outside the image.")] = d.outside_tolerance_px,
+        outlier_z: Annotated[float, typer.Option(
+            "--outlier-z", help="Flag sizes with a robust z-score of log area above this.")] = d.outlier_z,
+        image_size: Annotated[Optional[str], typer.Option(
+            "--image-size", help="The size every image should have, WIDTHxHEIGHT "
+                                 "(default: each set's most common size).")] = None,
+        line_width: Annotated[float, typer.Option(
+            help="Width in px of polyline (dislocation line) masks.")] = d.line_width,
+        no_images: Annotated[bool, typer.Option(
+            "--no-images", help="Check the annotations only; do not read image files.")] = False,
+        limit: Annotated[int, typer.Option(help="Terminal output: list at most this many findings.")] = 40,
+    ) -> None:
+        """Find labeling problems: image sizes, holes between masks, bad shapes, duplicates,
+        concave shapes, boundaries at the wrong edge, size outliers."""
+        from ..cli import console, fail
+        from ..errors import DefectlabError, OutputError
+        from ..qc import check as run_check
+
+        try:
+            if report is not None and report.exists() and not overwrite:  # before minutes of work
+                raise OutputError(f"{report}: exists; pass --overwrite to replace it")
+            edges = parse_edges(edge or [])
+            size_hw = parse_size(image_size) if image_size else None
+            result = run_check(
+                export, images=images, edges=edges, solidity=solidity, edge_tolerance=edge_tolerance,
+                hole_area_px=hole_area, min_area_px=min_area, duplicate_iou=duplicate_iou, overlap=overlap,
+                outside_tolerance_px=outside_tolerance, outlier_z=outlier_z, image_size_hw=size_hw,
+                line_width=line_width, use_images=not no_images, progress=not as_json,
+            )
+            written = result.write_report(report, overwrite=overwrite, progress=not as_json) if report else None
+        except (DefectlabError, ValueError) as err:
+            fail(err)
+        failed = result.failed(fail_on.value)
+        if as_json:
+            payload = result.to_dict()
+            payload["fail_on"] = fail_on.value
+            payload["failed"] = failed
+            payload["report"] = None if written is None else str(written)
+            print(json.dumps(payload, indent=2, ensure_ascii=False))
+        else:
+            _print_summary(console, result, limit=limit)
+            if written is not None:
+                console.print(f"[green]wrote[/] report -> {written}", highlight=False)
+        if failed:
+            raise typer.Exit(EXIT_FINDINGS)
+
+
+def _print_summary(console, result, *, limit: int) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..qc.findings import CHECKS
+
+    ds = result.dataset
+    counts = result.counts()
+    console.print(f"[bold]{escape(str(ds.source))}[/] ({ds.format}): {len(ds)} images, {result.images_read} read; "
+                  f"[red]{counts['error']} error(s)[/], [yellow]{counts['warning']} warning(s)[/], "
+                  f"[blue]{counts['info']} info[/]", highlight=False, soft_wrap=True)
+    edges = [f"{escape(name)}: {e}" + (" [italic](guessed from the name; set with --edge)[/]" if how == "guess" else "")
+             for name, (e, how) in result.edges.items() if e]
+    if edges:
+        console.print("Edge conventions: " + "; ".join(edges), highlight=False, soft_wrap=True)
+    if result.findings:
+        by_code = result.by_code()
+        table = Table(title="Findings by check")
+        for col in ("severity", "code", "count", "what it means"):
+            table.add_column(col, justify="right" if col == "count" else "left")
+        style = {"error": "red", "warning": "yellow", "info": "blue"}
+        for code, spec in CHECKS.items():
+            if by_code.get(code):
+                table.add_row(f"[{style[spec.severity]}]{spec.severity}[/]", code, str(by_code[code]),
+                              escape(spec.explanation))
+        console.print(table)
+        for f in result.findings[:limit]:
+            console.print(f"  [{style[f.severity]}]{f.severity}[/] {escape(f'[{f.code}]')} {escape(f.where())}: "
+                          f"{escape(f.message)}",
+                          highlight=False, soft_wrap=True)
+        if len(result.findings) > limit:
+            console.print(f"  … and {len(result.findings) - limit} more (see --json or --report)")
+    stats = Table(title="Per label")
+    for col in ("label", "shapes", "images", "area_px median", "min", "max", "edge", "edge offset_px median"):
+        stats.add_column(col, justify="left" if col in ("label", "edge") else "right")
+    for s in result.stats.values():
+        d = s.summary()
+        a = d["area_px"]
+        off = d["edge_offset_px_median"]
+        fmt = lambda v: "" if v is None else f"{v:g}"  # noqa: E731
+        stats.add_row(escape(s.label), str(s.n_shapes), str(s.n_images), fmt(a["median"]), fmt(a["min"]), fmt(a["max"]),
+                      (s.edge or "") + (" (guess)" if s.edge_how == "guess" else ""),
+                      "" if off is None else f"{off:+.2f}")
+    console.print(stats)

@@ -1,0 +1,184 @@
+"""Find labeling problems before they cost a training run: :func:`check`.
+
+The checks, by family (every code, severity and fix is in :data:`CHECKS`):
+
+``images``         missing or unreadable files, real size ≠ annotated size, sizes that differ
+                   within a set, images without shapes (:mod:`.images`)
+``labels``         undeclared and unused labels, a shape type that makes no sense for its
+                   label — a polyline cavity (:mod:`.labels`)
+``geometry``       fewer than 3 distinct vertices, zero area, no pixels, self-intersection,
+                   outside the image, tiny shapes (:mod:`.geometry`)
+``overlaps``       duplicates (same label, pixel IoU > 0.95), heavy overlaps, small background
+                   holes enclosed by overlapping shapes (:mod:`.overlaps`)
+``shape quality``  low solidity: two touching defects drawn as one, occluded defects
+                   (:mod:`.shape_quality`)
+``edges``          a boundary drawn at the wrong edge of the defect's dark contrast band
+                   (cavities: inner edge; loops: outer edge), from the image (:mod:`.edges`)
+``statistics``     per-label counts and size distributions; size outliers (:mod:`.stats`)
+
+Examples
+--------
+>>> import numpy as np
+>>> from defectlab.model import Dataset, Ellipse, Item, Label, Polygon
+>>> bowtie = Polygon(label="cavity", points_xy=[(10, 10), (30, 30), (30, 10), (10, 30)])
+>>> disc = Ellipse(label="cavity", cx=50, cy=50, rx=8, ry=8)
+>>> ds = Dataset((Label("cavity"),), (Item("a.png", (64, 64), (bowtie, disc, disc)),))
+>>> result = check(ds, use_images=False)   # annotations only: no image files here
+>>> sorted((f.code, f.shape) for f in result.findings if f.image == "a.png")
+[('shape-duplicate', 2), ('shape-self-intersecting', 0)]
+>>> result.failed("error")
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Mapping
+
+from ..model import Dataset
+from .config import CheckConfig
+from .context import ItemData
+from .edges import edge_findings, guess_edge, resolve_edges
+from .findings import CHECKS, SEVERITIES, CheckSpec, Finding, severity_rank
+from .geometry import geometry_findings
+from .images import empty_findings, load_image, size_findings
+from .labels import label_findings
+from .overlaps import hole_findings, overlap_findings
+from .result import FAIL_ON, CheckResult
+from .shape_quality import solidity_findings
+from .stats import LabelStats, ShapeRecord, label_stats, outlier_findings
+
+__all__ = [
+    "CHECKS", "CheckConfig", "CheckResult", "CheckSpec", "FAIL_ON", "Finding", "LabelStats", "SEVERITIES",
+    "check", "guess_edge", "resolve_edges",
+]
+
+_DEFAULT = CheckConfig()
+
+
+def _unique_names(dataset: Dataset) -> Dataset:
+    """The dataset, with items whose name repeats across subsets renamed ``"<subset>/<name>"``
+    (a project export may hold ``img0.jpg`` in Train and in Test): findings name one image."""
+    counts = Counter(it.name for it in dataset.items)
+    if all(n == 1 for n in counts.values()):
+        return dataset
+    return dataset.with_items([replace(it, name=f"{it.subset}/{it.name}") if counts[it.name] > 1 and it.subset
+                               else it for it in dataset.items])
+
+
+def check(
+    dataset: Dataset | str | Path,
+    *,
+    images: str | Path | None = None,
+    edges: Mapping[str, str] | None = None,
+    solidity: float = _DEFAULT.solidity,
+    edge_tolerance: float = _DEFAULT.edge_tolerance,
+    hole_area_px: float = _DEFAULT.hole_area_px,
+    min_area_px: float = _DEFAULT.min_area_px,
+    duplicate_iou: float = _DEFAULT.duplicate_iou,
+    overlap: float = _DEFAULT.overlap,
+    outside_tolerance_px: float = _DEFAULT.outside_tolerance_px,
+    outlier_z: float = _DEFAULT.outlier_z,
+    image_size_hw: tuple[int, int] | None = None,
+    line_width: float = _DEFAULT.line_width,
+    use_images: bool = True,
+    progress: bool = False,
+) -> CheckResult:
+    """Check a labeling export for the problems that spoil training.
+
+    Parameters
+    ----------
+    dataset : Dataset, str or Path
+        A dataset, or the path of an export (read with :func:`defectlab.read`).
+    images : str or Path, optional
+        Where the image files are, when ``dataset`` is a path (as ``defectlab.read``'s).
+    edges : mapping, optional
+        Label name -> ``"inner"`` | ``"outer"``: the edge convention per label. Labels not
+        given keep the export's ``Label.edge``; when that is None (CVAT cannot store it) the
+        convention is guessed from the name — bubble/cavity/void → inner, loop → outer —
+        and reported as a guess (``result.edges``). Labels with no convention are not
+        edge-checked.
+    solidity, edge_tolerance, hole_area_px, min_area_px, duplicate_iou, overlap : float
+        Thresholds; see :class:`CheckConfig` (same names, same defaults).
+    outside_tolerance_px, outlier_z, line_width : float
+        Thresholds; see :class:`CheckConfig`.
+    image_size_hw : (int, int), optional
+        The size every image should have; None: each subset's most common size.
+    use_images : bool
+        Read the image files (sizes, edge convention). False checks the annotations only.
+    progress : bool
+        Show a progress bar over the images.
+
+    Returns
+    -------
+    CheckResult
+        ``result.findings`` (sorted, most serious first), ``result.stats`` per label,
+        ``result.failed("error")``, ``result.to_dict()``, ``result.write_report(path)``.
+        Findings name images by their name in the export; where one name appears in several
+        subsets (project exports), as ``"<subset>/<name>"``.
+
+    Raises
+    ------
+    ValueError
+        A threshold out of range, ``edges`` naming an unknown label or a value other than
+        inner/outer, or ``images`` given with a Dataset.
+    DefectlabError
+        ``dataset`` is a path that cannot be read.
+    """
+    from ..formats._training import progress_iter
+
+    if not isinstance(dataset, Dataset):
+        from ..formats import read
+
+        dataset = read(dataset, images=images) if images is not None else read(dataset)
+    elif images is not None:
+        raise ValueError("check: images= is for reading an export from a path; a Dataset already knows its images")
+    dataset = _unique_names(dataset)
+    config = CheckConfig(solidity=solidity, edge_tolerance=edge_tolerance, hole_area_px=hole_area_px,
+                         min_area_px=min_area_px, duplicate_iou=duplicate_iou, overlap=overlap,
+                         outside_tolerance_px=outside_tolerance_px, outlier_z=outlier_z,
+                         image_size_hw=image_size_hw, line_width=line_width)
+    conventions = resolve_edges(dataset.labels, dict(edges or {}))
+    needs_pixels = any(edge for edge, _ in conventions.values())
+
+    findings: list[Finding] = []
+    findings += [Finding("read-note", n.item, f"[{n.code}] {n.message}" + (f" ({n.where})" if n.where else ""))
+                 for n in dataset.notes if n.code != "missing-image"]
+    findings += label_findings(dataset)
+    findings += size_findings(dataset.items, expected_hw=config.image_size_hw)
+    findings += empty_findings(dataset.items)
+    records: list[ShapeRecord] = []
+    images_read = 0
+    for item in progress_iter(dataset.items, total=len(dataset), desc="check", enabled=progress):
+        image = None
+        if use_images:
+            image, found = load_image(item, decode=needs_pixels)
+            findings += found
+            images_read += not found
+        data = ItemData.build(item, line_width=config.line_width, image=image)
+        findings += geometry_findings(data, min_area_px=config.min_area_px,
+                                      outside_tolerance_px=config.outside_tolerance_px)
+        findings += overlap_findings(data, duplicate_iou=config.duplicate_iou, overlap=config.overlap)
+        findings += hole_findings(data, hole_area_px=config.hole_area_px)
+        concave, solidities = solidity_findings(data, threshold=config.solidity)
+        findings += concave
+        off_edge, offsets = edge_findings(data, conventions, tolerance_px=config.edge_tolerance)
+        findings += off_edge
+        for i, shape in enumerate(item.shapes):
+            if shape.kind == "tag":
+                continue
+            crop = data.crops[i]
+            box = crop.box_xyxy() if crop is not None and crop.area else shape.bbox_xyxy()
+            records.append(ShapeRecord(item.name, i, shape.label, shape.kind, data.area_px(i),
+                                       tuple(map(float, box)), solidities.get(i, math.nan),
+                                       offsets.get(i, math.nan)))
+    findings += outlier_findings(records, z=config.outlier_z)
+
+    order = {it.name: k for k, it in enumerate(dataset.items)}
+    findings.sort(key=lambda f: (severity_rank(f.severity), -1 if f.image is None else order.get(f.image, 0),
+                                 -1 if f.shape is None else f.shape, f.code))
+    stats = label_stats(records, [lab.name for lab in dataset.labels], conventions)
+    return CheckResult(dataset, config, findings, stats, conventions, records, images_read)

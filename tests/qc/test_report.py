@@ -1,0 +1,155 @@
+"""The offline HTML report: self-contained, pictures embedded, every finding listed."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+from html.parser import HTMLParser
+
+import pytest
+from PIL import Image
+
+from defectlab.errors import OutputError
+from defectlab.qc import check
+
+_VOID = {"meta", "img", "br", "hr", "link", "input", "col", "area", "base", "source", "wbr"}
+
+
+class _Structure(HTMLParser):
+    """Collects tags, checks that non-void tags nest, and records what would load from outside."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.errors, self.external, self.ids, self.images, self.text = [], [], [], set(), [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            if a["id"] in self.ids:
+                self.errors.append(f"duplicate id {a['id']}")
+            self.ids.add(a["id"])
+        for key in ("src", "href"):
+            v = a.get(key)
+            if v and not (v.startswith("data:image/png;base64,") or v.startswith("#")):
+                self.external.append((tag, key, v))
+        if tag in ("script", "link") and (a.get("src") or a.get("href")):
+            self.external.append((tag, a))
+        if tag == "img":
+            self.images.append(a.get("src", ""))
+        if tag not in _VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in _VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes <{self.stack[-1] if self.stack else None}>")
+            return
+        self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def report(planted, tmp_path_factory):
+    ds, _ = planted
+    result = check(ds, outlier_z=100)
+    path = tmp_path_factory.mktemp("report") / "report.html"
+    assert result.write_report(path) == path
+    return result, path, path.read_text(encoding="utf-8")
+
+
+def test_report_is_self_contained_and_well_formed(report):
+    result, path, text = report
+    assert text.startswith("<!DOCTYPE html>")
+    assert "http://" not in text and "https://" not in text and "//cdn" not in text
+    parser = _Structure()
+    parser.feed(text)
+    parser.close()
+    assert parser.errors == [] and parser.stack == []
+    assert parser.external == []
+    # every link inside the page points at an element that exists
+    for target in re.findall(r"href='#([^']+)'", text):
+        assert target in parser.ids
+
+
+def test_report_embeds_a_picture_of_every_image_and_every_located_finding(report):
+    result, path, text = report
+    parser = _Structure()
+    parser.feed(text)
+    pictures = [Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) for src in parser.images]
+    assert all(p.format == "PNG" for p in pictures)
+    sizes = [p.size for p in pictures]
+    for item in result.dataset:  # the micrograph of each image at full size (all are <= 1024 px)
+        assert (item.size_hw[1], item.size_hw[0]) in sizes
+    located = [f for f in result.findings if f.box_xyxy is not None and f.image is not None]
+    plots = 3  # sizes, edge offsets, solidity
+    assert len(pictures) == len(result.dataset) + len(located) + plots
+
+
+def test_report_lists_every_finding(report):
+    result, path, text = report
+    parser = _Structure()
+    parser.feed(text)
+    for n, f in enumerate(result.findings, start=1):
+        assert f"row-{n}" in parser.ids and f"f-{n}" in parser.ids
+        assert html.escape(f.message, quote=True) in text
+    rows = re.findall(r"<tr id='row-(\d+)'>", text)
+    assert len(rows) == len(result.findings)
+    # the sortable table's script and the severity counts are there
+    assert "sortable-table" in text and "addEventListener" in text
+    counts = result.counts()
+    assert f"{counts['error']} errors" in text
+
+
+def test_report_is_not_overwritten_without_permission(report, planted):
+    result, path, _ = report
+    with pytest.raises(OutputError, match="exists"):
+        result.write_report(path)
+    with pytest.raises(OutputError, match="is a folder"):
+        result.write_report(path.parent)
+    before = path.stat().st_mtime_ns
+    result.write_report(path, overwrite=True)
+    assert path.stat().st_mtime_ns >= before
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # no temporary file left
+
+
+def test_report_scales_large_images_down(planted, tmp_path):
+    ds, _ = planted
+    result = check(ds.with_items(ds.items[:1]), outlier_z=100)
+    path = result.write_report(tmp_path / "small.html", max_picture_px=128)
+    parser = _Structure()
+    parser.feed(path.read_text(encoding="utf-8"))
+    sizes = [Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).size for src in parser.images]
+    assert (128, 128) in sizes and (256, 256) not in sizes
+
+
+def test_report_pictures_clean_images_only_up_to_a_limit(report, tmp_path):
+    result, _, _ = report
+    path = result.write_report(tmp_path / "few.html", max_clean_pictures=0)
+    text = path.read_text(encoding="utf-8")
+    clean = [it.name for it in result.dataset if not result.for_image(it.name)]
+    assert clean == ["clean_0.png", "clean_1.png"]
+    assert "2 more images without findings: clean_0.png, clean_1.png" in text
+    parser = _Structure()
+    parser.feed(text)
+    assert not {"img-6", "img-7"} & parser.ids and "img-0" in parser.ids
+
+
+def test_report_without_matplotlib_says_so(report, tmp_path, monkeypatch):
+    import builtins
+
+    result, _, _ = report
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    text = result.write_report(tmp_path / "plain.html", max_clean_pictures=0).read_text(encoding="utf-8")
+    assert "The histograms need matplotlib" in text and "<img class='plot'" not in text
