@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## demo: synthetic labeled micrographs -> CVAT export -> U-Net and Mask R-CNN data + overlay pictures
+## demo: synthetic labeled micrographs -> CVAT export -> check -> U-Net and Mask R-CNN data, overlays, measurements
 demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(BIN)/defectlab synth $(DEMO)/export --n 6 --size 512 --seed 0
@@ -23,12 +23,16 @@ demo: $(STAMP)
 	$(BIN)/defectlab convert $(DEMO)/export --to unet --out $(DEMO)/unet --stack
 	$(BIN)/defectlab convert $(DEMO)/export --to maskrcnn --out $(DEMO)/maskrcnn
 	$(BIN)/defectlab overlay $(DEMO)/export --out $(DEMO)/overlays --limit 3
+	$(BIN)/defectlab check $(DEMO)/export --report $(DEMO)/check_report.html --fail-on never
+	$(BIN)/defectlab measure $(DEMO)/export --pixel-size 0.5nm --out $(DEMO)/measure
 	@echo
 	@echo "Demo done. Look at:"
 	@echo "  $(DEMO)/export/annotations.xml   synthetic CVAT export (images in $(DEMO)/export/images/)"
 	@echo "  $(DEMO)/unet/                    masks/*.png (class index), images/, classes.json, images.npy, masks.npy"
 	@echo "  $(DEMO)/maskrcnn/                images/, targets/*.npz (boxes, labels, masks), classes.json"
 	@echo "  $(DEMO)/overlays/*.png           labels drawn over the micrographs"
+	@echo "  $(DEMO)/check_report.html        labeling problems found by defectlab check (offline HTML)"
+	@echo "  $(DEMO)/measure/                 per-defect sizes in nm, densities, size histograms (report.html)"
 
 ## test: the whole test suite (what CI runs)
 test: $(STAMP)
