@@ -8,4 +8,5 @@ explicit: a module that fails to import breaks the CLI loudly instead of vanishi
 MODULES: tuple[str, ...] = (
     "check",
     "measure",
+    "prepare",
 )

@@ -6,5 +6,6 @@
 """
 
 from .maskrcnn import DegenerateInstanceWarning, MaskRCNNDataset
+from .segmentation import SegmentationDataset
 
-__all__ = ["DegenerateInstanceWarning", "MaskRCNNDataset"]
+__all__ = ["DegenerateInstanceWarning", "MaskRCNNDataset", "SegmentationDataset"]

@@ -1,0 +1,684 @@
+"""``prepare``: a labeling export -> tiles -> splits -> augmented copies -> training data + manifest.
+
+One call does what the workshop did with a cropper per model: it cuts every source image into
+tiles with the labels cut consistently (:mod:`~defectlab.prepare.tiling`), splits by source
+image (:mod:`~defectlab.prepare.splits`; one image is split spatially), adds augmented copies
+of the training tiles (:mod:`~defectlab.prepare.augment`), and writes them with the existing
+writers, so every output kind gets the same tiles.
+
+Layout written::
+
+    OUT/manifest.json             sources with sha256, every parameter, counts, normalization
+    OUT/train/, OUT/val/, OUT/test/   --to unet | maskrcnn: one complete writer output per split
+                                  (write_unet / write_maskrcnn layout), so that
+                                  MaskRCNNDataset(OUT / "train") and
+                                  SegmentationDataset(OUT, split="train") read them directly
+    OUT/<format layout>           --to yolo | coco (and any other registered writer): one writer
+                                  output whose items carry their split as subset — YOLO:
+                                  images/<split>/, labels/<split>/, data.yaml (its ``path`` set
+                                  to OUT); COCO: annotations/instances_<split>.json, images/<split>/
+    OUT/preview/                  pictures: each source image with its tiles outlined by split
+                                  (up to 4 images), and a few training tiles with their labels
+
+Tile images are cut from the pixels (each source image is read once), written losslessly
+(PNG, or TIFF for dtypes PNG cannot hold) into a staging folder inside the output's temporary
+folder, handed to the writers as ordinary image files, and the staging folder is removed: the
+writers need no change, and the output appears atomically.
+
+Normalization is not applied to the files (they keep the source's pixel values); the
+manifest records how the datasets normalize them (:func:`normalize_image`), so prediction can
+repeat it: ``"minmax"`` — each image by its own min and max to [0, 1] (the default, as the
+other defectlab datasets do); ``"meanstd"`` — ``(x - mean) / std`` with the mean and std of
+the training tiles as written; ``"none"`` — raw values as float32.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .._output import output_dir
+from ..errors import DatasetError, FormatError, ImageError
+from ..model import Dataset, ImageSource, Item, Note
+from ..raster import DEFAULT_LINE_WIDTH
+from .augment import Augment
+from .resize import fit as fit_item
+from .splits import SPLITS, SpatialSplit, parse_fractions, spatial_split, split_images
+from .tiling import DEFAULT_MIN_VISIBLE, Window, stable_seed, tile_image, tile_item, tile_windows
+
+__all__ = ["prepare", "PrepareReport", "normalize_image", "MANIFEST", "NORMALIZATIONS", "read_manifest"]
+
+#: File name of the manifest in a prepared folder.
+MANIFEST = "manifest.json"
+#: Normalizations the datasets can apply, recorded in the manifest.
+NORMALIZATIONS = ("minmax", "meanstd", "none")
+#: Writers that get one folder per split (the others get the split as each item's subset).
+_PER_SPLIT = ("unet", "maskrcnn")
+_MANIFEST_VERSION = 1
+
+
+@dataclass
+class PrepareReport:
+    """What :func:`prepare` wrote.
+
+    Attributes
+    ----------
+    out : Path
+        The output folder.
+    manifest : dict
+        The contents of ``manifest.json``.
+    notes : list of Note
+        What was skipped or changed: reader notes, degenerate shapes, dropped remainders.
+    spatial : dict
+        Source image name -> its :class:`SpatialSplit`, for images split spatially.
+    """
+
+    out: Path
+    manifest: dict
+    notes: list[Note] = field(default_factory=list)
+    spatial: dict[str, SpatialSplit] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> dict:
+        """Per split: tiles, augmented tiles, instances per label, ... (see the manifest)."""
+        return self.manifest["splits"]
+
+    def __str__(self) -> str:
+        parts = [f"{s} {c['tiles']}" + (f" (+{c['augmented_tiles']} augmented)" if c["augmented_tiles"] else "")
+                 for s, c in self.counts.items()]
+        return f"tiles: {', '.join(parts)} -> {self.out}"
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _export_files(source: str | None) -> list[dict]:
+    """The annotation files of the export, with their hashes (image files are listed per item)."""
+    if not source:
+        return []
+    path = Path(source)
+    if path.is_file():
+        return [{"path": str(path), "sha256": _sha256_file(path)}]
+    if path.is_dir():
+        return [{"path": str(p), "sha256": _sha256_file(p)} for p in sorted(path.iterdir())
+                if p.is_file() and p.suffix.lower() in (".xml", ".json", ".ndjson", ".yaml", ".yml", ".txt", ".csv")]
+    return []
+
+
+def _pair(value: int | Sequence[int] | None, what: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts = value.lower().replace("x", ",").split(",")
+        value = [int(p) for p in parts if p.strip()]
+        if len(value) == 1:
+            value = value[0]
+    if isinstance(value, (int, np.integer)):
+        if int(value) == 0:
+            return None
+        h = w = int(value)
+    else:
+        h, w = (int(v) for v in value)
+    if h <= 0 or w <= 0:
+        raise ValueError(f"expected a positive {what}, got {value!r}")
+    return h, w
+
+
+def _tile_suffix(source_suffix: str, image: np.ndarray) -> str:
+    """Lossless file type for tiles: PNG when it holds the pixels, else TIFF."""
+    suffix = source_suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        return ".tif"
+    gray_ok = image.ndim == 2 and image.dtype in (np.uint8, np.uint16, np.bool_)
+    rgb_ok = image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
+    return ".png" if gray_ok or rgb_ok else ".tif"
+
+
+def normalize_image(image: np.ndarray, normalization: Mapping[str, Any] | str = "minmax") -> np.ndarray:
+    """An image as float32, normalized the way a manifest records it.
+
+    Parameters
+    ----------
+    image : (H, W) or (H, W, C) array
+    normalization : dict or str
+        ``manifest["normalization"]`` or a method name: ``"minmax"`` (each image to [0, 1] by
+        its own min and max; a flat image gives zeros), ``"meanstd"`` (needs ``mean`` and
+        ``std``, one value or one per channel), ``"none"``.
+
+    Returns
+    -------
+    ndarray
+        float32, same shape.
+
+    Examples
+    --------
+    >>> normalize_image(np.array([[10, 20], [30, 50]], np.uint8)).tolist()
+    [[0.0, 0.25], [0.5, 1.0]]
+    >>> normalize_image(np.array([[1.0, 3.0]]), {"method": "meanstd", "mean": [2.0], "std": [0.5]}).tolist()
+    [[-2.0, 2.0]]
+    """
+    spec = {"method": normalization} if isinstance(normalization, str) else dict(normalization)
+    method = spec.get("method")
+    x = np.asarray(image).astype(np.float32)
+    if method == "minmax":
+        lo, hi = float(x.min()), float(x.max())
+        return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+    if method == "meanstd":
+        mean = np.asarray(spec["mean"], dtype=np.float32)
+        std = np.asarray(spec["std"], dtype=np.float32)
+        if x.ndim == 2:
+            mean, std = mean.mean(), np.sqrt((std ** 2).mean())
+        return (x - mean) / np.where(std > 0, std, 1.0)
+    if method == "none":
+        return x
+    raise ValueError(f"expected normalization method in {NORMALIZATIONS}, got {method!r}")
+
+
+def read_manifest(folder: str | Path) -> dict:
+    """The manifest of a prepared folder (``folder/manifest.json``, or its parent's for a split)."""
+    from ..errors import ParseError
+
+    folder = Path(folder)
+    for path in (folder / MANIFEST, folder.parent / MANIFEST):
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as err:
+                raise ParseError(path, f"not a readable manifest ({err})") from err
+            if not isinstance(data, dict) or "normalization" not in data:
+                raise ParseError(path, "expected a defectlab prepare manifest with a 'normalization' entry")
+            return data
+    raise FileNotFoundError(f"{folder}: no {MANIFEST} here or in the parent folder")
+
+
+class _Stats:
+    """Running per-channel sums for the mean and std of the training tiles."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.s: np.ndarray | None = None
+        self.s2: np.ndarray | None = None
+
+    def add(self, image: np.ndarray) -> None:
+        x = np.asarray(image, dtype=np.float64)
+        x = x.reshape(-1, 1) if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+        s, s2 = x.sum(axis=0), (x * x).sum(axis=0)
+        if self.s is not None and self.s.shape != s.shape:
+            raise DatasetError(f"normalization='meanstd' needs training images with one number of channels, got "
+                               f"{self.s.shape[0]} and {s.shape[0]}; use 'minmax' or convert the images")
+        self.s = s if self.s is None else self.s + s
+        self.s2 = s2 if self.s2 is None else self.s2 + s2
+        self.n += x.shape[0]
+
+    def result(self) -> tuple[list[float], list[float]]:
+        if not self.n or self.s is None or self.s2 is None:
+            return [0.0], [1.0]
+        mean = self.s / self.n
+        var = np.maximum(self.s2 / self.n - mean * mean, 0.0)
+        return [float(v) for v in mean], [float(v) for v in np.sqrt(var)]
+
+
+# -- pictures ------------------------------------------------------------------------------------
+
+_SPLIT_RGB = {"train": (44, 160, 44), "val": (255, 127, 14), "test": (31, 119, 180)}
+
+
+def _draw_rect(rgb: np.ndarray, win: Window, color: tuple[int, int, int], width: int = 2) -> None:
+    h, w = rgb.shape[:2]
+    x1, y1, x2, y2 = win.xyxy
+    x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+    if x2 <= x1 or y2 <= y1:
+        return
+    c = np.array(color, dtype=np.uint8)
+    rgb[y1 : min(y1 + width, y2), x1:x2] = c
+    rgb[max(y2 - width, y1) : y2, x1:x2] = c
+    rgb[y1:y2, x1 : min(x1 + width, x2)] = c
+    rgb[y1:y2, max(x2 - width, x1) : x2] = c
+
+
+def _source_preview(ds: Dataset, item: Item, image: np.ndarray, windows: list[tuple[str, Window]],
+                    line_width: float) -> np.ndarray:
+    from ..raster import instance_labels, semantic_mask
+    from ..viz import overlay
+
+    colors = [lab.rgb(i) for i, lab in enumerate(ds.labels)]
+    rgb = overlay(image, semantic_mask(item, ds.class_index(), line_width=line_width), colors,
+                  outlines=instance_labels(item, line_width=line_width))
+    for split, win in windows:
+        _draw_rect(rgb, win, _SPLIT_RGB[split], width=max(1, min(item.size_hw) // 256))
+    return rgb
+
+
+def _montage(tiles: list[np.ndarray], columns: int = 4, gap: int = 4) -> np.ndarray:
+    h = max(t.shape[0] for t in tiles)
+    w = max(t.shape[1] for t in tiles)
+    rows = -(-len(tiles) // columns)
+    out = np.full((rows * (h + gap) - gap, min(columns, len(tiles)) * (w + gap) - gap, 3), 255, np.uint8)
+    for k, t in enumerate(tiles):
+        r, c = divmod(k, columns)
+        out[r * (h + gap) : r * (h + gap) + t.shape[0], c * (w + gap) : c * (w + gap) + t.shape[1]] = t
+    return out
+
+
+# -- the pipeline ---------------------------------------------------------------------------------
+
+
+def prepare(
+    export: str | Path | Dataset,
+    out: str | Path,
+    *,
+    to: str = "unet",
+    tile: int | Sequence[int] | None = 256,
+    stride: int | Sequence[int] | None = None,
+    pad: bool = False,
+    fill: float = 0,
+    split: str | Sequence[float] = (0.8, 0.1, 0.1),
+    stratify: bool = False,
+    spatial: bool | None = None,
+    margin_px: int = 0,
+    augment: str | Sequence[str] | Augment | None = None,
+    copies: int = 1,
+    seed: int = 0,
+    min_visible: float | None = None,
+    keep_empty: float = 1.0,
+    size: int | Sequence[int] | None = None,
+    fit: str = "scale",
+    normalization: str = "minmax",
+    line_width: float = DEFAULT_LINE_WIDTH,
+    images: str | Path | None = None,
+    write_options: Mapping[str, Any] | None = None,
+    preview: bool = True,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> PrepareReport:
+    """Tile, split and augment a labeled dataset, and write it for training.
+
+    Parameters
+    ----------
+    export : path or Dataset
+        A labeling export (anything :func:`defectlab.read` reads) or a Dataset whose items
+        have their image files.
+    out : path
+        Output folder, written atomically (see the module docstring for the layout).
+    to : str
+        Output kind: ``"unet"``, ``"maskrcnn"``, ``"yolo"``, ``"coco"`` or any registered writer.
+    tile : int or (int, int) or None
+        Tile height and width in px; None or 0 keeps whole images.
+    stride : int or (int, int), optional
+        Step between tiles (default: the tile size, no overlap).
+    pad : bool
+        Pad at the right/bottom border (with ``fill``) instead of moving the last tiles inside.
+    fill : float
+        Pixel value of padding.
+    split : str or sequence
+        (train, val, test) shares, e.g. ``"0.8,0.1,0.1"``; or ``"keep"`` to keep the export's
+        own subsets (Train / Validation / Test, any case).
+    stratify : bool
+        Balance label counts across splits (by source image).
+    spatial : bool, optional
+        Split each image spatially into regions (see :mod:`defectlab.prepare.splits`).
+        Default: only when there is a single source image and a val or test share.
+    margin_px : int
+        Spatial split: band left out between regions of different splits.
+    augment : str or Augment, optional
+        Augmentations for the training tiles, e.g. ``"flip,rot90,noise"``
+        (see :mod:`defectlab.prepare.augment`); ``copies`` augmented copies are written
+        beside each original training tile. Validation and test tiles are never augmented.
+    copies : int
+        Augmented copies per training tile.
+    seed : int
+        Seeds the split, the choice of empty tiles and every augmentation: the same seed
+        and input give the same output, byte for byte.
+    min_visible : float, optional
+        Share of an instance a clipped remainder must show to be kept. Default: 0 for
+        ``unet`` (a semantic mask must keep every defect pixel, or it would teach that they
+        are background) and 0.25 for the instance outputs.
+    keep_empty : float
+        Share of the tiles without any instance to keep (seeded choice).
+    size : int or (int, int), optional
+        Bring every source image to this size before tiling (with ``fit``).
+    fit : {"scale", "pad", "letterbox"}
+        How ``size`` is reached (see :func:`defectlab.prepare.resize.fit`): shapes are moved
+        exactly, masks are not resampled.
+    normalization : {"minmax", "meanstd", "none"}
+        Recorded in the manifest for the datasets and prediction (module docstring).
+    line_width : float
+        Width in px of polyline masks (dislocation lines), for tiling and the writers.
+    images : path, optional
+        Folder with the image files, if not beside the export.
+    write_options : dict, optional
+        Extra keyword arguments for the writer (e.g. ``{"stack": True}`` for unet).
+    preview : bool
+        Write the pictures in ``OUT/preview/``.
+    overwrite : bool
+        Replace an existing output folder.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    PrepareReport
+
+    Raises
+    ------
+    ImageError
+        An image file is missing, unreadable, or not the size its labels declare.
+    DatasetError
+        An image too small for a tile (without ``pad``), or for a spatial split.
+    FormatError
+        An unknown output kind.
+    OutputError
+        ``out`` exists (without ``overwrite``) or would hold an input.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = make_synthetic_dataset(tmp / "export", n_images=1, config=SyntheticConfig(size_hw=(128, 128)))
+    >>> report = prepare(tmp / "export", tmp / "unet", tile=64, stride=32, augment="flip", preview=False)
+    >>> sorted(p.name for p in report.out.iterdir())
+    ['manifest.json', 'train', 'val']
+    >>> {s: c["tiles"] for s, c in report.counts.items()}
+    {'train': 5, 'val': 1, 'test': 0}
+    """
+    from .. import __version__
+    from ..formats import FORMATS, format_names, read, write
+    from ..formats._training import progress_iter
+    from ..imaging.io import read_image, write_image
+
+    # -- parameters ------------------------------------------------------------------------------
+    if FORMATS[to].write is None:  # FORMATS raises FormatError for an unknown name
+        raise FormatError(f"format {to!r} cannot be written; writable formats: {', '.join(format_names(writable=True))}")
+    tile_hw = _pair(tile, "tile")
+    stride_hw = _pair(stride, "stride") if tile_hw else None
+    size_hw = _pair(size, "size")
+    keep_subsets = isinstance(split, str) and split.strip().lower() == "keep"
+    fractions = (1.0, 0.0, 0.0) if keep_subsets else parse_fractions(split)
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"expected normalization in {NORMALIZATIONS}, got {normalization!r}")
+    if not 0.0 <= float(keep_empty) <= 1.0:
+        raise ValueError(f"expected keep_empty between 0 and 1, got {keep_empty!r}")
+    if int(copies) < 0:
+        raise ValueError(f"expected copies >= 0, got {copies!r}")
+    if fit not in ("scale", "pad", "letterbox"):
+        raise ValueError(f"expected fit 'scale', 'pad' or 'letterbox', got {fit!r}")
+    mv = float(min_visible) if min_visible is not None else (0.0 if to == "unet" else DEFAULT_MIN_VISIBLE)
+    if not 0.0 <= mv <= 1.0:
+        raise ValueError(f"expected min_visible between 0 and 1, got {min_visible!r}")
+    if isinstance(augment, Augment):
+        aug = Augment(augment.ops, min_visible=mv, line_width=line_width)
+    else:
+        aug = Augment.parse(augment, min_visible=mv, line_width=line_width)
+    copies = int(copies) if aug else 0
+
+    # -- input -----------------------------------------------------------------------------------
+    if isinstance(export, Dataset):
+        ds = export
+    else:
+        ds = read(export, images=images) if images is not None else read(export)
+    missing = [it.name for it in ds.items if it.image is None]
+    if missing:
+        raise ImageError(f"{len(missing)} image file(s) not found, e.g. {missing[:3]}; "
+                         "point to them with --images DIR (images=...) or copy them beside the export")
+    keys = Counter(it.key for it in ds.items)
+    dup = [k for k, n in keys.items() if n > 1]
+    if dup:
+        raise DatasetError(f"two source images would both be named {dup[0]!r}; image names must be unique")
+    if not ds.items:
+        raise DatasetError("the export holds no images")
+    # images in several subsets of a project export may share a name: name them by subset
+    originals = {(f"{it.subset}/{it.name}" if it.subset else it.name): it for it in ds.items}
+    work_items = [replace(it, name=name, subset=None) for name, it in originals.items()]
+    use_spatial = bool(spatial) if spatial is not None else (len(ds.items) == 1 and fractions[0] < 1.0)
+    if use_spatial and keep_subsets:
+        raise DatasetError("split='keep' uses the export's subsets; it cannot be combined with a spatial split")
+    if use_spatial and not tile_hw:
+        raise DatasetError("a spatial split needs tiles (--tile); with whole images split by image instead")
+    if keep_subsets:
+        split_of = {name: _subset_split(it.subset, name) for name, it in originals.items()}
+    else:
+        split_of = {} if use_spatial else split_images(work_items, fractions, seed=seed, stratify=stratify)
+
+    notes: list[Note] = list(ds.notes)
+    spatial_splits: dict[str, SpatialSplit] = {}
+    tiles_by_split: dict[str, list[Item]] = {s: [] for s in SPLITS}
+    counts = {s: {"source_images": 0, "tiles": 0, "augmented_tiles": 0, "empty_tiles_kept": 0,
+                  "empty_tiles_skipped": 0, "instances": Counter(), "clipped": Counter(),
+                  "dropped": Counter(), "augment_dropped": Counter()} for s in SPLITS}
+    sources: list[dict] = []
+    stats = _Stats()
+    previews: list[tuple[str, np.ndarray]] = []
+    train_samples: list[np.ndarray] = []
+    colors = [lab.rgb(i) for i, lab in enumerate(ds.labels)]
+    class_index = ds.class_index()
+
+    inputs = [it.image.path for it in ds.items if it.image is not None]
+    if isinstance(export, (str, Path)):
+        inputs.append(Path(export))
+    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
+        stage = tmp / ".staging"
+        items_iter = progress_iter(work_items, total=len(work_items), desc="tiling", enabled=progress)
+        for item in items_iter:
+            data = item.image.read_bytes()
+            pixels = read_image(item.image)
+            if pixels.shape[:2] != item.size_hw:
+                raise ImageError(f"{item.image}: image is {pixels.shape[1]}x{pixels.shape[0]} (WxH) but the labels "
+                                 f"of {item.name!r} are for {item.size_hw[1]}x{item.size_hw[0]}")
+            orig = originals[item.name]
+            src_record = {"name": orig.name, "subset": orig.subset, "file": str(item.image),
+                          "sha256": _sha256_bytes(data), "size_hw": list(item.size_hw)}
+            work = item
+            if size_hw is not None:
+                pixels, work = fit_item(pixels, item, size_hw, mode=fit, fill=fill)  # type: ignore[arg-type]
+            suffix = _tile_suffix(item.image.suffix, pixels)
+            # windows, each with its split
+            placed: list[tuple[str, Window]] = []
+            if tile_hw is None:
+                placed = [(split_of[item.name], Window(0, 0, *work.size_hw))]
+            elif use_spatial:
+                sp = spatial_split(work.size_hw, tile_hw, fractions, margin_px=margin_px)
+                spatial_splits[item.name] = sp
+                src_record["spatial_split"] = sp.to_json()
+                for s in SPLITS:
+                    if sp.regions[s]:
+                        placed += [(s, w) for w in tile_windows(work.size_hw, tile_hw, stride_hw, within=sp.regions[s])]
+            else:
+                placed = [(split_of[item.name], w) for w in tile_windows(work.size_hw, tile_hw, stride_hw, pad=pad)]
+            src_record["split"] = sorted({s for s, _ in placed}, key=SPLITS.index) if use_spatial \
+                else split_of[item.name]
+            for s in {s for s, _ in placed}:
+                counts[s]["source_images"] += 1
+            tiles, tile_notes = tile_item(work, [w for _, w in placed], min_visible=mv, line_width=line_width,
+                                          suffix=suffix)
+            notes.extend(tile_notes)
+            if tile_hw is None:  # whole images keep their names
+                tiles = [type(t)(Item(work.stem + suffix, t.item.size_hw, t.item.shapes), t.source, t.window,
+                                  t.clipped, t.dropped) for t in tiles]
+            n_dropped = 0
+            kept_windows: list[tuple[str, Window]] = []
+            for (s, win), t in zip(placed, tiles):
+                c = counts[s]
+                c["clipped"].update(t.clipped)
+                c["dropped"].update(t.dropped)
+                n_dropped += sum(t.dropped.values())
+                if t.is_empty and keep_empty < 1.0:
+                    draw = np.random.default_rng(np.random.SeedSequence(stable_seed(seed, "empty", t.item.name)))
+                    if draw.random() >= keep_empty:
+                        c["empty_tiles_skipped"] += 1
+                        continue
+                if t.is_empty:
+                    c["empty_tiles_kept"] += 1
+                kept_windows.append((s, win))
+                img = tile_image(pixels, win, fill=fill)
+                path = stage / s / t.item.name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_image(path, img)
+                tiles_by_split[s].append(Item(t.item.name, t.item.size_hw, t.item.shapes, image=ImageSource(path)))
+                c["tiles"] += 1
+                c["instances"].update(sh.label for sh in t.item.shapes if sh.is_area or sh.kind == "polyline")
+                if s == "train":
+                    if normalization == "meanstd":
+                        stats.add(img)
+                    pair = preview and len(train_samples) < 8 and not t.is_empty
+                    if pair:
+                        train_samples.append(_tile_overlay(img, t.item, class_index, colors, line_width))
+                    stem = t.item.name[: -len(suffix)] if suffix and t.item.name.endswith(suffix) else t.item.name
+                    for k in range(copies):
+                        rng = np.random.default_rng(np.random.SeedSequence(stable_seed(seed, "augment", t.item.name, k)))
+                        res = aug(img, t.item, rng=rng)
+                        aug_name = f"{stem}_aug{k}{suffix}"
+                        aug_path = stage / s / aug_name
+                        write_image(aug_path, res.image)
+                        tiles_by_split[s].append(Item(aug_name, res.item.size_hw, res.item.shapes,
+                                                      image=ImageSource(aug_path)))
+                        c["augmented_tiles"] += 1
+                        c["augment_dropped"].update(res.dropped)
+                        c["instances"].update(sh.label for sh in res.item.shapes if sh.is_area or sh.kind == "polyline")
+                        if normalization == "meanstd":
+                            stats.add(res.image)
+                        if pair and k == 0:
+                            train_samples.append(_tile_overlay(res.image, res.item, class_index, colors, line_width))
+            if n_dropped:
+                notes.append(Note("tile-remainder-dropped",
+                                  f"{n_dropped} clipped remainder(s) below min_visible={mv:g} left out of tiles",
+                                  item=item.name))
+            sources.append(src_record)
+            if preview and len(previews) < 4:
+                previews.append((work.stem, _source_preview(ds, work, pixels, kept_windows, line_width)))
+
+        # -- writers ------------------------------------------------------------------------------
+        options = dict(write_options or {})
+        if to in ("unet", "maskrcnn", "yolo", "coco"):
+            options.setdefault("line_width", line_width)
+        if to in _PER_SPLIT:
+            for s in SPLITS:
+                if tiles_by_split[s]:
+                    sub = Dataset(labels=ds.labels, items=tuple(tiles_by_split[s]), source=ds.source, format=ds.format)
+                    report = write(sub, tmp / s, format=to, progress=progress, **options)
+                    notes.extend(getattr(report, "notes", []) or [])
+        else:
+            everything = tuple(replace(it, subset=s) for s in SPLITS for it in tiles_by_split[s])
+            written = tmp / ".written"
+            report = write(Dataset(labels=ds.labels, items=everything, source=ds.source, format=ds.format),
+                           written, format=to, **options)
+            notes.extend(getattr(report, "notes", []) or [])
+            for child in sorted(written.iterdir()):
+                child.rename(tmp / child.name)
+            written.rmdir()
+            if to == "yolo":
+                _retarget_data_yaml(tmp / "data.yaml", Path(out).absolute())
+        shutil.rmtree(stage, ignore_errors=True)
+
+        if to != "unet" and normalization != "minmax":
+            notes.append(Note("normalization-not-applied",
+                              f"normalization={normalization!r} is recorded for SegmentationDataset and prediction; "
+                              f"MaskRCNNDataset and other {to} readers normalize images their own way"))
+
+        # -- manifest and pictures ------------------------------------------------------------------
+        if normalization == "meanstd":
+            mean, std = stats.result()
+            norm = {"method": "meanstd", "mean": mean, "std": std,
+                    "computed_on": "training tiles as written (augmented copies included), raw pixel values",
+                    "formula": "(x - mean) / std, per channel"}
+        elif normalization == "minmax":
+            norm = {"method": "minmax", "scope": "each image by its own min and max",
+                    "formula": "(x - min) / (max - min); 0 where the image is flat"}
+        else:
+            norm = {"method": "none", "formula": "raw pixel values as float32"}
+        manifest = {
+            "manifest_version": _MANIFEST_VERSION,
+            "defectlab_version": __version__,
+            "command": "prepare",
+            "to": to,
+            "export": {"source": ds.source, "format": ds.format, "files": _export_files(ds.source)},
+            "sources": sources,
+            "parameters": {
+                "tile_hw": list(tile_hw) if tile_hw else None,
+                "stride_hw": list(stride_hw or tile_hw) if tile_hw else None,
+                "pad": bool(pad), "fill": fill, "split": list(fractions), "stratify": bool(stratify),
+                "spatial": bool(use_spatial), "margin_px": int(margin_px),
+                "augment": aug.to_json() if aug else None, "copies": copies, "seed": int(seed),
+                "min_visible": mv, "keep_empty": float(keep_empty),
+                "size_hw": list(size_hw) if size_hw else None, "fit": fit if size_hw else None,
+                "line_width": float(line_width), "write_options": {k: _jsonable(v) for k, v in options.items()},
+            },
+            "classes": {"0": "background", **{str(i): name for name, i in class_index.items()}},
+            "normalization": norm,
+            "layout": ({s: f"{s}/" for s in SPLITS if tiles_by_split[s]} if to in _PER_SPLIT
+                       else {s: f"subset {s}" for s in SPLITS if tiles_by_split[s]}),
+            "splits": {s: {k: (dict(sorted(v.items())) if isinstance(v, Counter) else v)
+                           for k, v in counts[s].items()} for s in SPLITS},
+            "spatial_split": ("; ".join(sp.describe() for sp in spatial_splits.values()) if spatial_splits else None),
+            "notes": [{"code": n.code, "item": n.item, "where": n.where, "message": n.message} for n in notes],
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if preview and previews:
+            (tmp / "preview").mkdir()
+            for stem, rgb in previews:
+                path = tmp / "preview" / f"{stem.replace('/', '__')}_tiles.png"
+                write_image(path, rgb)
+            if train_samples:
+                write_image(tmp / "preview" / "train_tiles.png", _montage(train_samples))
+    return PrepareReport(Path(out), manifest, notes, spatial_splits)
+
+
+def _subset_split(subset: str | None, name: str) -> str:
+    """The split of an export's subset name (split='keep')."""
+    key = (subset or "").strip().lower()
+    aliases = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+               "test": "test", "testing": "test"}
+    if key not in aliases:
+        raise DatasetError(f"{name}: split='keep' needs subsets train / val / test, got {subset!r}")
+    return aliases[key]
+
+
+def _retarget_data_yaml(path: Path, final: Path) -> None:
+    """YOLO's data.yaml names its folder by absolute path: make it the final output, not the staging one."""
+    import yaml
+
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    for k, line in enumerate(lines):
+        if line.startswith("path:"):
+            lines[k] = yaml.safe_dump({"path": str(final)}, allow_unicode=True, default_flow_style=False)
+            break
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def _tile_overlay(image: np.ndarray, item: Item, class_index: dict, colors: list, line_width: float) -> np.ndarray:
+    from ..raster import instance_labels, semantic_mask
+    from ..viz import overlay
+
+    return overlay(image, semantic_mask(item, class_index, line_width=line_width), colors,
+                   outlines=instance_labels(item, line_width=line_width))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)

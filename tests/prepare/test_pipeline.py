@@ -1,0 +1,268 @@
+"""``prepare`` end to end: files on disk checked against the source, read back independently
+(PIL, hashlib, pycocotools), with expectations from the source item rasterized whole."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import defectlab
+from defectlab.cli import app
+from defectlab.errors import DatasetError, FormatError, ImageError, OutputError
+from defectlab.formats.maskrcnn import read_target
+from defectlab.prepare.pipeline import prepare
+from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+from defectlab.raster import rasterize, semantic_mask
+
+NAME = re.compile(r"^(?P<stem>.+)_x(?P<x>\d+)_y(?P<y>\d+)(?P<aug>_aug\d+)?\.(png|tif)$")
+CFG = SyntheticConfig(size_hw=(96, 160), n_cavities=6, n_loops=2, n_precipitates=2, n_lines=1,
+                      loop_radius_px=(6.0, 12.0), precipitate_radius_px=(4.0, 8.0))
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("prep") / "export"
+    make_synthetic_dataset(path, n_images=4, config=CFG, seed=3)
+    return path
+
+
+def png(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im)
+
+
+def tree_hash(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_unet_tiles_reassemble_to_each_image_and_mask(export, tmp_path):
+    ds = defectlab.read(export)
+    report = prepare(export, tmp_path / "out", to="unet", tile=48, stride=40, split="0.5,0.5", preview=False)
+    classes = ds.class_index()
+    canvases: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    split_of: dict[str, set[str]] = {}
+    for split in ("train", "val"):
+        for mask_path in sorted((tmp_path / "out" / split / "masks").glob("*.png")):
+            m = NAME.match(mask_path.name)
+            stem, x, y = m["stem"], int(m["x"]), int(m["y"])
+            split_of.setdefault(stem, set()).add(split)
+            img_c, mask_c = canvases.setdefault(stem, (np.full(CFG.size_hw, -1), np.full(CFG.size_hw, -1)))
+            tile_mask = png(mask_path)
+            tile_img = png(tmp_path / "out" / split / "images" / mask_path.name)
+            for canvas, tile in ((img_c, tile_img), (mask_c, tile_mask)):
+                region = canvas[y : y + 48, x : x + 48]
+                assert np.all((region == -1) | (region == tile))
+                canvas[y : y + 48, x : x + 48] = tile
+    assert set(canvases) == {it.stem for it in ds.items}
+    for item in ds.items:
+        img_c, mask_c = canvases[item.stem]
+        assert np.array_equal(img_c, png(item.image.path))
+        assert np.array_equal(mask_c, semantic_mask(item, classes, line_width=3.0))
+    # no source image in two splits, and the manifest says where each went
+    assert all(len(s) == 1 for s in split_of.values())
+    assert {src["name"]: src["split"] for src in report.manifest["sources"]} == {
+        f"{stem}.png": s.pop() for stem, s in split_of.items()}
+
+
+def brute_counts(item, window, min_visible):
+    """Instances a window keeps, by dense masks; every synthetic defect is smaller than a tile."""
+    x1, y1, x2, y2 = window
+    labels, boxes = [], []
+    for s in item.shapes:
+        full = rasterize(s, item.size_hw, line_width=3.0).to_full(item.size_hw)
+        part = full[y1:y2, x1:x2]
+        visible = int(part.sum())
+        if visible and visible >= min_visible * full.sum():
+            rows, cols = np.nonzero(part)
+            labels.append(s.label)
+            boxes.append((cols.min(), rows.min(), cols.max() + 1, rows.max() + 1))
+    return labels, sorted(boxes)
+
+
+def test_maskrcnn_instances_per_tile_match_brute_force(export, tmp_path):
+    ds = defectlab.read(export)
+    by_stem = {it.stem: it for it in ds.items}
+    names = {i: lab.name for i, lab in enumerate(ds.labels, start=1)}
+    prepare(export, tmp_path / "out", to="maskrcnn", tile=64, stride=48, preview=False)
+    n_tiles = 0
+    for target_path in sorted((tmp_path / "out").glob("*/targets/*.npz")):
+        m = NAME.match(target_path.stem + ".png")
+        x, y = int(m["x"]), int(m["y"])
+        labels, boxes = brute_counts(by_stem[m["stem"]], (x, y, x + 64, y + 64), 0.25)
+        t = read_target(target_path)
+        assert Counter(names[int(k)] for k in t["labels"]) == Counter(labels)
+        assert sorted(tuple(int(v) for v in b) for b in t["boxes"]) == boxes  # boxes of what is visible
+        n_tiles += 1
+    assert n_tiles == 4 * 2 * 3  # rows (0, 32) x columns (0, 48, 96) per image
+
+
+def test_same_seed_same_bytes(export, tmp_path):
+    kw = dict(to="unet", tile=48, stride=32, augment="flip,rot90,rotate,noise", keep_empty=0.5, seed=5)
+    prepare(export, tmp_path / "a", **kw)
+    prepare(export, tmp_path / "b", **kw)
+    prepare(export, tmp_path / "c", **{**kw, "seed": 6})
+    a, b, c = (tree_hash(tmp_path / n) for n in "abc")
+    assert a == b
+    assert a != c
+    assert any(k.endswith("_aug0.png") for k in a) and any(k.startswith("preview/") for k in a)
+    mk = dict(to="maskrcnn", tile=48, stride=48, augment="rotate", seed=5, preview=False)
+    prepare(export, tmp_path / "d", **mk)
+    prepare(export, tmp_path / "e", **mk)
+    assert tree_hash(tmp_path / "d") == tree_hash(tmp_path / "e")
+
+
+def test_single_micrograph_is_split_spatially(tmp_path):
+    export = tmp_path / "one"
+    make_synthetic_dataset(export, n_images=1, config=SyntheticConfig(size_hw=(256, 384)), seed=1)
+    report = prepare(export, tmp_path / "out", to="unet", tile=64, stride=32, preview=False)
+    windows = {}
+    for split in ("train", "val", "test"):
+        folder = tmp_path / "out" / split / "images"
+        names = sorted(folder.glob("*.png")) if folder.is_dir() else []
+        cover = np.zeros((256, 384), bool)
+        for p in names:
+            m = NAME.match(p.name)
+            cover[int(m["y"]) : int(m["y"]) + 64, int(m["x"]) : int(m["x"]) + 64] = True
+        windows[split] = cover
+    assert windows["val"].any() and windows["test"].any()
+    assert not (windows["train"] & windows["val"]).any()
+    assert not (windows["train"] & windows["test"]).any()
+    assert not (windows["val"] & windows["test"]).any()
+    assert "no tile straddles two splits" in report.manifest["spatial_split"]
+    assert report.manifest["parameters"]["spatial"] is True
+
+
+def test_keep_no_empty_tiles_and_count_them(export, tmp_path):
+    ds = defectlab.read(export)
+    report = prepare(export, tmp_path / "out", to="unet", tile=32, stride=32, keep_empty=0.0, preview=False)
+    empty = 0
+    for item in ds.items:
+        mask = semantic_mask(item, ds.class_index())
+        for y in range(0, 96, 32):
+            for x in range(0, 160, 32):
+                empty += not mask[y : y + 32, x : x + 32].any()
+    counts = report.manifest["splits"]
+    assert sum(c["empty_tiles_skipped"] for c in counts.values()) == empty > 0
+    assert sum(c["empty_tiles_kept"] for c in counts.values()) == 0
+    for mask_path in (tmp_path / "out").glob("*/masks/*.png"):
+        assert png(mask_path).any()
+
+
+def test_manifest_records_sources_parameters_counts_and_normalization(export, tmp_path):
+    report = prepare(export, tmp_path / "out", to="unet", tile=48, stride=48, split="0.5,0.25,0.25",
+                     augment="flip", normalization="meanstd", seed=2)
+    m = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert m == report.manifest and m["defectlab_version"] == defectlab.__version__
+    for src in m["sources"]:
+        assert src["sha256"] == hashlib.sha256((export / "images" / src["name"]).read_bytes()).hexdigest()
+    (ann,) = m["export"]["files"]
+    assert ann["sha256"] == hashlib.sha256((export / "annotations.xml").read_bytes()).hexdigest()
+    assert m["parameters"]["tile_hw"] == [48, 48] and m["parameters"]["seed"] == 2
+    assert m["parameters"]["augment"]["ops"][0]["name"] == "flip"
+    assert m["classes"] == {"0": "background", "1": "cavity", "2": "loop", "3": "precipitate", "4": "dislocation line"}
+    for split, c in m["splits"].items():
+        files = sorted((tmp_path / "out" / split / "images").glob("*.png"))
+        assert c["tiles"] + c["augmented_tiles"] == len(files)
+        assert c["source_images"] == len({NAME.match(p.name)["stem"] for p in files})
+        assert sorted(p.name for p in (tmp_path / "out" / split / "masks").glob("*.png")) == [p.name for p in files]
+    train = np.stack([png(p) for p in sorted((tmp_path / "out" / "train" / "images").glob("*.png"))]).astype(np.float64)
+    assert m["normalization"]["method"] == "meanstd"
+    assert m["normalization"]["mean"] == pytest.approx([train.mean()]) and m["normalization"]["std"] == pytest.approx([train.std()])
+    assert sorted(p.name for p in (tmp_path / "out" / "preview").iterdir())[-1] == "train_tiles.png"
+
+
+def test_whole_images_padded_to_one_size(export, tmp_path):
+    ds = defectlab.read(export)
+    prepare(export, tmp_path / "out", to="unet", tile=0, size=(128, 192), fit="pad", split="1", preview=False,
+            write_options={"stack": True})
+    masks = np.load(tmp_path / "out" / "train" / "masks.npy")
+    assert masks.shape == (4, 128, 192)
+    for k, item in enumerate(sorted(ds.items, key=lambda it: it.name)):
+        want = np.zeros((128, 192), np.uint8)
+        want[:96, :160] = semantic_mask(item, ds.class_index())
+        assert np.array_equal(png(tmp_path / "out" / "train" / "masks" / f"{item.stem}.png"), want)
+
+
+def test_yolo_and_coco_tiles_hold_the_same_instances(export, tmp_path):
+    from pycocotools.coco import COCO
+
+    ds = defectlab.read(export)
+    by_stem = {it.stem: it for it in ds.items}
+    prepare(export, tmp_path / "yolo", to="yolo", tile=64, stride=48, preview=False, write_options={"task": "detect"})
+    prepare(export, tmp_path / "coco", to="coco", tile=64, stride=48, preview=False)
+    data_yaml = (tmp_path / "yolo" / "data.yaml").read_text()
+    assert f"path: {(tmp_path / 'yolo').absolute()}" in data_yaml
+    checked = 0
+    for txt in sorted((tmp_path / "yolo" / "labels").glob("*/*.txt")):
+        m = NAME.match(txt.stem + ".png")
+        labels, _ = brute_counts(by_stem[m["stem"]], (int(m["x"]), int(m["y"]), int(m["x"]) + 64, int(m["y"]) + 64), 0.25)
+        lines = [ln for ln in txt.read_text().splitlines() if ln.strip()]
+        assert len(lines) == len(labels)
+        checked += 1
+    assert checked == 24
+    for ann in sorted((tmp_path / "coco" / "annotations").glob("instances_*.json")):
+        coco = COCO(str(ann))
+        for img in coco.dataset["images"]:
+            m = NAME.match(Path(img["file_name"]).name)
+            labels, _ = brute_counts(by_stem[m["stem"]], (int(m["x"]), int(m["y"]), int(m["x"]) + 64, int(m["y"]) + 64), 0.25)
+            assert len(coco.getAnnIds(imgIds=[img["id"]])) == len(labels)
+
+
+def test_keep_the_exports_subsets_even_with_shared_names(export, tmp_path):
+    from dataclasses import replace
+
+    ds = defectlab.read(export)
+    a, b = ds.items[:2]
+    twins = ds.with_items([replace(a, subset="Train"), replace(b, name=a.name, subset="Validation")])
+    report = prepare(twins, tmp_path / "out", to="unet", tile=48, split="keep", preview=False)
+    train = sorted(p.name for p in (tmp_path / "out" / "train" / "images" / "Train").iterdir())
+    val = sorted(p.name for p in (tmp_path / "out" / "val" / "images" / "Validation").iterdir())
+    assert train == val and len(train) == 2 * 4  # rows 0, 48; columns 0, 48, 96, 112 — same names, apart by subset
+    assert np.array_equal(png(tmp_path / "out" / "val" / "images" / "Validation" / val[0]),
+                          png(b.image.path)[:48, :48])
+    assert [(s["name"], s["subset"], s["split"]) for s in report.manifest["sources"]] == [
+        (a.name, "Train", "train"), (a.name, "Validation", "val")]
+    with pytest.raises(DatasetError, match="split='keep' needs subsets train / val / test, got None"):
+        prepare(ds, tmp_path / "x", split="keep")
+
+
+def test_errors(export, tmp_path):
+    out = tmp_path / "out"
+    prepare(export, out, to="unet", tile=48, preview=False)
+    before = tree_hash(out)
+    with pytest.raises(OutputError, match="exists and is not empty.*--overwrite"):
+        prepare(export, out, to="unet", tile=48, preview=False)
+    assert tree_hash(out) == before
+    with pytest.raises(FormatError, match="unknown format 'keras'"):
+        prepare(export, tmp_path / "x", to="keras")
+    with pytest.raises(DatasetError, match=r"160x96 \(WxH\) image is smaller than a 128x128 tile"):
+        prepare(export, tmp_path / "x", tile=128, spatial=False)
+    with pytest.raises(ValueError, match="split fractions"):
+        prepare(export, tmp_path / "x", split="0,1")
+    ds = defectlab.read(export)
+    gone = ds.with_items([ds[0].__class__(ds[0].name, ds[0].size_hw, ds[0].shapes, image=None)])
+    with pytest.raises(ImageError, match="image file\\(s\\) not found.*--images DIR"):
+        prepare(gone, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_prints_a_summary_and_fails_cleanly(export, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["prepare", str(export), "--tile", "48", "--stride", "40", "--split", "0.5,0.5",
+                              "--augment", "flip,rot90", "--to", "maskrcnn", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "train" in res.output and "cavity" in res.output and "manifest.json" in res.output
+    assert (tmp_path / "o" / "train" / "targets").is_dir()
+    res = runner.invoke(app, ["prepare", str(export), "--to", "unet", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "error:" in res.output and "--overwrite" in res.output
+    res = runner.invoke(app, ["prepare", str(export), "--to", "unet", "--augment", "sharpen", "--out", str(tmp_path / "p")])
+    assert res.exit_code == 1 and "unknown augmentation 'sharpen'" in res.output
