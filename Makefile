@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO := demo_out
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean chromium
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -34,8 +34,17 @@ demo: $(STAMP)
 	@echo "  $(DEMO)/check_report.html        labeling problems found by defectlab check (offline HTML)"
 	@echo "  $(DEMO)/measure/                 per-defect sizes in nm, densities, size histograms (report.html)"
 
-## test: the whole test suite (what CI runs)
-test: $(STAMP)
+## chromium: the headless browser tests/qc/test_report_chromium.py renders the check report in
+## (Debian's package; CI and the dev machine run as root and reach the Debian mirror). Checked on
+## every `make test` (one `command -v`), so an uninstalled browser is noticed, not hidden by a stamp.
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || { \
+	  echo "make: could not install Debian's 'chromium' package, which tests/qc/test_report_chromium.py needs" >&2; \
+	  echo "      (apt-get needs root and the Debian mirror). Install it yourself, e.g. 'sudo apt-get install chromium'," >&2; \
+	  echo "      then run 'make test' again." >&2; exit 1; }
+
+## test: the whole test suite (what CI runs); installs chromium for the HTML report test
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
 ## bench: CVAT XML -> U-Net masks + Mask R-CNN targets, ours vs the workshop notebook's approach

@@ -1,7 +1,8 @@
 """``defectlab check``: find labeling problems in an export (a thin door to :func:`defectlab.qc.check`).
 
 Exit codes: 0 no finding at or above ``--fail-on``; 1 the export could not be read (or a bad
-option); 2 findings at or above ``--fail-on`` (default: error).
+option); 2 findings at or above ``--fail-on`` (default: error). With ``--fix OUT`` the exit code
+still tells about the input export (the repaired copy can be checked on its own).
 """
 
 from __future__ import annotations
@@ -76,7 +77,11 @@ def register(app: typer.Typer) -> None:
             "--json", help="Print one JSON object with a 'findings' list instead of tables.")] = False,
         report: Annotated[Optional[Path], typer.Option(
             "--report", help="Write an offline HTML report to this file.")] = None,
-        overwrite: Annotated[bool, typer.Option(help="Replace an existing --report file.")] = False,
+        fix_out: Annotated[Optional[Path], typer.Option(
+            "--fix", help="Write a repaired copy of the export to this folder (holes between masks filled, shapes "
+                          "clipped to the image, duplicates removed), with changes.json listing every change. "
+                          "The input is never modified.")] = None,
+        overwrite: Annotated[bool, typer.Option(help="Replace an existing --report file or --fix folder.")] = False,
         fail_on: Annotated[FailOn, typer.Option(
             "--fail-on", help="Exit with code 2 when findings of this severity or worse exist.")] = FailOn.error,
         edge: Annotated[Optional[List[str]], typer.Option(
@@ -113,20 +118,31 @@ def register(app: typer.Typer) -> None:
         concave shapes, boundaries at the wrong edge, size outliers."""
         from ..cli import console, fail
         from ..errors import DefectlabError, OutputError
+        from ..formats import read
         from ..qc import check as run_check
+        from ..qc import fix as run_fix
+        from ..qc.fix import check_fix_target
 
         try:
             if report is not None and report.exists() and not overwrite:  # before minutes of work
                 raise OutputError(f"{report}: exists; pass --overwrite to replace it")
+            if fix_out is not None:
+                check_fix_target(fix_out, export, overwrite=overwrite)
             edges = parse_edges(edge or [])
             size_hw = parse_size(image_size) if image_size else None
+            dataset = read(export, images=images) if images is not None else read(export)
             result = run_check(
-                export, images=images, edges=edges, solidity=solidity, edge_tolerance=edge_tolerance,
+                dataset, edges=edges, solidity=solidity, edge_tolerance=edge_tolerance,
                 hole_area_px=hole_area, min_area_px=min_area, duplicate_iou=duplicate_iou, overlap=overlap,
                 outside_tolerance_px=outside_tolerance, outlier_z=outlier_z, image_size_hw=size_hw,
                 line_width=line_width, use_images=not no_images, progress=not as_json,
             )
             written = result.write_report(report, overwrite=overwrite, progress=not as_json) if report else None
+            fixed = None
+            if fix_out is not None:
+                fixed = run_fix(dataset, result, hole_area_px=hole_area, duplicate_iou=duplicate_iou,
+                                outside_tolerance_px=outside_tolerance, line_width=line_width, out=fix_out,
+                                overwrite=overwrite)
         except (DefectlabError, ValueError) as err:
             fail(err)
         failed = result.failed(fail_on.value)
@@ -135,11 +151,14 @@ def register(app: typer.Typer) -> None:
             payload["fail_on"] = fail_on.value
             payload["failed"] = failed
             payload["report"] = None if written is None else str(written)
+            payload["fix"] = None if fixed is None else fixed.to_dict()
             print(json.dumps(payload, indent=2, ensure_ascii=False))
         else:
             _print_summary(console, result, limit=limit)
             if written is not None:
                 console.print(f"[green]wrote[/] report -> {written}", highlight=False)
+            if fixed is not None:
+                _print_fix(console, fixed)
         if failed:
             raise typer.Exit(EXIT_FINDINGS)
 
@@ -188,3 +207,24 @@ def _print_summary(console, result, *, limit: int) -> None:
                       (s.edge or "") + (" (guess)" if s.edge_how == "guess" else ""),
                       "" if off is None else f"{off:+.2f}")
     console.print(stats)
+
+
+def _print_fix(console, fixed) -> None:
+    """Every change of ``--fix``, what was left alone and why, and where the copy went."""
+    from rich.markup import escape
+
+    from ..qc.fix import CHANGES_FILE
+
+    console.print(f"[bold]Repaired copy[/] ({fixed.written_format}) -> {escape(str(fixed.out))}: "
+                  f"{len(fixed.changes)} change(s), listed in {CHANGES_FILE} there", highlight=False, soft_wrap=True)
+    for c in fixed.changes:
+        console.print(f"  [green]{c.action}[/] {escape(c.where())}: {escape(c.message)}", highlight=False,
+                      soft_wrap=True)
+    for f, why in fixed.skipped:
+        console.print(f"  [yellow]not fixed[/] {escape(f'[{f.code}]')} {escape(f.where())}: {escape(why)}",
+                      highlight=False, soft_wrap=True)
+    for note in fixed.notes:
+        console.print(f"  [blue]note[/] {escape(note)}", highlight=False, soft_wrap=True)
+    if fixed.not_fixable:
+        console.print("  Left for a person: " + ", ".join(f"{code} ({n})" for code, n in sorted(fixed.not_fixable.items())),
+                      highlight=False, soft_wrap=True)

@@ -16,6 +16,9 @@ The checks, by family (every code, severity and fix is in :data:`CHECKS`):
                    (cavities: inner edge; loops: outer edge), from the image (:mod:`.edges`)
 ``statistics``     per-label counts and size distributions; size outliers (:mod:`.stats`)
 
+:func:`fix` repairs what needs no person — holes between masks, shapes outside the image,
+duplicates — and writes a repaired copy of the export, listing every change (:mod:`.fix`).
+
 Examples
 --------
 >>> import numpy as np
@@ -43,6 +46,7 @@ from .config import CheckConfig
 from .context import ItemData
 from .edges import edge_findings, guess_edge, resolve_edges
 from .findings import CHECKS, SEVERITIES, CheckSpec, Finding, severity_rank
+from .fix import FIXABLE, Change, FixResult, fix  # binds defectlab.qc.fix to the function
 from .geometry import geometry_findings
 from .images import empty_findings, load_image, size_findings
 from .labels import label_findings
@@ -53,7 +57,7 @@ from .stats import LabelStats, ShapeRecord, label_stats, outlier_findings
 
 __all__ = [
     "CHECKS", "CheckConfig", "CheckResult", "CheckSpec", "FAIL_ON", "Finding", "LabelStats", "SEVERITIES",
-    "check", "guess_edge", "resolve_edges",
+    "check", "guess_edge", "resolve_edges", "FIXABLE", "Change", "FixResult", "fix",
 ]
 
 _DEFAULT = CheckConfig()

@@ -44,6 +44,7 @@ SEVERITY_RGB: dict[str, tuple[int, int, int]] = {
     "error": (230, 30, 30), "warning": (255, 170, 0), "info": (60, 160, 255),
 }
 _THUMB_PX = 180  # size of a finding's zoomed picture
+_MIN_PICTURE_PX = 512  # smaller images are drawn enlarged to about this size
 
 
 def _png_uri(rgb: np.ndarray) -> str:
@@ -245,7 +246,8 @@ body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em;colo
 h1{margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
 th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}
-th{background:#f3f3f3}th.sortable{cursor:pointer}th.sortable:after{content:" \\2195";color:#999}
+th{background:#f3f3f3;white-space:nowrap}th.sortable{cursor:pointer}th.sortable:after{content:" \\2195";color:#999}
+td.code{white-space:nowrap}
 .sev{font-weight:600;border-radius:3px;padding:0 .4em;color:#fff}
 .error{background:#e61e1e}.warning{background:#f0a000}.info{background:#3ca0ff}
 .guess{color:#b25d00;font-style:italic}.num{text-align:right}
@@ -253,6 +255,7 @@ th{background:#f3f3f3}th.sortable{cursor:pointer}th.sortable:after{content:" \\2
 figure figcaption{font-size:.8em;max-width:%dpx}
 img.micro{max-width:100%%;height:auto;border:1px solid #999}
 section.item{margin-bottom:2em}.muted{color:#777}
+details{margin:.5em 0}summary{cursor:pointer;color:#555}
 """ % _THUMB_PX
 
 _SCRIPT = """
@@ -264,6 +267,7 @@ _SCRIPT = """
     return v !== "" && !isNaN(n) ? n : v.toLowerCase();
   }
   var tables = document.querySelectorAll("table.sortable-table");
+  document.body.setAttribute("data-sortable-tables", String(tables.length));
   Array.prototype.forEach.call(tables, function (table) {
     var heads = table.querySelectorAll("th.sortable");
     Array.prototype.forEach.call(heads, function (th, col) {
@@ -306,11 +310,13 @@ def render_report(result: "CheckResult", *, max_picture_px: int = 1024, max_clea
     add = parts.append
     add("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>")
     add(f"<title>defectlab check: {_e(ds.source or 'dataset')}</title><style>{_STYLE}</style></head><body>")
-    add(f"<h1>Labeling check</h1><p><b>{_e(ds.source or 'dataset')}</b> ({_e(ds.format or '')}): "
+    add(f"<h1>Labeling check</h1><p><b>{_e(ds.source or 'dataset')}</b>{f' ({_e(ds.format)})' if ds.format else ''}: "
         f"{len(ds)} images, {result.images_read} read, "
         f"{sum(len(it.shapes) for it in ds.items)} shapes.</p><p>")
-    add(" ".join(f"<span class='sev {s}'>{counts[s]} {s}{'s' if counts[s] != 1 else ''}</span>" for s in SEVERITIES))
-    add("</p>")
+    add(" ".join(f"<span class='sev {s}'>{counts[s]} {s}{'s' if counts[s] != 1 and s != 'info' else ''}</span>"
+                 for s in SEVERITIES))
+    add("</p><p class='muted'><a href='#findings'>Findings</a> · <a href='#checks'>Checks</a> · "
+        "<a href='#stats'>Statistics</a> · <a href='#images'>Images</a></p>")
 
     add("<h2>Edge conventions</h2><table><tr><th>label</th><th>edge</th><th>from</th></tr>")
     for name, (edge, how) in result.edges.items():
@@ -333,22 +339,37 @@ def render_report(result: "CheckResult", *, max_picture_px: int = 1024, max_clea
             image = (f"<a href='#f-{n}'>{_e(f.image)}</a>" if k is not None else _e(f.image or "export"))
             add(f"<tr id='row-{n}'><td class='num'>{n}</td>"
                 f"<td data-sort='{SEVERITIES.index(f.severity)}'><span class='sev {f.severity}'>{f.severity}</span></td>"
-                f"<td title='{_e(f.spec.explanation)}'>{_e(f.code)}</td><td>{image}</td>"
+                f"<td class='code' title='{_e(f.spec.explanation)}'>{_e(f.code)}</td><td>{image}</td>"
                 f"<td class='num'>{'' if f.shape is None else f.shape}</td><td>{_e(f.label)}</td>"
                 f"<td>{_e(f.message)}</td></tr>")
         add("</tbody></table>")
 
-    add("<h2>Checks</h2><table><tr><th>code</th><th>severity</th><th>found</th><th>what it means</th>"
-        "<th>how to fix</th></tr>")
+    # what was found and how to fix it first; the checks that found nothing folded away, so that
+    # the statistics and the pictures are not pushed a screen further down
     by_code = result.by_code()
-    for code, spec in CHECKS.items():
-        add(f"<tr><td>{_e(code)}</td><td><span class='sev {spec.severity}'>{spec.severity}</span></td>"
-            f"<td class='num'>{by_code.get(code, 0)}</td><td>{_e(spec.explanation)}</td><td>{_e(spec.fix)}</td></tr>")
-    add("</table>")
-    cfg = result.config.to_dict()
-    add("<p class='muted'>Thresholds: " + ", ".join(f"{_e(k)} = {_e(v)}" for k, v in cfg.items()) + "</p>")
+    head = ("<table><tr><th>code</th><th>severity</th><th>found</th><th>what it means</th>"
+            "<th>how to fix</th></tr>")
 
-    add("<h2>Statistics per label</h2><table><tr><th>label</th><th>shapes</th><th>images</th><th>kinds</th>"
+    def check_rows(codes: list[str]) -> str:
+        return "".join(
+            f"<tr><td class='code'>{_e(code)}</td><td><span class='sev {CHECKS[code].severity}'>"
+            f"{CHECKS[code].severity}</span></td><td class='num'>{by_code.get(code, 0)}</td>"
+            f"<td>{_e(CHECKS[code].explanation)}</td><td>{_e(CHECKS[code].fix)}</td></tr>" for code in codes)
+
+    found = [code for code in CHECKS if by_code.get(code)]
+    quiet = [code for code in CHECKS if not by_code.get(code)]
+    add("<h2 id='checks'>Checks</h2>")
+    if found:
+        add(head + check_rows(found) + "</table>")
+    if quiet:
+        add(f"<details><summary>{len(quiet)} {'other ' if found else ''}checks found nothing</summary>"
+            + head + check_rows(quiet) + "</table></details>")
+    cfg = result.config.to_dict()
+    add("<p class='muted'>Thresholds: " + ", ".join(
+        f"{_e(k)} = {_e(v) if v is not None else 'each set’s most common size' if k == 'image_size_hw' else 'none'}"
+        for k, v in cfg.items()) + "</p>")
+
+    add("<h2 id='stats'>Statistics per label</h2><table><tr><th>label</th><th>shapes</th><th>images</th><th>kinds</th>"
         "<th>area_px min</th><th>median</th><th>max</th><th>solidity median</th><th>edge</th>"
         "<th>edge offset_px median</th></tr>")
     for s in result.stats.values():
@@ -372,7 +393,7 @@ def render_report(result: "CheckResult", *, max_picture_px: int = 1024, max_clea
         add(f"<figure><img class='plot' alt='{_e(title)}' src='{uri}'></figure>")
     add("</div>")
 
-    add("<h2>Images</h2>")
+    add("<h2 id='images'>Images</h2>")
     by_image: dict[str, list[tuple[int, Finding]]] = {}
     for n, f in numbered:
         if f.image is not None:
@@ -389,10 +410,15 @@ def render_report(result: "CheckResult", *, max_picture_px: int = 1024, max_clea
             clean_left -= 1
         gray = _gray_u8(item)
         scale = min(1.0, max_picture_px / max(h, w))
+        # small images are shown enlarged by whole pixels (the PNG keeps the image's size) so that
+        # shapes and finding numbers can be seen
+        small = min(_MIN_PICTURE_PX, max_picture_px)
+        zoom = min(8, small // max(h, w)) if max(h, w) < small else 1
+        enlarge = f" width='{w * zoom}' style='image-rendering:pixelated'" if zoom > 1 else ""
         picture = item_picture(gray, item, colors, mine, scale=scale, line_width=result.config.line_width)
         add(f"<section class='item' id='img-{k}'><h3>{_e(item.name)}</h3>"
             f"<p class='muted'>{w}x{h} (WxH), {len(item.shapes)} shapes, {len(mine)} findings</p>"
-            f"<img class='micro' alt='{_e(item.name)}' src='{_png_uri(picture)}'>")
+            f"<img class='micro' alt='{_e(item.name)}'{enlarge} src='{_png_uri(picture)}'>")
         if mine:
             add("<div class='pictures'>")
             for n, f in mine:
