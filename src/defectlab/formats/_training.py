@@ -7,14 +7,15 @@ import os
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
 
 from ..errors import DatasetError, ImageError
 from ..imaging.io import image_size_hw
 from ..model import Dataset, Item, Note
 
-__all__ = ["WriteReport", "write_classes", "read_classes", "copy_image", "check_items", "progress_iter"]
+__all__ = ["WriteReport", "write_classes", "read_classes", "copy_image", "check_items", "progress_iter",
+           "input_paths"]
 
 
 @dataclass
@@ -31,6 +32,23 @@ class WriteReport:
         if self.n_instances:
             text += f" ({self.n_instances} instances)"
         return text
+
+
+def input_paths(dataset: Dataset) -> list[Path]:
+    """What a writer must not overwrite: the dataset's image files and its export (file or folder).
+
+    Given to :func:`defectlab._output.output_dir` as ``inputs``: an output folder holding one
+    is refused, one inside the export folder needs ``overwrite=True``.
+    """
+    paths = [it.image.path for it in dataset.items if it.image is not None]
+    if dataset.source:
+        source = Path(dataset.source)
+        try:
+            if source.exists():
+                paths.append(source)
+        except OSError:
+            pass
+    return paths
 
 
 def write_classes(dataset: Dataset, path: Path) -> None:
@@ -51,11 +69,22 @@ def read_classes(path: str | Path) -> dict[int, dict]:
 def check_items(dataset: Dataset, *, need_images: bool, same_size: bool) -> None:
     """Refuse, with one clear message, what would make the output wrong.
 
+    - an item whose output name (``Item.key``) is absolute, climbs out with ``..`` or holds a
+      NUL: its files would be written outside the output folder;
     - two items with the same output name (``Item.key``);
     - missing image files, when the output needs pixels;
     - image files whose real size differs from the declared one;
     - (``same_size``) items of different sizes, which cannot be stacked.
     """
+    for it in dataset.items:  # output file names come from item names: none may leave the folder
+        key = it.key.replace("\\", "/")
+        parts = PurePosixPath(key).parts
+        if not parts or key.startswith("/") or ".." in parts or ":" in parts[0] or "\x00" in key:
+            raise DatasetError(
+                f"{it.name!r}" + (f" (subset {it.subset!r})" if it.subset else "")
+                + ": an image name that is absolute, climbs out with '..' or holds a NUL would be "
+                "written outside the output folder; rename the image in the export"
+            )
     keys = Counter(it.key for it in dataset.items)
     dup = [k for k, n in keys.items() if n > 1]
     if dup:
