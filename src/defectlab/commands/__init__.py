@@ -9,4 +9,5 @@ MODULES: tuple[str, ...] = (
     "check",
     "measure",
     "prepare",
+    "train",
 )

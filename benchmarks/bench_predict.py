@@ -1,0 +1,273 @@
+"""Benchmark: tiled, blended U-Net prediction vs whole-image and plain-tile baselines, in one run.
+
+Run::
+
+    .venv/bin/python benchmarks/bench_predict.py                  # 4096 x 4096, a quickly trained default U-Net
+    .venv/bin/python benchmarks/bench_predict.py --size 2048 --model MODEL_DIR
+
+What it does:
+
+1. **model**: the default U-Net (16 filters, 3 poolings, ~0.63 M parameters), trained for a
+   minute or two on synthetic micrographs (so that its output has real structure for the seam
+   measurement), or ``--model DIR``. Not timed.
+2. **image**: one synthetic ``size`` x ``size`` micrograph (defect density of the 512 px default,
+   defects placed independently).
+3. Three variants, each in a child process of its own (so peak memory does not mix), each
+   printing one JSON line with its seconds and peak RSS (``ru_maxrss``):
+
+   * ``ours``   — :func:`defectlab.dl.predict.predict_image`: 256 px tiles, >= 64 px overlap,
+     raised-cosine blending, 4 tiles per batch, inference mode, channels-last, one tile row
+     of accumulators at a time;
+   * ``whole``  — the naive baseline: the whole normalized image through the same net at once
+     (plain PyTorch eager, ``torch.inference_mode``), arg-max;
+   * ``tiles``  — the other naive baseline: non-overlapping 256 px tiles, no blending, eager,
+     4 per batch.
+
+4. **seams**: each variant's classes and foreground probability against the whole-image
+   result (the reference where it fits in memory): the share of pixels whose class differs,
+   in a 4 px band around the 256 px tile grid and elsewhere; and the mean step of the
+   foreground probability across the grid lines divided by the mean step across all other
+   lines (1.0 = no seam).
+5. **1024 x 1024**: seconds per image of ours vs plain eager whole-image inference of the same
+   net (the issue's figure: <= 0.5 s per 1024² image on a 2-core CPU), median of 3 runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+GRID = 256
+
+
+def _rss_mb() -> float:
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib / 1024 if sys.platform != "darwin" else kib / 2**20
+
+
+# ---------------------------------------------------------------------------------------------
+# child processes: one variant each
+
+
+def _normalized(image: np.ndarray) -> np.ndarray:
+    from defectlab.imaging.io import normalize_minmax
+
+    return normalize_minmax(image)
+
+
+def run_variant(variant: str, model_dir: Path, image_path: Path, out: Path) -> None:
+    import torch
+
+    from defectlab.dl.model_io import load_model
+    from defectlab.imaging.io import read_image
+
+    model = load_model(model_dir, device="cpu")
+    net = model.net.eval()
+    image = read_image(image_path)
+    start_mb = _rss_mb()
+    t0 = time.perf_counter()
+    if variant == "ours":
+        pred = model.predict(image, probabilities=True, probabilities_dtype=np.float16, split=False)
+        sem, fg = pred.semantic, 1.0 - pred.probabilities[0].astype(np.float32)
+    elif variant == "whole":
+        h, w = image.shape[:2]
+        m = net.multiple
+        x = np.pad(_normalized(image), ((0, -h % m), (0, -w % m)), mode="symmetric")
+        with torch.inference_mode():
+            probs = torch.softmax(net(torch.from_numpy(x)[None, None]), dim=1)[0, :, :h, :w]
+        sem = probs.argmax(0).numpy().astype(np.uint8)
+        fg = (1.0 - probs[0]).numpy()
+        del probs
+    elif variant == "tiles":
+        h, w = image.shape[:2]
+        x = np.pad(_normalized(image), ((0, -h % GRID), (0, -w % GRID)), mode="symmetric")
+        sem = np.empty(x.shape, np.uint8)
+        fg = np.empty(x.shape, np.float32)
+        origins = [(r, c) for r in range(0, x.shape[0], GRID) for c in range(0, x.shape[1], GRID)]
+        with torch.inference_mode():
+            for i in range(0, len(origins), 4):
+                batch = origins[i:i + 4]
+                xb = torch.from_numpy(np.stack([x[r:r + GRID, c:c + GRID] for r, c in batch])[:, None])
+                probs = torch.softmax(net(xb), dim=1)
+                for (r, c), p in zip(batch, probs):
+                    sem[r:r + GRID, c:c + GRID] = p.argmax(0).numpy()
+                    fg[r:r + GRID, c:c + GRID] = (1.0 - p[0]).numpy()
+        sem, fg = sem[:h, :w], fg[:h, :w]
+    else:
+        raise SystemExit(f"unknown variant {variant}")
+    seconds = time.perf_counter() - t0
+    peak_mb = _rss_mb()
+    np.save(out.with_suffix(".sem.npy"), sem)
+    np.save(out.with_suffix(".fg.npy"), fg.astype(np.float16))
+    print(json.dumps({"variant": variant, "seconds": seconds, "start_mb": start_mb, "peak_mb": peak_mb,
+                      "threads": torch.get_num_threads()}))
+
+
+def run_1024(model_dir: Path, repeats: int) -> None:
+    import torch
+
+    from defectlab.dl.model_io import load_model
+    from defectlab.prepare.synthetic import SyntheticConfig, synthetic_item
+
+    image, _ = synthetic_item(np.random.default_rng(7), SyntheticConfig(
+        size_hw=(1024, 1024), n_cavities=48, n_loops=24, n_precipitates=24, n_lines=8, allow_overlap=True))
+    model = load_model(model_dir, device="cpu")
+    plain = load_model(model_dir, device="cpu").net.eval()  # untouched memory format
+    x = torch.from_numpy(_normalized(image))[None, None]
+
+    def eager() -> None:
+        with torch.inference_mode():
+            torch.softmax(plain(x), dim=1).argmax(1)
+
+    def ours() -> None:
+        model.predict(image, split=False)
+
+    def ours_instances() -> None:
+        model.predict(image)
+
+    out = {}
+    for name, fn in (("eager_whole", eager), ("ours", ours), ("ours_with_instances", ours_instances)):
+        fn()  # warm-up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        out[name] = float(np.median(times))
+    out["threads"] = torch.get_num_threads()
+    print(json.dumps(out))
+
+
+# ---------------------------------------------------------------------------------------------
+# the parent
+
+
+def _child(args: list[str]) -> dict:
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _train_model(work: Path, epochs: int) -> Path:
+    from defectlab.dl.train import train_unet
+    from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+
+    ds = make_synthetic_dataset(work / "train_export", n_images=6, config=SyntheticConfig(size_hw=(512, 512)), seed=1)
+    t0 = time.perf_counter()
+    result = train_unet(ds, work / "model", epochs=epochs, batch_size=8, val_split=0.2, seed=0, progress=True,
+                        plot=False)
+    print(f"trained the default U-Net in {time.perf_counter() - t0:.0f} s: {result}", flush=True)
+    return work / "model"
+
+
+def _seams(sem: np.ndarray, fg: np.ndarray, ref_sem: np.ndarray | None) -> dict:
+    h, w = sem.shape
+    grid_rows = np.zeros(h, bool)
+    grid_cols = np.zeros(w, bool)
+    for g in range(GRID, max(h, w), GRID):
+        grid_rows[max(0, g - 2):g + 2] = True
+        grid_cols[max(0, g - 2):g + 2] = True
+    band = grid_rows[:, None] | grid_cols[None, :]
+    out: dict = {}
+    if ref_sem is not None:
+        diff = sem != ref_sem
+        out["differ_band"] = float(diff[band].mean())
+        out["differ_elsewhere"] = float(diff[~band].mean())
+    fg = fg.astype(np.float32)
+    step_x = np.abs(np.diff(fg, axis=1))  # step between column c-1 and c sits at index c-1
+    step_y = np.abs(np.diff(fg, axis=0))
+    on_x = np.zeros(w - 1, bool)
+    on_x[GRID - 1::GRID] = True
+    on_y = np.zeros(h - 1, bool)
+    on_y[GRID - 1::GRID] = True
+    grid = np.concatenate([step_x[:, on_x].ravel(), step_y[on_y, :].ravel()])
+    other = np.concatenate([step_x[:, ~on_x].ravel(), step_y[~on_y, :].ravel()])
+    out["seam_ratio"] = float(grid.mean() / max(other.mean(), 1e-12))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=4096, help="side of the square test image, px")
+    ap.add_argument("--model", type=Path, help="a U-Net model folder (default: train one quickly)")
+    ap.add_argument("--train-epochs", type=int, default=6, help="epochs of the quick training")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of the 1024 x 1024 timing")
+    ap.add_argument("--skip-whole", action="store_true", help="skip the whole-image baseline (memory)")
+    ap.add_argument("--workdir", type=Path, help="keep everything here")
+    ap.add_argument("--variant", help=argparse.SUPPRESS)
+    ap.add_argument("--image", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--timing-1024", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.variant:
+        run_variant(args.variant, args.model, args.image, args.out)
+        return
+    if args.timing_1024:
+        run_1024(args.model, args.repeats)
+        return
+
+    from defectlab.imaging.io import write_image
+    from defectlab.prepare.synthetic import SyntheticConfig, synthetic_item
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_predict_"))
+    work.mkdir(parents=True, exist_ok=True)
+    model_dir = args.model or _train_model(work, args.train_epochs)
+    scale = (args.size / 512) ** 2
+    # overlapping placement: the non-overlapping one searches for room and is slow for thousands of defects
+    cfg = SyntheticConfig(size_hw=(args.size, args.size), n_cavities=round(12 * scale), n_loops=round(6 * scale),
+                          n_precipitates=round(6 * scale), n_lines=round(2 * scale), allow_overlap=True)
+    image, _ = synthetic_item(np.random.default_rng(3), cfg)
+    image_path = work / "image.png"
+    write_image(image_path, image)
+    mp = args.size * args.size / 1e6
+    print(f"image {args.size} x {args.size} ({mp:.1f} MP), model {model_dir}, {os.cpu_count()} CPU(s)", flush=True)
+
+    variants = ["ours", "tiles"] + ([] if args.skip_whole else ["whole"])
+    results = {}
+    for v in variants:
+        results[v] = _child(["--variant", v, "--model", str(model_dir), "--image", str(image_path),
+                             "--out", str(work / v)])
+        print(f"  {v}: {results[v]}", flush=True)
+    ref = None
+    if "whole" in results and "error" not in results["whole"]:
+        ref = np.load(work / "whole.sem.npy")
+    print()
+    print(f"{'variant':8} {'seconds':>8} {'MP/s':>7} {'start MB':>9} {'peak MB':>8} {'class differs':>14} "
+          f"{'(elsewhere)':>12} {'seam ratio':>11}")
+    print("-" * 84)
+    for v in variants:
+        r = results[v]
+        if "error" in r:
+            print(f"{v:8} failed: {r['error']}")
+            continue
+        s = _seams(np.load(work / f"{v}.sem.npy"), np.load(work / f"{v}.fg.npy"), ref)
+        band = f"{100 * s['differ_band']:.3f}%" if "differ_band" in s else "-"
+        other = f"{100 * s['differ_elsewhere']:.3f}%" if "differ_elsewhere" in s else "-"
+        print(f"{v:8} {r['seconds']:8.2f} {mp / r['seconds']:7.2f} {r['start_mb']:9.0f} {r['peak_mb']:8.0f} "
+              f"{band:>14} {other:>12} {s['seam_ratio']:11.2f}")
+    print("\n(class differs: share of pixels whose class differs from the whole-image prediction, in a 4 px band "
+          "around the 256 px grid and elsewhere; seam ratio: mean foreground-probability step across the grid "
+          "lines / across other lines)")
+    t = _child(["--timing-1024", "--model", str(model_dir), "--repeats", str(args.repeats)])
+    if "error" in t:
+        print(f"\n1024 x 1024 timing failed: {t['error']}")
+        return
+    print(f"\n1024 x 1024, median of {args.repeats} ({t['threads']} torch threads):")
+    print(f"  plain eager, whole image at once      {t['eager_whole']:.2f} s")
+    print(f"  ours (tiled, blended, class mask)     {t['ours']:.2f} s   ratio ours / eager = "
+          f"{t['ours'] / t['eager_whole']:.2f}")
+    print(f"  ours + instances (watershed split)    {t['ours_with_instances']:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

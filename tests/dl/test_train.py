@@ -1,0 +1,199 @@
+"""Training: a tiny U-Net overfits, beats a trivial baseline on a held-out image, is seeded,
+writes a model folder that loads and predicts the same; Mask R-CNN trains a step and predicts;
+the CLI does both."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from defectlab.cli import app  # noqa: E402
+from defectlab.dl.model_io import load_model  # noqa: E402
+from defectlab.dl.train import class_iou, object_f1, train_maskrcnn, train_unet  # noqa: E402
+from defectlab.errors import FormatError  # noqa: E402
+from defectlab.formats.cvat_xml import read_cvat  # noqa: E402
+from defectlab.formats.maskrcnn import write_maskrcnn  # noqa: E402
+from defectlab.formats.unet import write_unet  # noqa: E402
+from defectlab.imaging.io import write_image  # noqa: E402
+from defectlab.model import Dataset, ImageSource, Item  # noqa: E402
+from defectlab.prepare.synthetic import SYNTHETIC_LABELS, SyntheticConfig, synthetic_item  # noqa: E402
+from defectlab.raster import semantic_mask  # noqa: E402
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny nets run fastest on one thread, and far faster than on two when other processes
+    share the cores (OpenMP threads then wait for each other)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY = dict(base_filters=8, depth=2, bottleneck_dilations=(1,), tile_size=64, progress=False, plot=False)
+
+
+def cavities(tmp_path, n: int, size: int = 64, seed: int = 0, labels=SYNTHETIC_LABELS[:1]) -> Dataset:
+    """n synthetic micrographs of cavities, written as PNG files, as a Dataset."""
+    rng = np.random.default_rng(seed)
+    cfg = SyntheticConfig(size_hw=(size, size), n_cavities=max(2, size // 20), n_loops=0, n_precipitates=0,
+                          n_lines=0, cavity_radius_px=(4, 10))
+    items = []
+    for k in range(n):
+        image, item = synthetic_item(rng, cfg, name=f"img_{k}.png")
+        path = tmp_path / f"img_{k}.png"
+        write_image(path, image)
+        items.append(Item(item.name, item.size_hw, item.shapes, image=ImageSource(path)))
+    return Dataset(tuple(labels), tuple(items), source=str(tmp_path))
+
+
+def iou(pred: np.ndarray, truth: np.ndarray) -> float:
+    return float(((pred == 1) & (truth == 1)).sum() / ((pred == 1) | (truth == 1)).sum())
+
+
+def test_tiny_unet_overfits_two_images(tmp_path):
+    ds = cavities(tmp_path, 2)
+    result = train_unet(ds, tmp_path / "model", epochs=2, min_steps=30, batch_size=2, lr=1e-2, val_split=0,
+                        seed=0, **TINY)
+    assert sum(h["steps"] for h in result.history) == 60
+    for item in ds:
+        truth = semantic_mask(item, ds.class_index())
+        assert iou(result.model.predict(item.image.path).semantic, truth) > 0.8
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert any("validation on the training images" in n for n in result.notes)
+
+
+def test_held_out_image_beats_a_trivial_baseline_and_the_folder_loads(tmp_path):
+    ds = cavities(tmp_path, 4, size=96, seed=1)
+    result = train_unet(ds, tmp_path / "model", epochs=3, min_steps=15, batch_size=2, lr=1e-2, val_split=0.25,
+                        seed=1, **TINY)
+    cfg = json.loads((tmp_path / "model" / "config.json").read_text())
+    val = cfg["training"]["val_images"]
+    assert len(val) == 1 and val[0] not in cfg["training"]["train_images"]
+    item = next(it for it in ds if it.key == val[0])
+    truth = semantic_mask(item, ds.class_index())
+    pred = result.model.predict(item.image.path).semantic
+    everything = np.ones_like(truth)  # the trivial baseline: every pixel a cavity
+    assert iou(pred, truth) > 0.5 > iou(everything, truth)
+    assert iou(pred, truth) == pytest.approx(result.history[result.best_epoch - 1]["val_iou"]["cavity"], abs=1e-9)
+    # the folder: what training wrote loads and predicts the same
+    loaded = load_model(tmp_path / "model", device="cpu")
+    assert np.array_equal(loaded.predict(item.image.path).semantic, pred)
+    assert cfg["classes"][1] == {"index": 1, "name": "cavity", "color": "#1f77b4", "edge": "inner"}
+    assert cfg["training"]["best_epoch"] == result.best_epoch and len(cfg["training"]["data_manifest_sha256"]) == 64
+    history = json.loads((tmp_path / "model" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, len(result.history) + 1))
+
+
+def test_seeded_runs_are_identical_and_the_manifest_follows_the_data(tmp_path):
+    ds = cavities(tmp_path, 2)
+    kw = dict(epochs=2, min_steps=2, batch_size=2, val_split=0, **TINY)
+    a = train_unet(ds, tmp_path / "a", seed=5, **kw)
+    b = train_unet(ds, tmp_path / "b", seed=5, **kw)
+    assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+    for (ka, va), (kb, vb) in zip(a.model.net.state_dict().items(), b.model.net.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    hashes = [json.loads((tmp_path / d / "config.json").read_text())["training"]["data_manifest_sha256"]
+              for d in ("a", "b")]
+    assert hashes[0] == hashes[1]
+    (tmp_path / "other").mkdir()
+    other = cavities(tmp_path / "other", 2, seed=9)
+    c = train_unet(other, tmp_path / "c", seed=5, **kw)
+    assert json.loads((c.path / "config.json").read_text())["training"]["data_manifest_sha256"] != hashes[0]
+
+
+def test_train_from_a_unet_folder_and_stop_with_ctrl_c(tmp_path):
+    ds = cavities(tmp_path, 2)
+    write_unet(ds, tmp_path / "unet")
+
+    def stop(entry):
+        if entry["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    result = train_unet(tmp_path / "unet", tmp_path / "model", epochs=5, min_steps=2, batch_size=2, val_split=0,
+                        callback=stop, **TINY)
+    assert result.interrupted and len(result.history) == 2
+    assert load_model(tmp_path / "model").classes == {1: "cavity"}
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["training"]["data"].startswith("U-Net folder")
+
+
+def test_bad_training_input_is_a_clear_error(tmp_path):
+    ds = cavities(tmp_path, 1)
+    with pytest.raises(ValueError, match="expected loss one of ce, dice, ce\\+dice"):
+        train_unet(ds, tmp_path / "m", loss="focal", **TINY)
+    with pytest.raises(ValueError, match="tile_size a multiple of 4"):
+        train_unet(ds, tmp_path / "m", **{**TINY, "tile_size": 50})
+    write_maskrcnn(ds, tmp_path / "mrcnn")
+    with pytest.raises(FormatError, match="a Mask R-CNN folder"):
+        train_unet(tmp_path / "mrcnn", tmp_path / "m", **TINY)
+    assert not (tmp_path / "m").exists()
+
+
+def test_metrics_against_hand_counts():
+    pred = np.array([[0, 1, 1], [2, 2, 0]])
+    truth = np.array([[0, 1, 0], [2, 2, 2]])
+    assert class_iou(pred, truth, 3) == {1: 1 / 2, 2: 2 / 3}
+    a = np.zeros((10, 10), int)
+    a[0:4, 0:4], a[6:9, 6:9] = 1, 2
+    b = np.zeros((10, 10), int)
+    b[0:4, 0:3], b[6:9, 0:3] = 5, 6  # one match (IoU 12/16), one miss each way
+    assert object_f1(a, b) == {"tp": 1, "fp": 1, "fn": 1, "precision": 0.5, "recall": 0.5, "f1": 0.5}
+
+
+def test_maskrcnn_trains_a_step_and_predicts(tmp_path):
+    ds = cavities(tmp_path, 2)
+    with pytest.warns(UserWarning, match="from scratch"):
+        result = train_maskrcnn(ds, tmp_path / "model", epochs=1, max_steps=1, batch_size=1, backbone="resnet18",
+                                val_split=0.5, progress=False, plot=False)
+    assert any("from scratch" in n for n in result.notes)
+    assert sum(h["steps"] for h in result.history) == 1
+    model = load_model(tmp_path / "model", device="cpu")
+    cfg = model.config
+    assert cfg.architecture == "maskrcnn" and cfg.params["backbone"] == "resnet18" and not cfg.params["pretrained"]
+    assert cfg.tile_size == 64 and cfg.normalization["channels"] == 3
+    pred = model.predict(np.random.default_rng(0).integers(0, 255, (70, 100), dtype=np.uint8), score_threshold=0.9)
+    assert pred.semantic.shape == (70, 100) and pred.instances.dtype == np.int32
+    assert len(pred.scores) == pred.n_instances and np.all(pred.scores >= 0.9)
+
+
+def test_cli_train_and_predict_with_prelabels(tmp_path):
+    ds = cavities(tmp_path, 2)
+    from defectlab.formats.cvat_xml import write_cvat
+
+    export = tmp_path / "export"
+    (export / "images").mkdir(parents=True)
+    for item in ds:
+        (export / "images" / item.name).write_bytes(item.image.path.read_bytes())
+    write_cvat(ds, export / "annotations.xml")
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "unet", str(export), "--out", str(tmp_path / "model"), "--epochs", "1",
+                              "--steps-per-epoch", "2", "--tile", "64", "--base-filters", "4", "--depth", "2",
+                              "--val-split", "0", "--no-plot", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "trained" in res.output and "validation on the training images" in res.output
+    res = runner.invoke(app, ["predict", str(tmp_path / "model"), str(export / "images"), "--out",
+                              str(tmp_path / "pred"), "--prelabels", "cvat", "--prelabels", "coco",
+                              "--probabilities"])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "pred"
+    for sub, suffix in (("masks", ".png"), ("instances", ".tif"), ("overlays", ".png"), ("probabilities", ".npy")):
+        assert sorted(p.name for p in (out / sub).iterdir()) == [f"img_0{suffix}", f"img_1{suffix}"]
+    probs = np.load(out / "probabilities" / "img_0.npy")
+    assert probs.dtype == np.float16 and probs.shape == (2, 64, 64)
+    back = read_cvat(out / "prelabels" / "annotations.xml", images=export / "images")
+    assert [it.name for it in back] == ["img_0.png", "img_1.png"] and all(it.image for it in back)
+    summary = json.loads((out / "summary.json").read_text())
+    assert [len(it.shapes) for it in back] == [im["instances"]["cavity"] for im in summary["images"]]
+    coco = json.loads((out / "prelabels" / "coco" / "annotations" / "instances_default.json").read_text())
+    assert [c["name"] for c in coco["categories"]] == ["cavity"]
+    assert len(coco["annotations"]) == sum(len(it.shapes) for it in back)
+    # a second run refuses to overwrite; a missing model is one clear line
+    res = runner.invoke(app, ["predict", str(tmp_path / "model"), str(export / "images"), "--out", str(out)])
+    assert res.exit_code == 1 and "overwrite" in res.output
+    res = runner.invoke(app, ["predict", str(tmp_path / "nope"), str(export / "images"), "--out", str(out)])
+    assert res.exit_code == 1 and "no such model folder" in res.output

@@ -1,0 +1,115 @@
+"""split_instances: touching discs split with analytic areas; ellipses, lines and plain
+components left whole (checked against scipy's connected components)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from defectlab.raster.split import split_instances
+
+H, W = 120, 200
+YY, XX = np.mgrid[:H, :W] + 0.5  # pixel centers
+
+
+def disc(cx: float, cy: float, r: float) -> np.ndarray:
+    return (XX - cx) ** 2 + (YY - cy) ** 2 <= r * r
+
+
+def lens_area(r: float, d: float) -> float:
+    """Area of the intersection of two discs of radius r whose centers are d apart."""
+    if d >= 2 * r:
+        return 0.0
+    return 2 * r * r * math.acos(d / (2 * r)) - d / 2 * math.sqrt(4 * r * r - d * d)
+
+
+@pytest.mark.parametrize("ratio", [1.6, 1.8, 2.0])
+def test_two_touching_discs_become_two_instances_with_analytic_areas(ratio):
+    r = 16.0
+    d = ratio * r
+    a, b = disc(60.3, 60.1, r), disc(60.3 + d, 60.1, r)
+    labels, classes = split_instances((a | b).astype(np.uint8))
+    assert labels.max() == 2 and classes.tolist() == [1, 1]
+    # the watershed line is the perpendicular bisector: each half is the disc less half the lens
+    expected = math.pi * r * r - lens_area(r, d) / 2
+    areas = sorted(int((labels == i).sum()) for i in (1, 2))
+    for area in areas:
+        assert abs(area - expected) / expected < 0.05, (area, expected)
+    # each part lies around its own disc's center
+    for cx in (60.3, 60.3 + d):
+        assert labels[60, int(cx)] in (1, 2)
+    assert labels[60, 60] != labels[60, int(60.3 + d)]
+
+
+def test_three_discs_in_a_row():
+    m = disc(40, 60, 14) | disc(64, 60, 14) | disc(88, 60, 14)
+    labels, _ = split_instances(m.astype(np.uint8))
+    assert labels.max() == 3
+
+
+@pytest.mark.parametrize("rx,ry,rot", [(40, 12, 0), (30, 10, 35), (25, 20, 70)])
+def test_an_ellipse_stays_whole(rx, ry, rot):
+    t = math.radians(rot)
+    u = (XX - 100) * math.cos(t) + (YY - 60) * math.sin(t)
+    v = -(XX - 100) * math.sin(t) + (YY - 60) * math.cos(t)
+    m = (u / rx) ** 2 + (v / ry) ** 2 <= 1
+    labels, _ = split_instances(m.astype(np.uint8))
+    assert labels.max() == 1 and (labels > 0).sum() == m.sum()
+
+
+def test_thin_lines_and_rectangles_stay_whole():
+    m = np.zeros((H, W), np.uint8)
+    m[50:53, 10:190] = 1  # a 3 px dislocation line
+    m[10:100, 120:123] = 1  # crossing it
+    m[80:110, 20:90] = 2  # a rectangle of another class
+    labels, classes = split_instances(m)
+    assert labels.max() == 2
+    assert sorted(classes.tolist()) == [1, 2]
+
+
+def test_without_split_it_is_scipys_connected_components():
+    rng = np.random.default_rng(3)
+    m = np.zeros((H, W), bool)
+    for _ in range(25):
+        m |= disc(rng.uniform(10, 190), rng.uniform(10, 110), rng.uniform(3, 12))
+    labels, classes = split_instances(m.astype(np.uint8), split=False)
+    ref, n = ndimage.label(m, structure=np.ones((3, 3)))
+    assert labels.max() == n == len(classes)
+    # the same partition of the pixels, whatever the numbering
+    pairs = set(zip(labels[m].tolist(), ref[m].tolist()))
+    assert len(pairs) == n
+    # with splitting there are at least as many, covering the same pixels
+    split_labels, _ = split_instances(m.astype(np.uint8))
+    assert split_labels.max() >= n and np.array_equal(split_labels > 0, m)
+
+
+def test_classes_are_separate_and_split_per_class():
+    m = np.zeros((H, W), np.uint8)
+    m[disc(50, 60, 15) | disc(74, 60, 15)] = 1
+    m[disc(140, 60, 15) | disc(164, 60, 15)] = 2
+    labels, classes = split_instances(m, split=[1])
+    assert classes.tolist() == [1, 1, 2]
+    for i, c in enumerate(classes, start=1):
+        assert np.all(m[labels == i] == c)
+
+
+def test_small_objects_are_left_out_of_the_ids():
+    m = np.zeros((H, W), np.uint8)
+    m[10:12, 10:12] = 1  # 4 px
+    m[disc(100, 60, 10)] = 1
+    labels, classes = split_instances(m, min_area_px=5)
+    assert labels.max() == 1 and labels[10, 10] == 0 and len(classes) == 1
+
+
+def test_empty_and_bad_input():
+    labels, classes = split_instances(np.zeros((5, 6), np.uint8))
+    assert labels.shape == (5, 6) and labels.dtype == np.int32 and classes.size == 0
+    with pytest.raises(ValueError, match="2-D"):
+        split_instances(np.zeros((2, 3, 4), np.uint8))
+    with pytest.raises(ValueError, match="integer class-index mask"):
+        split_instances(np.zeros((4, 4), np.float32))
+    with pytest.raises(ValueError, match="neck_ratio"):
+        split_instances(np.zeros((4, 4), np.uint8), neck_ratio=0)
