@@ -6,6 +6,7 @@ explicit: a module that fails to import breaks the CLI loudly instead of vanishi
 """
 
 MODULES: tuple[str, ...] = (
+    "batch",
     "check",
     "measure",
     "prepare",

@@ -1,0 +1,154 @@
+"""Batches of thousands of micrographs on Dask: measure, predict, convert — resumably.
+
+Two doors to the same functions: ``defectlab batch measure | predict | convert`` on the
+command line, and in Python::
+
+    from defectlab import batch
+    report = batch.measure(["export/"], out="meas/", pixel_size="0.38nm")        # local cluster
+    report = batch.predict("model/", ["frames/*.tif"], out="pred/",
+                           scheduler="tcp://10.0.0.5:8786")                        # an existing cluster
+    report = batch.convert(["task1.zip", "task2.zip"], to="unet", out="unet/")
+    report.ok, report.counts, report.failed       # what happened to each input
+    report.measurement.per_set                    # statistics of the whole batch
+
+Each input's results go to ``out/<input stem>/`` with a completion record; a rerun skips
+what is complete and current (same input bytes, model, parameters and defectlab version)
+and redoes the rest; one input's failure is recorded in ``out/_batch/report.json`` and
+``index.html`` while the rest completes. Dask runs the work: a local cluster sized to the
+machine by default, or an existing one (``scheduler=`` or ``DASK_SCHEDULER_ADDRESS``).
+Needs ``pip install 'defectlab[batch]'`` (dask.distributed), except with ``scheduler="sync"``.
+
+Modules: :mod:`~defectlab.batch.inputs` (what the inputs are), :mod:`~defectlab.batch.tasks`
+(what is done to each), :mod:`~defectlab.batch.records` (complete and current),
+:mod:`~defectlab.batch.runner` (Dask), :mod:`~defectlab.batch.summary` (the batch's
+statistics), :mod:`~defectlab.batch.report` (the run report).
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+>>> tmp = pathlib.Path(tempfile.mkdtemp())
+>>> _ = make_synthetic_dataset(tmp / "export", n_images=3, config=SyntheticConfig(size_hw=(64, 64), n_lines=0))
+>>> report = measure([tmp / "export"], out=tmp / "meas", pixel_size="0.5nm", scheduler="sync", progress=False)
+>>> report.counts["done"], report.ok, int(report.measurement.per_set["images"][0])
+(3, True, 3)
+>>> measure([tmp / "export"], out=tmp / "meas", pixel_size="0.5nm", scheduler="sync", progress=False).counts["skipped"]
+3
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..raster import DEFAULT_LINE_WIDTH
+from .inputs import BatchError, Unit, expand_inputs
+from .report import BatchReport
+from .runner import run_batch
+from .tasks import BatchTask, ConvertTask, MeasureTask, PredictTask, SummaryOptions
+
+__all__ = [
+    "BatchError", "BatchReport", "BatchTask", "ConvertTask", "MeasureTask", "PredictTask", "SummaryOptions", "Unit",
+    "convert", "expand_inputs", "measure", "predict", "run_batch",
+]
+
+Inputs = Sequence[str | Path] | str | Path
+
+
+def measure(
+    inputs: Inputs,
+    *,
+    out: str | Path,
+    images: str | Path | None = None,
+    pixel_size: str | float | None = None,
+    thickness: str | float | None = None,
+    include_border: bool = False,
+    cavity_labels: Sequence[str] | None = None,
+    size: str = "diameter",
+    bins: int | str = "auto",
+    visible_only: bool = False,
+    line_width: float = DEFAULT_LINE_WIDTH,
+    figures: bool = True,
+    scheduler: Any = None,
+    workers: int | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> BatchReport:
+    """Measure every labeled image of labeling exports, one Dask task per image.
+
+    ``inputs`` are exports (files, folders, .zip, globs, list files) that
+    :func:`defectlab.read` reads: labels or predictions. Each image is measured as
+    :func:`defectlab.measure.measure` does (its micrograph read for calibration and
+    intensity) into ``out/<image stem>/``; the batch's tables and statistics go to
+    ``out/_batch/``. The other parameters are those of :func:`defectlab.measure.measure`
+    and :func:`run_batch`.
+    """
+    task = MeasureTask(images=Path(images) if images is not None else None, pixel_size=pixel_size,
+                       visible_only=visible_only, line_width=line_width,
+                       summary=SummaryOptions(thickness, include_border,
+                                              tuple(cavity_labels) if cavity_labels else None, size, bins, figures))
+    return run_batch(inputs, task, out=out, scheduler=scheduler, workers=workers, force=force, progress=progress)
+
+
+def predict(
+    model: str | Path,
+    inputs: Inputs,
+    *,
+    out: str | Path,
+    device: str = "auto",
+    pixel_size: str | float | None = None,
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int = 4,
+    min_area_px: int = 4,
+    score_threshold: float = 0.5,
+    mask_threshold: float = 0.5,
+    overlays: bool = True,
+    thickness: str | float | None = None,
+    include_border: bool = False,
+    cavity_labels: Sequence[str] | None = None,
+    size: str = "diameter",
+    bins: int | str = "auto",
+    figures: bool = True,
+    scheduler: Any = None,
+    workers: int | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> BatchReport:
+    """Predict micrographs with a trained model and measure every defect found, one Dask task per image.
+
+    ``inputs`` are micrographs (files, folders searched recursively, globs, list files).
+    Each worker loads the model once. ``out/<stem>/`` gets ``mask.png``, ``instances.tif``,
+    ``overlay.png`` and the image's defect table; ``out/_batch/`` the batch's tables and
+    statistics. The parameters are those of :func:`defectlab.dl.predict.predict_image`,
+    :func:`defectlab.measure.measure` and :func:`run_batch`.
+    """
+    task = PredictTask(model=Path(model), device=device, pixel_size=pixel_size, tile=tile, overlap=overlap,
+                       batch_size=batch_size, min_area_px=min_area_px, score_threshold=score_threshold,
+                       mask_threshold=mask_threshold, overlays=overlays,
+                       summary=SummaryOptions(thickness, include_border,
+                                              tuple(cavity_labels) if cavity_labels else None, size, bins, figures))
+    return run_batch(inputs, task, out=out, scheduler=scheduler, workers=workers, force=force, progress=progress)
+
+
+def convert(
+    inputs: Inputs,
+    *,
+    to: str,
+    out: str | Path,
+    source_format: str | None = None,
+    images: str | Path | None = None,
+    scheduler: Any = None,
+    workers: int | None = None,
+    force: bool = False,
+    progress: bool = True,
+    **options: Any,
+) -> BatchReport:
+    """Convert each labeling export to the format ``to`` into ``out/<export stem>/``, one Dask task per export.
+
+    ``options`` go to the writer (``stack``, ``visible_only``, ``task``, ``line_width``, …),
+    as with :func:`defectlab.formats.write`.
+    """
+    task = ConvertTask(to=to, source_format=source_format, images=Path(images) if images is not None else None,
+                       options=dict(options))
+    return run_batch(inputs, task, out=out, scheduler=scheduler, workers=workers, force=force, progress=progress)
