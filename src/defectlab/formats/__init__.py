@@ -144,10 +144,29 @@ def format_names(*, readable: bool = False, writable: bool = False) -> list[str]
 
 
 def detect_format(path: str | Path) -> str:
-    """The name of the format of ``path`` (a file, folder or archive); FormatError if unknown."""
+    """The name of the format of ``path`` (a file, folder or archive); FormatError if unknown.
+
+    A zip archive that is unsafe (a member climbing out, a symbolic link, a zip bomb) or
+    unreadable is a ParseError saying so, not an unknown format.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from defectlab.prepare.synthetic import make_synthetic_dataset
+    >>> export = pathlib.Path(tempfile.mkdtemp()) / "export"
+    >>> _ = make_synthetic_dataset(export, n_images=1)
+    >>> detect_format(export), detect_format(export / "annotations.xml")
+    ('cvat', 'cvat')
+    """
     path = Path(path)
     if not path.exists():
         raise FormatError(f"{path}: no such file or folder")
+    if path.is_file():
+        from ._archive import SafeZip, is_zip
+
+        if is_zip(path):  # an unsafe, unreadable or bomb archive: say why (ParseError), whatever its format
+            with SafeZip(path) as archive:
+                archive.check_all()
     for name in format_names(readable=True):
         sniff = FORMATS[name].sniff
         if sniff is not None and sniff(path):
@@ -188,7 +207,17 @@ def read(path: str | Path, *, format: str | None = None, **options: Any) -> Data
 
 
 def write(dataset: Dataset, path: str | Path, *, format: str, **options: Any) -> Any:
-    """Write ``dataset`` to ``path`` in a registered ``format`` ("unet", "maskrcnn", "cvat", ...)."""
+    """Write ``dataset`` to ``path`` in a registered ``format`` ("unet", "maskrcnn", "cvat", ...).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, defectlab
+    >>> from defectlab.prepare.synthetic import make_synthetic_dataset
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> ds = make_synthetic_dataset(tmp / "export", n_images=1)
+    >>> write(ds, tmp / "unet", format="unet").n_items
+    1
+    """
     fmt = FORMATS[format]
     if fmt.write is None:
         raise FormatError(f"format {format!r} cannot be written; writable formats: {', '.join(format_names(writable=True))}")

@@ -3,9 +3,10 @@
 An archive is checked when it is opened: a member whose name is absolute, holds a ``..``
 component, a NUL or a drive letter, or that is a symbolic link, makes the whole archive
 refused — no honest export has one. A member is checked again when it is read: its declared
-size must stay under :data:`MAX_MEMBER_BYTES` and its compression ratio under
-:data:`MAX_COMPRESSION_RATIO` (zip bombs), and reading stops as soon as more bytes come out
-than the archive declared.
+size must stay under :attr:`~defectlab.limits.Limits.max_file_bytes` and its compression
+ratio under :attr:`~defectlab.limits.Limits.max_compression_ratio` (zip bombs; see
+:mod:`defectlab.limits`), and reading stops as soon as more bytes come out than the archive
+declared.
 
 Nothing is ever written to disk: images in an archive are referenced as
 ``ImageSource(path=archive, member="images/x.png")``.
@@ -24,20 +25,24 @@ Examples
 from __future__ import annotations
 
 import stat
+import struct
 import zipfile
 import zlib
 from pathlib import Path
 from typing import IO, BinaryIO
 
 from ..errors import ParseError
+from ..limits import DEFAULTS, current, hint
 
 __all__ = ["SafeZip", "MAX_MEMBER_BYTES", "MAX_COMPRESSION_RATIO", "MAX_MEMBERS", "is_zip"]
 
-#: Largest uncompressed size of a member that is read (1 GiB).
-MAX_MEMBER_BYTES = 1 << 30
-#: Largest ratio of uncompressed to compressed size of a member that is read. Real XML
+#: A fixed largest uncompressed member size (bytes) that replaces
+#: :attr:`defectlab.limits.Limits.max_file_bytes` (1 GiB by default) when set; None: the limit.
+MAX_MEMBER_BYTES: int | None = None
+#: The default largest ratio of uncompressed to compressed size of a member that is read
+#: (the limit in force: :attr:`defectlab.limits.Limits.max_compression_ratio`). Real XML
 #: exports compress 5-50x; deflate cannot exceed ~1030x; zip bombs sit near that limit.
-MAX_COMPRESSION_RATIO = 200
+MAX_COMPRESSION_RATIO = DEFAULTS.max_compression_ratio
 #: The ratio check applies only to members larger than this (small files say nothing).
 RATIO_CHECK_MIN_BYTES = 1 << 20
 #: Most members an archive may list.
@@ -119,7 +124,7 @@ class SafeZip:
         self.display = display or str(path)
         try:
             self._zf = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError, EOFError) as err:
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError, struct.error) as err:
             raise ParseError(self.display, f"not a readable zip archive ({err})") from err
         try:
             infos = self._zf.infolist()
@@ -159,21 +164,29 @@ class SafeZip:
         info = self._infos.get(member)
         if info is None:
             raise ParseError(self.display, f"no member {member!r} in the archive")
-        if info.file_size > MAX_MEMBER_BYTES:
+        limits = current()
+        max_bytes = MAX_MEMBER_BYTES if MAX_MEMBER_BYTES is not None else limits.max_file_bytes
+        if info.file_size > max_bytes:
             raise ParseError(
                 where,
                 f"refusing a member of {info.file_size} bytes uncompressed "
-                f"(the limit is {MAX_MEMBER_BYTES})",
+                f"(the limit is {max_bytes}; {hint('max_file_bytes')})",
             )
         if info.file_size > RATIO_CHECK_MIN_BYTES:
             ratio = info.file_size / max(info.compress_size, 1)
-            if ratio > MAX_COMPRESSION_RATIO:
+            if ratio > limits.max_compression_ratio:
                 raise ParseError(
                     where,
                     f"refusing a member compressed {ratio:.0f}:1 ({info.file_size} bytes from "
-                    f"{info.compress_size}; the limit is {MAX_COMPRESSION_RATIO}:1): a zip bomb?",
+                    f"{info.compress_size}; the limit is {limits.max_compression_ratio:g}:1): a zip bomb? "
+                    f"({hint('max_compression_ratio')})",
                 )
         return info
+
+    def check_all(self) -> None:
+        """Check every member's size and compression ratio (ParseError on the first over a limit)."""
+        for member in self._infos:
+            self._check(member)
 
     def open(self, member: str) -> _LimitedReader:
         """A file-like object (``read(n)`` only) over the checked member's bytes.

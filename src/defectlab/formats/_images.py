@@ -9,7 +9,35 @@ from typing import Iterable
 
 from ..model import ImageSource
 
-__all__ = ["ImageFinder"]
+__all__ = ["ImageFinder", "is_file", "is_dir", "exists"]
+
+
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, False (not an error) for a name the OS refuses, e.g. too long.
+
+    Paths built from an export's contents go through these three, so that a 5000-character
+    file name in a hand-edited file reads as "not found", not as an OSError.
+    """
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def is_dir(path: Path) -> bool:
+    """``path.is_dir()``, False for a name the OS refuses (see :func:`is_file`)."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def exists(path: Path) -> bool:
+    """``path.exists()``, False for a name the OS refuses (see :func:`is_file`)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 class ImageFinder:

@@ -9,7 +9,8 @@ file reach outside itself or grow without bound:
 * entity declarations and external entity references (refused again, should a
   DOCTYPE ever get through);
 * parameter entities (expat is told never to parse them);
-* nesting deeper than :data:`MAX_DEPTH` elements.
+* nesting deeper than :attr:`defectlab.limits.Limits.max_nesting_depth` elements;
+* files over :attr:`defectlab.limits.Limits.max_file_bytes`.
 
 Every :class:`Node` knows the line and column where its start tag begins, so a reader can
 name the place of any problem it finds later. Expat's syntax errors (a truncated file, a
@@ -24,15 +25,18 @@ Examples
 
 from __future__ import annotations
 
+import os
 from typing import BinaryIO, Iterator
 from xml.parsers import expat
 
 from ..errors import ParseError
+from ..limits import DEFAULTS, check_file_bytes, current, hint
 
 __all__ = ["Node", "parse_xml", "parse_xml_file", "root_tag", "MAX_DEPTH"]
 
-#: Deepest element nesting accepted (CVAT files are 6 levels deep).
-MAX_DEPTH = 256
+#: The default deepest element nesting (CVAT files are 6 levels deep); the limit in force is
+#: :attr:`defectlab.limits.Limits.max_nesting_depth`.
+MAX_DEPTH = DEFAULTS.max_nesting_depth
 
 _READ_CHUNK = 1 << 16
 
@@ -156,10 +160,11 @@ def parse_xml(source: bytes | BinaryIO, path: str) -> Node:
     ------
     ParseError
         Malformed or truncated XML, a DOCTYPE/DTD, an entity declaration or an external
-        entity, or nesting deeper than :data:`MAX_DEPTH`; the error names ``path``, the
+        entity, or nesting deeper than ``max_nesting_depth``; the error names ``path``, the
         line and the column.
     """
     parser = _new_parser(path)
+    max_depth = current().max_nesting_depth
     stack: list[Node] = []
     texts: list[list[str]] = []
     root: list[Node] = []
@@ -172,10 +177,11 @@ def parse_xml(source: bytes | BinaryIO, path: str) -> Node:
             root.append(node)
         stack.append(node)
         texts.append([])
-        if len(stack) > MAX_DEPTH:
+        if len(stack) > max_depth:
             raise ParseError(
                 path,
-                f"elements nested deeper than {MAX_DEPTH} levels: not a labeling export",
+                f"elements nested deeper than {max_depth} levels: not a labeling export "
+                f"({hint('max_nesting_depth')})",
                 line=node.line,
                 column=node.column,
             )
@@ -205,6 +211,9 @@ def parse_xml(source: bytes | BinaryIO, path: str) -> Node:
             parser.Parse(b"", True)
     except expat.ExpatError as err:
         raise _expat_error(path, err) from err
+    except LookupError as err:  # <?xml ... encoding="no-such-codec"?>
+        raise ParseError(path, f"the XML declaration names an encoding Python does not know ({err})",
+                         line=1) from None
     return root[0]
 
 
@@ -226,7 +235,7 @@ def root_tag(head: bytes) -> str | None:
         parser.Parse(head, False)
     except _StopParsing:
         return found[0]
-    except (expat.ExpatError, ParseError):
+    except (expat.ExpatError, ParseError, LookupError):
         return None
     return None
 
@@ -236,6 +245,10 @@ def parse_xml_file(path: str, display: str | None = None) -> Node:
     name = display or path
     try:
         with open(path, "rb") as fh:
+            try:
+                check_file_bytes(os.fstat(fh.fileno()).st_size)
+            except ValueError as err:
+                raise ParseError(name, str(err)) from None
             return parse_xml(fh, name)
     except OSError as err:
         raise ParseError(name, f"cannot read the file ({err.strerror or err})") from err

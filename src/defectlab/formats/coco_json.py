@@ -89,6 +89,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
@@ -96,11 +97,15 @@ import numpy as np
 
 from .._output import output_dir
 from ..errors import DatasetError, ImageError, ParseError
+from ..limits import DEFAULTS, check_shape, check_size_hw, hint
+from ..limits import current as current_limits
 from ..model import Box, Dataset, Ellipse, Item, Label, Mask, Note, Points, Polygon, Polyline, Shape, Tag
 from ..raster import DEFAULT_LINE_WIDTH, rasterize
 from ._archive import SafeZip, is_zip
-from ._training import WriteReport, check_items, copy_image
+from ._training import WriteReport, check_items, copy_image, input_paths
 from ._images import ImageFinder
+from ._json import load_json, to_float
+from ._text import read_file
 
 __all__ = ["read_coco", "write_coco", "sniff_coco", "rle_counts"]
 
@@ -108,9 +113,9 @@ __all__ = ["read_coco", "write_coco", "sniff_coco", "rle_counts"]
 ROBOFLOW_FILE = "_annotations.coco.json"
 #: The key of defectlab's own data on annotations and categories.
 EXTRA = "defectlab"
-#: Largest image side accepted (px): a guard against absurd sizes (an RLE is decoded over
-#: the image columns its object spans, 2 bytes a pixel).
-MAX_SIDE = 1 << 16
+#: The default largest image side (px); the limit in force is
+#: :attr:`defectlab.limits.Limits.max_image_side` (with ``max_image_pixels``).
+MAX_SIDE = DEFAULTS.max_image_side
 #: The subset name of the file that holds items without a subset.
 DEFAULT_SUBSET = "default"
 
@@ -279,7 +284,7 @@ def _sources(path: Path, images: Path | None, notes: list[Note]) -> list[_Source
         for rel in _pick(_folder_names(path), str(path), notes):
             file = path / rel
             root = file.parent.parent if file.parent.name == "annotations" else file.parent
-            out.append(_Source(str(file), rel, _subset_of(rel, path.name), file.read_bytes,
+            out.append(_Source(str(file), rel, _subset_of(rel, path.name), partial(read_file, file),
                                ImageFinder(folder=root, images=images)))
         return out
     if is_zip(path):
@@ -303,7 +308,7 @@ def _sources(path: Path, images: Path | None, notes: list[Note]) -> list[_Source
         return out
     root = path.parent.parent if path.parent.name == "annotations" else path.parent
     rel = f"annotations/{path.name}" if path.parent.name == "annotations" else path.name
-    return [_Source(str(path), rel, _subset_of(rel, path.parent.name), path.read_bytes,
+    return [_Source(str(path), rel, _subset_of(rel, path.parent.name), partial(read_file, path),
                     ImageFinder(folder=root, images=images))]
 
 
@@ -376,9 +381,10 @@ class _Reader:
     def num(self, value: Any, where: str) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(where, f"expected a number, got {_kind(value)} {_short(value)}")
-        if not math.isfinite(value):
-            raise self.error(where, f"expected a finite number, got {value!r}")
-        return float(value)
+        number = to_float(value)
+        if not math.isfinite(number):
+            raise self.error(where, f"expected a finite number, got {_short(value)}")
+        return number
 
     def integer(self, value: Any, where: str) -> int:
         if isinstance(value, float) and value.is_integer():
@@ -392,10 +398,13 @@ class _Reader:
         for j, v in enumerate(values):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise self.error(f"{where}/{j}", f"expected a number, got {_kind(v)} {_short(v)}")
-        arr = np.array(values, dtype=np.float64)
+        try:
+            arr = np.array(values, dtype=np.float64)
+        except OverflowError:  # an integer beyond float range
+            arr = np.array([to_float(v) for v in values], dtype=np.float64)
         if not np.isfinite(arr).all():
             j = int(np.flatnonzero(~np.isfinite(arr))[0])
-            raise self.error(f"{where}/{j}", f"expected a finite number, got {values[j]!r}")
+            raise self.error(f"{where}/{j}", f"expected a finite number, got {_short(values[j])}")
         return arr
 
     def points(self, value: Any, where: str) -> np.ndarray:
@@ -413,18 +422,7 @@ class _Reader:
     # -- the document ------------------------------------------------------------------------
 
     def read(self) -> _File:
-        try:
-            raw = self.src.load()
-            text = raw.decode("utf-8-sig")
-            doc = json.loads(text)
-        except UnicodeDecodeError as err:
-            raise ParseError(self.path, f"not UTF-8 text ({err.reason} at byte {err.start})") from err
-        except json.JSONDecodeError as err:
-            raise ParseError(self.path, f"not valid JSON: {err.msg}", line=err.lineno, column=err.colno) from err
-        except RecursionError as err:
-            raise ParseError(self.path, "not a COCO file: JSON nested too deeply") from err
-        except OSError as err:
-            raise ParseError(self.path, f"cannot read the file ({err})") from err
+        doc = load_json(self.src.load(), self.path, expected="a COCO JSON file")
         if isinstance(doc, list):
             raise self.error("/", "expected a COCO object with 'images', 'annotations' and 'categories', "
                              "got a JSON array (a COCO results file?)")
@@ -498,9 +496,15 @@ class _Reader:
             size = []
             for key in ("height", "width"):
                 v = self.integer(self.get(im, key, where), f"{where}/{key}")
-                if not 0 < v <= MAX_SIDE:
-                    raise self.error(f"{where}/{key}", f"expected an image {key} from 1 to {MAX_SIDE}, got {v}")
+                side = current_limits().max_image_side
+                if not 0 < v <= side:
+                    raise self.error(f"{where}/{key}", f"expected an image {key} from 1 to {side}, got {v}"
+                                     + (f" ({hint('max_image_side')})" if v > side else ""))
                 size.append(v)
+            try:
+                check_size_hw((size[0], size[1]))
+            except ValueError as err:
+                raise self.error(where, str(err)) from None
             out[image_id] = (name, (size[0], size[1]), j)
         return out
 
@@ -512,8 +516,11 @@ class _Reader:
         for a in anns:
             where = f"/annotations/{a.index}"
             try:
-                shapes += self.annotation(a, size_hw, item, taken)
-            except ValueError as err:  # the model's own checks (x2 < x1, radii < 0, …)
+                found = self.annotation(a, size_hw, item, taken)
+                for shape in found:
+                    check_shape(shape)
+                shapes += found
+            except ValueError as err:  # the model's own checks (x2 < x1, radii < 0, …), limits
                 if isinstance(err, ParseError):
                     raise
                 raise self.error(where, f"invalid annotation: {err}") from err
@@ -957,7 +964,7 @@ def write_coco(
         if extra:
             cat[EXTRA] = extra
         categories.append(cat)
-    inputs = [it.image.path for it in dataset.items if it.image is not None]
+    inputs = input_paths(dataset)
     with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         (tmp / "annotations").mkdir()
         for subset, items in groups.items():

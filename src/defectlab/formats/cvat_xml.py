@@ -72,6 +72,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from ..errors import DatasetError, ImageError, OutputError, ParseError
+from ..limits import check_shape, check_size_hw
 from ..model import (
     AttributeSpec,
     Box,
@@ -290,15 +291,22 @@ class _CvatReader:
         for key, value in (("width", width), ("height", height)):
             if value <= 0:
                 raise self.error(node, f"expected a positive mask {key}, got {value}", key)
+        try:
+            check_size_hw((height, width), "a mask")
+        except ValueError as err:
+            raise self.error(node, str(err)) from None
         text = self.attr(node, "rle")
         try:
-            runs = np.array([int(t) for t in text.split(",")], dtype=np.int64)
+            values = [int(t) for t in text.split(",")]
         except ValueError:
             raise self.error(
                 node, f"expected comma-separated whole numbers for 'rle', got {_clip(text)!r}", "rle"
             ) from None
-        if (runs < 0).any():
+        if any(v < 0 for v in values):
             raise self.error(node, "expected run lengths >= 0 in 'rle', got a negative one", "rle")
+        if any(v > width * height for v in values):  # (and beyond int64)
+            raise self.error(node, f"a run in 'rle' is longer than the mask's {width} * {height} pixels", "rle")
+        runs = np.array(values, dtype=np.int64)
         total = int(runs.sum())
         if total != width * height:
             raise self.error(
@@ -393,9 +401,11 @@ class _CvatReader:
         else:
             cls, geometry = self._geometry[tag](node)
         try:
-            return cls(**common, **geometry)
-        except ValueError as err:  # the model's validation (too few points, x2 < x1, ...)
+            shape = cls(**common, **geometry)
+            check_shape(shape)
+        except ValueError as err:  # the model's validation (too few points, x2 < x1, ...), limits
             raise self.error(node, f"invalid <{tag}>: {err}") from err
+        return shape
 
     # -- meta ------------------------------------------------------------------------------
 
@@ -485,6 +495,10 @@ class _CvatReader:
                 if w <= 0 or h <= 0:
                     raise self.error(original, f"expected a positive frame size, got {w} x {h}")
                 size_hw = (h, w)
+                try:
+                    check_size_hw(size_hw, "a frame")
+                except ValueError as err:
+                    raise self.error(original, str(err)) from None
         return _FrameSpace(task_id, subset, frames, size_hw, owner)
 
     # -- the document ----------------------------------------------------------------------
@@ -538,6 +552,10 @@ class _CvatReader:
         for key, value in (("width", width), ("height", height)):
             if value <= 0:
                 raise self.error(node, f"expected a positive image {key}, got {value}", key)
+        try:
+            check_size_hw((height, width))
+        except ValueError as err:
+            raise self.error(node, str(err)) from None
         image_id = self.integer(node, "id") if "id" in node.attrib else None
         subset = node.attrib.get("subset") or None
         draft = _ItemDraft(name, (height, width), subset, image_id)
@@ -981,7 +999,8 @@ def write_cvat(dataset: Dataset, path: str | Path) -> None:
         A shape's label is not among the dataset's labels, a string holds a character XML
         cannot carry (e.g. ``"\\x00"``), or a mask is empty.
     OutputError
-        ``path`` is a folder, or its folder does not exist.
+        ``path`` is a folder, its folder does not exist, or it is the input export's file
+        (``dataset.source``, or a file in the export folder).
 
     Notes
     -----
@@ -996,6 +1015,10 @@ def write_cvat(dataset: Dataset, path: str | Path) -> None:
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; expected the path of the .xml file to write")
+    source = Path(dataset.source) if dataset.source else None
+    if source is not None and path.exists() and source.exists() and (
+            path.resolve() == source.resolve() or (source.is_dir() and path.resolve().is_relative_to(source.resolve()))):
+        raise OutputError(f"{path}: would replace a file of the input export ({source}); write the XML elsewhere")
     if not path.parent.is_dir():
         raise OutputError(f"{path}: the folder {path.parent} does not exist")
     text = _render(dataset)

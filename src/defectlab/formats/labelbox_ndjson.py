@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
@@ -70,10 +71,11 @@ import numpy as np
 
 from ..errors import ImageError, ParseError
 from ..imaging.io import image_size_hw, read_image
+from ..limits import check_file_bytes, check_shape, check_size_hw
 from ..model import Box, Dataset, Item, Label, Mask, Note, Points, Polygon, Polyline, Shape, Tag
-from ._images import ImageFinder
+from ._images import ImageFinder, is_file
 from ._json import item_name as ref_name
-from ._json import json_pointer
+from ._json import json_pointer, load_json, to_float
 
 __all__ = ["read_labelbox", "sniff_labelbox", "GEOMETRY_KEYS"]
 
@@ -136,7 +138,7 @@ class _LabelboxReader:
         value = mapping[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(f"expected a number for {key!r}, got {json.dumps(value)[:40]}", (*where, key))
-        value = float(value)
+        value = to_float(value)
         if not math.isfinite(value):
             raise self.error(f"expected a finite number for {key!r}, got {value}", (*where, key))
         return value
@@ -181,7 +183,7 @@ class _LabelboxReader:
                 local = self.folder / local
         else:
             raise self.error(f"cannot read a mask from a {scheme!r} URL ({url})", (*where, "url"))
-        if not local.is_file():
+        if not is_file(local):
             raise self.error(f"mask file not found: {local}", (*where, "url"))
         return local
 
@@ -198,13 +200,22 @@ class _LabelboxReader:
             if "/" in key or "\\" in key or key in (".", ".."):
                 continue
             for name in (key, key + ".png"):
-                if (folder / name).is_file():
+                if is_file(folder / name):
                     return folder / name
         return None
 
     def decode(self, file: Path, size_hw: tuple[int, int], where: tuple) -> np.ndarray:
         arr = self._decoded.get(file)
         if arr is None:
+            try:
+                header_hw = image_size_hw(file)
+            except ImageError as err:
+                raise self.error(f"cannot read the mask ({err})", where) from err
+            if header_hw != tuple(size_hw):  # refused before decoding: a wrong or absurd size
+                raise self.error(
+                    f"the mask {file} is {header_hw[1]} x {header_hw[0]} px, expected the image size "
+                    f"{size_hw[1]} x {size_hw[0]}", where,
+                )
             try:
                 arr = read_image(file)
             except ImageError as err:
@@ -331,6 +342,7 @@ class _LabelboxReader:
         attributes = self.attributes(o.get("classifications"), (*where, "classifications"))
         try:
             shape = cls(label=name, attributes=attributes, **geometry)
+            check_shape(shape)
         except ValueError as err:
             raise self.error(f"invalid {geometry_key}: {err}", (*where, geometry_key)) from err
         self.labels.setdefault(name)
@@ -378,6 +390,10 @@ class _LabelboxReader:
                     f"expected a positive whole number for {key!r}, got {v}", ("media_attributes", key)
                 )
             out.append(int(v))
+        try:
+            check_size_hw((out[0], out[1]))
+        except ValueError as err:
+            raise self.error(str(err), ("media_attributes",)) from None
         return out[0], out[1]
 
     def row(self, row: Any) -> Item | None:
@@ -409,6 +425,10 @@ class _LabelboxReader:
                 size_hw = image_size_hw(image)
             except ImageError:
                 size_hw = None
+            try:
+                check_size_hw(size_hw or (1, 1))
+            except ValueError as err:
+                raise ImageError(f"{image}: {err}") from None
         if size_hw is None:
             message = "no media_attributes height/width and no readable image: row skipped"
             self.note("missing-size", message, item_name)
@@ -434,8 +454,9 @@ class _LabelboxReader:
                     if shape is not None:
                         shapes.append(shape)
                 shapes.extend(self.tags(ann.get("classifications"), (*aw, "classifications"), item_name))
-                if ann.get("relationships"):
-                    message = f"{len(ann['relationships'])} relationship(s) not kept"
+                relationships = self.lst(ann.get("relationships") or [], (*aw, "relationships"), "'relationships'")
+                if relationships:
+                    message = f"{len(relationships)} relationship(s) not kept"
                     self.note("ignored-relationships", message, item_name, (*aw, "relationships"))
         if n_labels > 1:
             message = f"{n_labels} labels on this data row: the shapes of all are kept"
@@ -516,20 +537,15 @@ def read_labelbox(
     items = []
     try:
         with open(path, "rb") as fh:
+            try:
+                check_file_bytes(os.fstat(fh.fileno()).st_size)
+            except ValueError as err:
+                raise ParseError(path, str(err)) from None
             for number, raw in enumerate(fh, start=1):
                 reader.line = number
-                try:
-                    text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-                except UnicodeDecodeError as err:
-                    raise reader.error(f"not UTF-8 text (byte {err.start} of the line)") from err
-                if not text.strip():
+                if not raw.strip():
                     continue
-                try:
-                    row = json.loads(text)
-                except json.JSONDecodeError as err:
-                    raise ParseError(path, f"not valid JSON: {err.msg}", line=number, column=err.colno) from err
-                except RecursionError as err:
-                    raise reader.error("JSON nested too deeply") from err
+                row = load_json(raw, str(path), expected="a Labelbox NDJSON row", line=number)
                 item = reader.row(row)
                 if item is not None:
                     items.append(item)

@@ -73,11 +73,13 @@ import numpy as np
 
 from ..errors import ImageError, ParseError
 from ..imaging.io import image_size_hw
+from ..limits import check_shape, check_size_hw
 from ..model import (
     Box, Dataset, Ellipse, ImageSource, Item, Label, Mask, Note, Points, Polygon, Polyline, Shape, Tag,
 )
-from ._images import ImageFinder
-from ._json import json_pointer
+from ._images import ImageFinder, is_file
+from ._json import json_pointer, load_json, to_float
+from ._text import read_file
 
 __all__ = ["read_labelme", "sniff_labelme", "SHAPE_TYPES"]
 
@@ -110,7 +112,7 @@ class _LabelmeReader:
     def num(self, path: Path, value: Any, where: tuple) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(path, f"expected a number, got {json.dumps(value)[:40]}", where)
-        value = float(value)
+        value = to_float(value)
         if not math.isfinite(value):
             raise self.error(path, f"expected a finite coordinate, got {value}", where)
         return value
@@ -133,11 +135,15 @@ class _LabelmeReader:
             v = doc.get(key)
             if v is None:
                 return None
-            number = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            number = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(to_float(v))
             if not number or v != int(v) or v <= 0:
                 got = json.dumps(v)[:40]
                 raise self.error(path, f"expected a positive whole number for {key!r}, got {got}", (key,))
             values.append(int(v))
+        try:
+            check_size_hw((values[0], values[1]))
+        except ValueError as err:
+            raise self.error(path, str(err), ()) from None
         return values[0], values[1]
 
     # -- geometry ----------------------------------------------------------------------------
@@ -150,9 +156,11 @@ class _LabelmeReader:
             raise self.error(path, "a mask shape needs the mask as a base64 PNG in 'mask'", (*where, "mask"))
         try:
             with Image.open(io.BytesIO(base64.b64decode(data, validate=True))) as im:
+                check_size_hw(im.size[::-1], "a mask")
                 arr = np.asarray(im)
         except Exception as err:  # base64 and image decoders raise many types; report them alike
-            raise self.error(path, f"'mask' is not a base64-encoded image ({err})", (*where, "mask")) from err
+            raise self.error(path, f"'mask' is not a base64-encoded image of a usable size ({err})",
+                             (*where, "mask")) from err
         if arr.ndim == 2:
             bitmap = arr != 0
         else:  # any colour channel set (an alpha channel ignored)
@@ -172,7 +180,7 @@ class _LabelmeReader:
         shape_type = shape.get("shape_type")
         if shape_type is None:
             shape_type = "polygon"  # what labelme's shape_to_mask does with a missing type
-        if shape_type not in SHAPE_TYPES:
+        if not isinstance(shape_type, str) or shape_type not in SHAPE_TYPES:
             raise self.error(
                 path, f"unknown shape_type {shape_type!r}; supported are {', '.join(SHAPE_TYPES)}",
                 (*where, "shape_type"),
@@ -236,7 +244,7 @@ class _LabelmeReader:
             if hit is not None:
                 return hit
         local = Path(os.path.normpath(json_path.parent / rel))
-        if rel and local.is_file():
+        if rel and is_file(local):
             return ImageSource(local)
         return None
 
@@ -279,7 +287,9 @@ class _LabelmeReader:
                 attributes["description"] = description
             ignored.update(k for k in s if k not in _SHAPE_KEYS)
             try:
-                shapes.append(cls(label=label, group=group, attributes=attributes, **geometry))
+                shape = cls(label=label, group=group, attributes=attributes, **geometry)
+                check_shape(shape)
+                shapes.append(shape)
             except ValueError as err:
                 raise self.error(path, f"invalid {s.get('shape_type')}: {err}", where) from err
             self.labels.setdefault(label)
@@ -322,29 +332,29 @@ class _LabelmeReader:
             try:
                 with Image.open(io.BytesIO(base64.b64decode(data))) as im:
                     w, h = im.size
-                return h, w
             except Exception:  # not a decodable image: fall back to the image file
                 pass
+            else:
+                try:
+                    check_size_hw((h, w))
+                except ValueError as err:
+                    raise self.error(path, f"the embedded image: {err}", ("imageData",)) from None
+                return h, w
         if image is not None:
             try:
-                return image_size_hw(image)
+                size_hw = image_size_hw(image)
             except ImageError:
                 return None
+            try:
+                check_size_hw(size_hw)
+            except ValueError as err:
+                raise ImageError(f"{image}: {err}") from None
+            return size_hw
         return None
 
 
 def _load(path: Path) -> Any:
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-        return json.loads(text)
-    except OSError as err:
-        raise ParseError(path, f"cannot read the file ({err.strerror or err})") from err
-    except UnicodeDecodeError as err:
-        raise ParseError(path, f"not UTF-8 text (byte {err.start}): expected a LabelMe JSON file") from err
-    except json.JSONDecodeError as err:
-        raise ParseError(path, f"not valid JSON: {err.msg}", line=err.lineno, column=err.colno) from err
-    except RecursionError as err:
-        raise ParseError(path, "JSON nested too deeply") from err
+    return load_json(read_file(path), str(path), expected="a LabelMe JSON file")
 
 
 def read_labelme(path: str | Path, *, images: str | Path | None = None) -> Dataset:

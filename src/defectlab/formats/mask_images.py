@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -77,10 +76,13 @@ import numpy as np
 from .._output import output_dir
 from ..errors import DatasetError, ImageError, ParseError
 from ..imaging.io import image_size_hw
+from ..limits import check_size_hw
 from ..model import Dataset, ImageSource, Item, Label, Mask, Note
 from ..raster import DEFAULT_LINE_WIDTH, instance_labels, instances, paint_order
 from ._archive import SafeZip, is_zip
-from ._training import WriteReport, check_items, copy_image, write_classes
+from ._json import load_json
+from ._text import decode_text, read_file
+from ._training import WriteReport, check_items, copy_image, write_classes, input_paths
 
 __all__ = ["read_masks", "sniff_masks", "write_instance_tiffs", "voc_colormap", "MASK_SUFFIXES"]
 
@@ -184,10 +186,7 @@ class _Tree:
     def read_bytes(self, rel: str) -> bytes:
         if self.zip is not None:
             return self.zip.read(self.prefix + rel)
-        try:
-            return (self.root / rel).read_bytes()
-        except OSError as err:
-            raise ParseError(self.display(rel), f"cannot read the file ({err})") from err
+        return read_file(self.root / rel, self.display(rel))
 
     def under(self, folder: str) -> list[str]:
         """Files under ``folder/`` (relative to it), in sorted order."""
@@ -231,11 +230,18 @@ def _decode(data: bytes, suffix: str, display: str, *, palette_as_rgb: bool) -> 
         if suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
-            arr = tifffile.imread(io.BytesIO(data))
+            with tifffile.TiffFile(io.BytesIO(data)) as tf:
+                if not tf.pages:
+                    raise ValueError("no image in the file")
+                shape = tf.pages[0].shape
+                if len(shape) >= 2:  # refused from the header, before decoding: its 2 largest sides
+                    _check_decoded_size(tuple(sorted(shape)[-2:]), display)
+                arr = tf.asarray()
         else:
             from PIL import Image
 
             with Image.open(io.BytesIO(data)) as im:
+                _check_decoded_size(im.size[::-1], display)
                 mode = im.mode
                 if mode == "P":
                     im = im.convert("RGB") if palette_as_rgb else im
@@ -276,6 +282,13 @@ def _decode(data: bytes, suffix: str, display: str, *, palette_as_rgb: bool) -> 
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ParseError(display, f"expected a non-empty label image, got shape {arr.shape}")
     return arr
+
+
+def _check_decoded_size(size_hw: tuple[int, ...], display: str) -> None:
+    try:
+        check_size_hw((int(size_hw[0]), int(size_hw[1])), "a label image")
+    except ValueError as err:
+        raise ParseError(display, str(err)) from None
 
 
 def _is_wide(source: ImageSource) -> bool:
@@ -363,18 +376,12 @@ class _Classes:
 
 
 def _text(data: bytes, display: str) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise ParseError(display, f"expected UTF-8 text ({err})") from err
+    return decode_text(data, display)
 
 
 def _read_classes_json(data: bytes, display: str, table: _Classes) -> None:
     """defectlab's ``classes.json``: ``{"1": {"name", "color", "edge"}}`` or ``{"1": "name"}``."""
-    try:
-        doc = json.loads(_text(data, display))
-    except json.JSONDecodeError as err:
-        raise ParseError(display, f"not valid JSON: {err.msg}", line=err.lineno, column=err.colno) from err
+    doc = load_json(data, display, expected="a classes.json of class index -> class")
     if not isinstance(doc, dict):
         raise ParseError(
             display, f"expected an object of class index -> class, got {type(doc).__name__}", where="/"
@@ -1026,7 +1033,7 @@ def _read_beside(reader: _Reader, path: Path) -> None:
         for name, read in (("classes.json", _read_classes_json), ("instances.csv", None)):
             f = folder / name
             if f.is_file():
-                data = f.read_bytes()
+                data = read_file(f)
                 if read is not None:
                     read(data, str(f), reader.table)
                 else:
@@ -1133,7 +1140,7 @@ def write_instance_tiffs(
     class_index = dataset.class_index()
     notes: list[Note] = list(dataset.notes)
     n_instances = 0
-    inputs = [it.image.path for it in with_images.items]
+    inputs = input_paths(dataset)
     with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         write_classes(dataset, tmp / "classes.json")
         rows = [",".join(_INSTANCES_CSV_COLUMNS)]

@@ -33,7 +33,7 @@ from .._output import output_dir
 from ..errors import ParseError
 from ..model import Dataset, Item, Note
 from ..raster import DEFAULT_LINE_WIDTH, Crop, instances
-from ._training import WriteReport, check_items, copy_image, progress_iter, write_classes
+from ._training import WriteReport, check_items, copy_image, progress_iter, write_classes, input_paths
 
 __all__ = ["instance_target", "dense_masks", "write_maskrcnn", "read_target"]
 
@@ -113,7 +113,18 @@ def _unpack(xywh: np.ndarray, bits: np.ndarray) -> list[Crop]:
 
 
 def read_target(path: str | Path, *, dense: bool = False) -> dict:
-    """Read a target written by :func:`write_maskrcnn` (same keys as :func:`instance_target`)."""
+    """Read a target written by :func:`write_maskrcnn` (same keys as :func:`instance_target`).
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from defectlab.prepare.synthetic import make_synthetic_dataset
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> ds = make_synthetic_dataset(tmp / "export", n_images=1)
+    >>> _ = write_maskrcnn(ds, tmp / "mrcnn")
+    >>> target = read_target(tmp / "mrcnn" / "targets" / f"{ds[0].key}.npz", dense=True)
+    >>> target["masks"].shape == (len(target["labels"]), *ds[0].size_hw), target["boxes"].dtype
+    (True, dtype('float32'))
+    """
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -163,7 +174,7 @@ def write_maskrcnn(
     check_items(dataset, need_images=True, same_size=False)
     class_index = dataset.class_index()
     report = WriteReport(Path(out), n_items=len(dataset.items), notes=list(dataset.notes))
-    inputs = [it.image.path for it in dataset.items if it.image is not None]
+    inputs = input_paths(dataset)
     with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         write_classes(dataset, tmp / "classes.json")
         items = progress_iter(dataset.items, total=len(dataset.items), desc="Mask R-CNN targets", enabled=progress)

@@ -22,7 +22,7 @@ from .._output import output_dir
 from ..imaging.io import normalize_minmax, read_image, write_image
 from ..model import Dataset
 from ..raster import DEFAULT_LINE_WIDTH, semantic_mask
-from ._training import WriteReport, check_items, copy_image, progress_iter, write_classes
+from ._training import WriteReport, check_items, copy_image, progress_iter, write_classes, input_paths
 
 __all__ = ["write_unet"]
 
@@ -77,7 +77,7 @@ def write_unet(
     check_items(dataset, need_images=True, same_size=stack)
     class_index = dataset.class_index()
     n, n_classes = len(dataset.items), len(class_index) + 1
-    inputs = [it.image.path for it in dataset.items if it.image is not None]
+    inputs = input_paths(dataset)
     with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         write_classes(dataset, tmp / "classes.json")
         images_npy = masks_npy = onehot_npy = None

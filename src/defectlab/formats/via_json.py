@@ -95,9 +95,11 @@ import numpy as np
 
 from ..errors import ImageError, ParseError
 from ..imaging.io import image_size_hw
+from ..limits import check_shape, check_size_hw
 from ..model import Box, Dataset, Ellipse, ImageSource, Item, Label, Note, Points, Polygon, Polyline, Shape
-from ._images import ImageFinder
-from ._json import json_pointer, item_name
+from ._images import ImageFinder, is_file
+from ._json import item_name, json_pointer, load_json, to_float
+from ._text import read_file
 
 __all__ = ["read_via", "sniff_via", "CLASS_ATTRIBUTE_NAMES", "VIA3_SHAPES"]
 
@@ -135,18 +137,7 @@ def _scalar_text(value: Any) -> str:
 
 
 def _load_json(path: Path) -> Any:
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ParseError(path, f"cannot read the file ({err.strerror or err})") from err
-    try:
-        return json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError as err:
-        raise ParseError(path, f"not UTF-8 text (byte {err.start}): expected a VIA JSON file") from err
-    except json.JSONDecodeError as err:
-        raise ParseError(path, f"not valid JSON: {err.msg}", line=err.lineno, column=err.colno) from err
-    except RecursionError as err:
-        raise ParseError(path, "JSON nested too deeply") from err
+    return load_json(read_file(path), str(path), expected="a VIA JSON file")
 
 
 
@@ -221,7 +212,7 @@ class _ViaReader:
                 raise self.error(f"expected a number, got the text {value!r}", where) from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(f"expected a number, got {json.dumps(value)[:40]}", where)
-        value = float(value)
+        value = to_float(value)
         if not math.isfinite(value):
             raise self.error(f"expected a finite number, got {value}", where)
         return value
@@ -429,11 +420,11 @@ class _ViaReader:
             elif PurePosixPath(posix).is_absolute():
                 local = Path(name)
             hit = self.finder.find(posix, None) if posix else None
-            if hit is None and local is not None and local.is_file():
+            if hit is None and local is not None and is_file(local):
                 hit = ImageSource(local)
             if hit is None:  # e.g. "C:\\data\\a.jpg" written by VIA on another machine
                 beside = self.path.parent / PurePosixPath(posix).name
-                hit = ImageSource(beside) if PurePosixPath(posix).name and beside.is_file() else None
+                hit = ImageSource(beside) if PurePosixPath(posix).name and is_file(beside) else None
             if hit is not None:
                 return hit
         return None
@@ -444,7 +435,7 @@ class _ViaReader:
         image = self.find(entry.file_names)
         if image is not None:
             try:
-                return image_size_hw(image), image
+                size_hw = image_size_hw(image)
             except ImageError as err:
                 self.note(
                     "unreadable-image",
@@ -452,9 +443,18 @@ class _ViaReader:
                     entry.name, entry.where,
                 )
                 return None
+            try:
+                check_size_hw(size_hw)
+            except ValueError as err:
+                raise ImageError(f"{image}: {err}") from None
+            return size_hw, image
         if entry.inline:
             size = _inline_size(entry.inline)
             if size is not None:
+                try:
+                    check_size_hw(size)
+                except ValueError as err:
+                    raise self.error(f"the embedded image: {err}", entry.where) from None
                 self.note(
                     "inline-image", "the image is only embedded in the export; size read from it, no file linked",
                     entry.name, entry.where,
@@ -472,7 +472,8 @@ class _ViaReader:
               decode: Any = None) -> tuple[list[Label], list[Item]]:
         """Items from entries; ``decode(attr_name, value)`` maps stored values (VIA 3 option ids)."""
         decode = decode or (lambda _name, value: value)
-        labels: dict[str, None] = dict.fromkeys(declared_classes)
+        # a declared option without text cannot be a class (regions with it are unlabeled)
+        labels: dict[str, None] = dict.fromkeys(c for c in declared_classes if c.strip())
         items = []
         for entry in entries:
             shapes: list[Shape] = []
@@ -490,7 +491,9 @@ class _ViaReader:
                     if text is not None:
                         attributes[key] = text
                 try:
-                    shapes.append(region.cls(label=label, attributes=attributes, **region.geometry))
+                    shape = region.cls(label=label, attributes=attributes, **region.geometry)
+                    check_shape(shape)
+                    shapes.append(shape)
                 except ValueError as err:
                     raise self.error(f"invalid {region.cls.kind}: {err}", region.where[:-1]) from err
             placed = self.place(entry)

@@ -55,6 +55,7 @@ import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -63,10 +64,16 @@ import numpy as np
 from .._output import output_dir
 from ..errors import DatasetError, ImageError, ParseError
 from ..imaging.io import image_size_hw
+from ..limits import check_size_hw
+from ..limits import current as current_limits
+from ..limits import hint as limit_hint
 from ..model import Box, Dataset, ImageSource, Item, Label, Note, Polygon, Shape
 from ..raster import DEFAULT_LINE_WIDTH, instances, rasterize
+from ..raster.clip import clip_ring as _clip_ring
 from ._archive import is_zip
-from ._training import WriteReport, check_items, copy_image
+from ._images import exists, is_dir, is_file
+from ._text import decode_text, read_file
+from ._training import WriteReport, check_items, copy_image, input_paths
 
 __all__ = ["read_yolo", "write_yolo", "sniff_yolo", "IMG_SUFFIXES", "COORD_TOLERANCE", "DECIMALS"]
 
@@ -90,7 +97,8 @@ _SUBSET_SPLIT = {
     "test": "test", "testing": "test",
 }
 _NAMES_FILES = ("classes.txt", "obj.names")
-_MAX_YAML_BYTES = 16 << 20
+#: Largest data.yaml read: PyYAML scans ~0.2 MB/s of worst-case text (brackets), and a real one is a few KB.
+_MAX_YAML_BYTES = 1 << 20
 _SNIFF_BYTES = 4096
 
 
@@ -157,13 +165,7 @@ class _Row:
 
 def _parse_labels(path: Path, n_classes: int | None) -> list[_Row]:
     """The rows of a label file; ParseError naming the file, line and column of a bad field."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        bad = err.object[err.start]
-        raise ParseError(path, f"expected UTF-8 text, got the byte {bad:#04x} that is not") from err
-    except OSError as err:
-        raise ParseError(path, f"cannot read the label file ({err})") from err
+    text = decode_text(read_file(path), str(path), expected="a YOLO label file")
     rows: list[_Row] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         tokens = line.split()
@@ -192,6 +194,9 @@ def _parse_labels(path: Path, n_classes: int | None) -> list[_Row]:
             raise ParseError(path, f"expected a class index (a whole number >= 0), got {tokens[0]!r}",
                              line=lineno, column=columns[0])
         class_id = int(cls)
+        if n_classes is None and class_id >= current_limits().max_classes:
+            raise ParseError(path, f"class index {class_id} is over the limit of {current_limits().max_classes} "
+                             f"classes ({limit_hint('max_classes')})", line=lineno, column=columns[0])
         if n_classes is not None and class_id >= n_classes:
             raise ParseError(path, f"class index {class_id} is out of range: the dataset names {n_classes} "
                              f"classes (0..{n_classes - 1})", line=lineno, column=columns[0])
@@ -247,31 +252,47 @@ class _Yaml:
         return ParseError(self.path, message, line=self.lines.get(key), where=f"key {key!r}")
 
 
+def _yaml_loader() -> type:
+    """A SafeLoader that refuses aliases (``*name``): a data.yaml has no use for them, and
+    nested aliases expand exponentially (the YAML "billion laughs")."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None, None, f"found the alias *{event.anchor}: aliases are not allowed in a data.yaml",
+                    event.start_mark)
+            return super().compose_node(parent, index)
+
+    return Loader
+
+
 def _load_yaml(path: Path) -> _Yaml:
     import yaml
 
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise ParseError(path, f"cannot read ({err})") from err
+    raw = read_file(path)
     if len(raw) > _MAX_YAML_BYTES:
         raise ParseError(path, f"a data.yaml of {len(raw)} bytes is not plausible (limit {_MAX_YAML_BYTES})")
+    text = decode_text(raw, str(path), expected="a YOLO data.yaml")
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise ParseError(path, "expected UTF-8 text") from err
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        loader = _yaml_loader()(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         place = {"line": mark.line + 1, "column": mark.column + 1} if mark else {}
         raise ParseError(path, f"not valid YAML: {err.problem or err.context}", **place) from err
     except yaml.YAMLError as err:
         raise ParseError(path, f"not valid YAML ({err})") from err
-    finally:
-        loader.dispose()
+    except ValueError as err:  # a constructor's, e.g. Python refusing an integer of 5000 digits
+        raise ParseError(path, f"not a usable data.yaml ({err})") from None
+    except RecursionError:
+        raise ParseError(path, "YAML nested too deeply to be a data.yaml") from None
     if not isinstance(data, dict):
         line = node.start_mark.line + 1 if node is not None else 1
         got = "an empty file" if data is None else f"a {type(data).__name__}"
@@ -294,6 +315,9 @@ def _names(doc: _Yaml, notes: list[Note]) -> list[str]:
     names, nc = doc.data.get("names"), doc.data.get("nc")
     if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc < 0):
         raise doc.error("nc", f"expected the class count (a whole number >= 0) for 'nc', got {nc!r}")
+    if nc is not None and nc > current_limits().max_classes:
+        raise doc.error("nc", f"{nc} classes is over the limit of {current_limits().max_classes} "
+                        f"({limit_hint('max_classes')})")
     if names is None:
         if nc is None:
             raise ParseError(doc.path, "missing key 'names' (the class names; 'nc' alone would do too)",
@@ -301,6 +325,8 @@ def _names(doc: _Yaml, notes: list[Note]) -> list[str]:
         notes.append(Note("made-up-names", f"no 'names': the {nc} classes are called class_0, class_1, ... "
                           "as Ultralytics does", where=doc.path.name))
         return [f"class_{i}" for i in range(nc)]
+    if not isinstance(names, (list, dict)):
+        raise doc.error("names", f"expected a list or an {{index: name}} map for 'names', got {names!r}")
     values = list(names.values()) if isinstance(names, dict) else names
     lines = doc.name_lines if len(doc.name_lines) == len(values) else [doc.lines.get("names")] * len(values)
     if isinstance(names, list):
@@ -318,7 +344,8 @@ def _names(doc: _Yaml, notes: list[Note]) -> list[str]:
     pairs.sort(key=lambda t: t[0])
     indices = [k for k, _, _ in pairs]
     if indices != list(range(len(pairs))):
-        missing = sorted(set(range(max(indices, default=-1) + 1)) - set(indices))
+        present = set(indices)  # the first missing indices (a huge index must not make a huge range)
+        missing = list(islice((i for i in range(max(indices, default=-1) + 1) if i not in present), 5))
         raise doc.error("names", f"expected class indices 0..{len(pairs) - 1} in 'names', "
                         f"got {indices[:10]}{' ...' if len(indices) > 10 else ''}"
                         + (f" (missing {missing[:5]})" if missing else " (an index twice)"))
@@ -348,10 +375,7 @@ def _names_file(root: Path) -> Path | None:
 
 
 def _read_names_file(path: Path) -> list[str]:
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ParseError(path, f"cannot read the class names ({err})") from err
+    text = decode_text(read_file(path), str(path), expected="class names, one a line")
     names = [line.strip() for line in text.splitlines()]
     while names and not names[-1]:
         names.pop()
@@ -395,22 +419,22 @@ class _YoloReader:
         ``labels`` counterpart exists); None, with a note, when nothing is found."""
         literal = Path(entry)
         cand = literal if literal.is_absolute() else root / literal
-        if cand.exists():
+        if exists(cand):
             return cand
         tried = [cand]
         if entry.startswith("../"):
             alt = root / entry[3:]
-            if alt.exists():
+            if exists(alt):
                 self.note("split-path", f"{key}: {entry!r} does not exist; read {alt} instead "
                           "(Ultralytics' rule for '../' entries)", where=where)
                 return alt
             tried.append(alt)
         counterpart = _labels_counterpart(cand)
-        if counterpart is not None and counterpart.is_dir():
+        if counterpart is not None and is_dir(counterpart):
             return cand  # labels without their images: found later through images=
         for folder in _SPLIT_FOLDERS[key]:
             for alt in (root / folder / "images", root / "images" / folder):
-                if alt.is_dir() and alt not in tried:
+                if is_dir(alt) and alt not in tried:
                     self.note(
                         "split-path", f"{key}: {entry!r} does not exist; read {alt} instead", where=where
                     )
@@ -420,11 +444,11 @@ class _YoloReader:
         return None
 
     def add_source(self, split: _Split, source: Path) -> None:
-        if source.is_dir() or not source.exists():
-            if source.is_dir():
+        if is_dir(source) or not exists(source):
+            if is_dir(source):
                 split.images += [(p, source) for p in _image_files(source)]
             labels = _labels_counterpart(source)
-            if labels is not None and labels.is_dir():
+            if labels is not None and is_dir(labels):
                 split.label_dirs.append((source, labels))
         elif source.suffix.lower() in IMG_SUFFIXES:
             split.images.append((source, None))
@@ -432,10 +456,7 @@ class _YoloReader:
             self.read_list(split, source)
 
     def read_list(self, split: _Split, path: Path) -> None:
-        try:
-            text = path.read_bytes().decode("utf-8-sig")
-        except (OSError, UnicodeDecodeError) as err:
-            raise ParseError(path, f"expected a text file listing image paths ({err})") from err
+        text = decode_text(read_file(path), str(path), expected="a text file listing image paths")
         skipped = 0
         for lineno, line in enumerate(text.splitlines(), start=1):
             entry = line.strip()
@@ -448,7 +469,7 @@ class _YoloReader:
             cand = Path(rel)
             if not cand.is_absolute():
                 cand = path.parent / rel
-            if not cand.is_file():
+            if not is_file(cand):
                 self.note("missing-image", f"listed image {entry!r} not found; skipped",
                           where=f"{path.name} line {lineno}")
                 continue
@@ -470,7 +491,7 @@ class _YoloReader:
         if base not in (None, ""):
             cand = Path(str(base))
             cand = cand if cand.is_absolute() else yaml_dir / cand
-            if cand.is_dir():
+            if is_dir(cand):
                 root = cand
             else:
                 self.note(
@@ -502,6 +523,11 @@ class _YoloReader:
                 )
             where = f"{doc.path.name} line {doc.lines.get(key)}"
             sources = [s for s in (self.resolve(e, key, root, where) for e in entries) if s is not None]
+            for source in sources:  # e.g. "train: /": would read every image on the machine
+                if is_dir(source) and yaml_dir.resolve().is_relative_to(source.resolve()) and \
+                        source.resolve() != yaml_dir.resolve():
+                    raise doc.error(key, f"{key}: {str(source)!r} is a folder above the dataset's own folder "
+                                    f"{yaml_dir}; expected the folder of the {key} images")
             ident = tuple(sorted(str(s.resolve()) for s in sources))
             if ident and ident in seen:
                 self.note("same-split", f"{key} names the same images as {seen[ident]}; read them once, "
@@ -610,6 +636,10 @@ class _YoloReader:
                 except ImageError as err:
                     self.note("unreadable-image", f"{err}; item skipped", item=str(image))
                     continue
+                try:
+                    check_size_hw(size_hw)
+                except ValueError as err:
+                    raise ImageError(f"{image}: {err}") from None
                 self.check_exif(image)
                 if label.is_file():
                     rows = _parse_labels(label, n_classes)
@@ -792,33 +822,6 @@ def sniff_yolo(path: str | Path) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------------------------
-
-
-def _clip_ring(ring: np.ndarray, w: float, h: float) -> np.ndarray:
-    """The ring clipped to the image rectangle [0, w] x [0, h] (Sutherland–Hodgman)."""
-    pts = np.asarray(ring, dtype=np.float64)
-    for axis, bound, keep_above in ((0, 0.0, True), (0, w, False), (1, 0.0, True), (1, h, False)):
-        if len(pts) == 0:
-            break
-        inside = pts[:, axis] >= bound if keep_above else pts[:, axis] <= bound
-        if inside.all():
-            continue
-        out = []
-        prev, prev_in = pts[-1], inside[-1]
-        for cur, cur_in in zip(pts, inside):
-            if cur_in != prev_in:
-                t = (bound - prev[axis]) / (cur[axis] - prev[axis])
-                cross = prev + t * (cur - prev)
-                cross[axis] = bound
-                out.append(cross)
-            if cur_in:
-                out.append(cur)
-            prev, prev_in = cur, cur_in
-        pts = np.array(out, dtype=np.float64).reshape(-1, 2)
-    if len(pts):
-        keep = np.any(pts != np.roll(pts, 1, axis=0), axis=1)
-        pts = pts[keep] if keep.any() else pts[:1]
-    return pts
 
 
 def _ring_area(ring: np.ndarray) -> float:
@@ -1032,9 +1035,7 @@ def write_yolo(
             "(Ultralytics requires one)"
         ))
     n_polylines = 0
-    inputs = [it.image.path for it in dataset.items if it.image is not None]
-    if dataset.source and Path(dataset.source).exists():
-        inputs.append(Path(dataset.source))
+    inputs = input_paths(dataset)
     with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         for split, stem, item in placed:
             for index, shape in enumerate(item.shapes):
