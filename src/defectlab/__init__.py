@@ -18,11 +18,29 @@ from .formats.unet import write_unet
 from .model import Box, Dataset, Ellipse, Item, Label, Mask, Points, Polygon, Polyline, Tag
 from .raster import instance_labels, instances, rasterize, semantic_mask
 
+# the subpackages first, so that the functions below keep the names `measure` and `prepare`
+from . import measure as _measure_package, prepare as _prepare_package  # noqa: E402,F401
+from .api import (  # noqa: E402
+    check,
+    evaluate,
+    fix,
+    load_model,
+    measure,
+    predict,
+    prepare,
+    read,
+    show,
+    synthetic,
+    train_maskrcnn,
+    train_unet,
+)
+
 __version__ = "0.1.0"
 
 __all__ = [
     "Box", "Dataset", "DatasetError", "DefectlabError", "Ellipse", "FormatError", "ImageError",
     "Item", "Label", "Mask", "OutputError", "ParseError", "Points", "Polygon", "Polyline", "Tag",
-    "__version__", "detect_format", "instance_labels", "instance_target", "instances", "rasterize",
+    "__version__", "check", "detect_format", "evaluate", "fix", "load_model", "measure", "predict", "prepare",
+    "show", "synthetic", "train_maskrcnn", "train_unet", "instance_labels", "instance_target", "instances", "rasterize",
     "read", "read_target", "semantic_mask", "write", "write_maskrcnn", "write_unet",
 ]

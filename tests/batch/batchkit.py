@@ -73,7 +73,7 @@ def loopback_cluster(folder: Path, n_workers: int = 2, timeout_s: float = 90) ->
     procs: list[subprocess.Popen] = []
     logs = []
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(Path(__file__).resolve().parent)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+        [str(Path(__file__).resolve().parent.parent)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
     env.pop("DASK_SCHEDULER_ADDRESS", None)
     try:
         log = open(folder / "scheduler.log", "w")

@@ -14,7 +14,7 @@ import pytest
 from scipy import ndimage
 from typer.testing import CliRunner
 
-from batchkit import SlowMeasure, assert_tables_equal
+from .batchkit import SlowMeasure, assert_tables_equal
 from defectlab import batch
 from defectlab.batch.records import read_record
 from defectlab.batch.tasks import SummaryOptions
@@ -133,19 +133,27 @@ def test_an_interrupted_run_is_resumed_with_only_the_unfinished_inputs(export, l
         if armed.is_set():
             raise KeyboardInterrupt
 
+    stop = threading.Event()
+
     def press_ctrl_c():  # once the first input is written, as a person would press Ctrl-C
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(out.glob("*/batch_record.json")):
+        while time.monotonic() < deadline and not stop.is_set() and not any(out.glob("*/batch_record.json")):
             time.sleep(0.02)
-        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        if not stop.is_set():
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     signal.signal(signal.SIGINT, on_sigint)
+    presser = threading.Thread(target=press_ctrl_c, daemon=True)
     try:
-        threading.Thread(target=press_ctrl_c, daemon=True).start()
+        presser.start()
         with pytest.raises(KeyboardInterrupt):
-            batch.run_batch([export], _slow(0.6), out=out, scheduler=loopback_scheduler, progress=False)
+            # 1.5 s per input: the batch is still running when the first record appears
+            batch.run_batch([export], _slow(1.5), out=out, scheduler=loopback_scheduler, progress=False)
     finally:
-        armed.clear()
+        armed.clear()  # a signal that comes late lands in the disarmed handler, never in a later test
+        stop.set()
+        presser.join()
+        time.sleep(0.3)
         signal.signal(signal.SIGINT, previous)
     with Client(loopback_scheduler, timeout=30) as client:  # tasks already running finish on their own
         deadline = time.monotonic() + 30

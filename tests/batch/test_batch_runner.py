@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import defectlab
-from batchkit import assert_tables_equal
+from .batchkit import assert_tables_equal
 from defectlab import batch
 from defectlab.batch.records import read_record
 from defectlab.cli import app

@@ -376,13 +376,14 @@ def _loss_np(probs: np.ndarray, mask: np.ndarray, kind: str) -> float:
 
 
 def _plot_history(history: list[dict[str, Any]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a Figure with its own Agg canvas: no pyplot, no global backend switch (keeps notebooks' inline plots)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    fig = Figure(figsize=(10, 4), constrained_layout=True)
+    FigureCanvasAgg(fig)
+    ax1, ax2 = fig.subplots(1, 2)
     ax1.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
     if any(h.get("val_loss") is not None for h in history):
         ax1.plot(epochs, [h.get("val_loss", math.nan) for h in history], "o-", label="validation")
@@ -398,7 +399,6 @@ def _plot_history(history: list[dict[str, Any]], path: Path, title: str) -> None
     ax2.legend(fontsize=8)
     fig.suptitle(title)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _finish(tmp: Path, net: torch.nn.Module, config: ModelConfig, history: list[dict[str, Any]],

@@ -147,6 +147,17 @@ class Dataset:
     def __getitem__(self, index: int) -> Item:
         return self.items[index]
 
+    def _repr_html_(self) -> str:
+        from ..notebook import summary_html
+
+        return summary_html(self)
+
+    def show(self, index: int | str = 0, **options):
+        """Draw item ``index`` (or the item called so) with its labeled shapes (matplotlib)."""
+        from ..notebook import show
+
+        return show(self, index, **options)
+
     def label(self, name: str) -> Label:
         """The label called ``name``; KeyError naming the known labels otherwise."""
         try:

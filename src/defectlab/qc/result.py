@@ -49,6 +49,11 @@ class CheckResult:
     records: list[ShapeRecord] = field(default_factory=list)
     images_read: int = 0
 
+    def _repr_html_(self) -> str:
+        from ..notebook import check_html
+
+        return check_html(self)
+
     def counts(self) -> dict[str, int]:
         """Number of findings per severity: ``{"error": …, "warning": …, "info": …}``."""
         c = Counter(f.severity for f in self.findings)

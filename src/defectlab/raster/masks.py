@@ -95,6 +95,14 @@ def instance_labels(item: Item, *, line_width: float = DEFAULT_LINE_WIDTH) -> np
     """The (H, W) int32 image of instance ids: shape ``i`` of ``item.shapes`` is ``i + 1``.
 
     Painted in z-order, so each pixel holds the topmost instance; 0 is background.
+    Examples
+    --------
+    >>> from defectlab.model import Ellipse, Item
+    >>> item = Item("a.png", (8, 8), (Ellipse(label="cavity", cx=3, cy=3, rx=2, ry=2),
+    ...                               Ellipse(label="cavity", cx=6, cy=6, rx=1, ry=1)))
+    >>> ids = instance_labels(item)
+    >>> ids.dtype, [int((ids == k).sum()) for k in (1, 2)]
+    (dtype('int32'), [12, 4])
     """
     out = np.zeros(item.size_hw, dtype=np.int32)
     for i in paint_order(item):
@@ -126,6 +134,14 @@ def instances(
         In file order.
     notes : list of Note
         One per degenerate shape (code ``"degenerate-instance"``).
+    Examples
+    --------
+    >>> from defectlab.model import Ellipse, Item
+    >>> item = Item("a.png", (8, 8), (Ellipse(label="cavity", cx=3, cy=3, rx=2, ry=2),
+    ...                               Ellipse(label="cavity", cx=6.2, cy=6.2, rx=0.2, ry=0.2)))
+    >>> found, notes = instances(item, {"cavity": 1})
+    >>> [(i.index, i.class_id, i.crop.area, i.box_xyxy) for i in found], [n.code for n in notes]
+    ([(0, 1, 12, (1, 1, 5, 5))], ['degenerate-instance'])
     """
     labels_img = instance_labels(item, line_width=line_width) if visible_only else None
     result: list[Instance] = []
