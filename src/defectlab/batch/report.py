@@ -18,7 +18,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._output import output_dir
+from ..measure.report import json_ready, slug
 
 __all__ = ["BatchReport", "STATUSES", "write_batch_folder"]
 
@@ -129,24 +129,6 @@ def _parquet() -> bool:
     return has_parquet()
 
 
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "label"
-
-
 def _fmt(v: Any) -> str:
     if isinstance(v, (float, np.floating)):
         return "–" if not math.isfinite(v) else f"{v:.4g}"
@@ -227,17 +209,17 @@ def write_batch_folder(report: BatchReport, *, figures: bool = True) -> Path:
                 for label, h in m.histograms.items():
                     if not sum(h["counts"]):
                         continue
-                    name = f"figures/size_histogram_{_slug(label)}.png"
+                    name = f"figures/size_histogram_{slug(label)}.png"
                     size_histogram_figure(tmp / name, {"batch": h["counts"]}, h["edges"], unit=h["unit"],
                                           title=f"{label}: size distribution ({len(m.images)} images)",
                                           xlabel=h["size_measure"].replace("_", " "))
                     figs.append((label, name))
             summary = m.summary()
             summary["files"] = tables
-            (tmp / "summary.json").write_text(json.dumps(_json_ready(summary), indent=2, ensure_ascii=False),
+            (tmp / "summary.json").write_text(json.dumps(json_ready(summary), indent=2, ensure_ascii=False),
                                               encoding="utf-8")
             tables.append("summary.json")
-        (tmp / "report.json").write_text(json.dumps(_json_ready(report.to_dict()), indent=2, ensure_ascii=False)
+        (tmp / "report.json").write_text(json.dumps(json_ready(report.to_dict()), indent=2, ensure_ascii=False)
                                          + "\n", encoding="utf-8")
         (tmp / "index.html").write_text(_page(report, figs, tables), encoding="utf-8")
     return folder

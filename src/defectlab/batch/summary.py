@@ -34,7 +34,6 @@ Examples
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -42,6 +41,7 @@ import numpy as np
 
 from ..measure.measurement import Measurement, set_histograms
 from ..measure.props import DEFECT_COLUMNS, empty_defect_table
+from ..measure.report import json_ready
 from ..measure.stats import ImageInfo, is_cavity_label, size_measures, statistics
 from ..measure.table import Table
 from ..model import Note
@@ -52,20 +52,6 @@ __all__ = ["read_unit_measurement", "summarize", "write_unit_measurement"]
 DEFECTS_NPY = "defects.npy"
 DEFECTS_CSV = "defects.csv"
 IMAGE_JSON = "image.json"
-
-
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def write_unit_measurement(folder: str | Path, defects: Table, info: ImageInfo, notes: Sequence[Note],
@@ -84,7 +70,7 @@ def write_unit_measurement(folder: str | Path, defects: Table, info: ImageInfo, 
         "notes": [{"code": n.code, "message": n.message, "item": n.item, "where": n.where} for n in notes],
         **dict(extra or {}),
     }
-    (folder / IMAGE_JSON).write_text(json.dumps(_json_ready(doc), indent=2, ensure_ascii=False) + "\n",
+    (folder / IMAGE_JSON).write_text(json.dumps(json_ready(doc), indent=2, ensure_ascii=False) + "\n",
                                      encoding="utf-8")
 
 

@@ -42,15 +42,17 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["write_measurement", "write_evaluation", "size_histogram_figure", "size_scatter_figure"]
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
+    """A label name made safe for a file name (``"dislocation line"`` -> ``"dislocation_line"``)."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "label"
 
 
-def _json_ready(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """``value`` with numpy scalars, paths and non-finite floats made JSON-serialisable (NaN -> null)."""
     if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -192,12 +194,12 @@ def write_measurement(m: "Measurement", out: str | Path, *, overwrite: bool = Fa
         if figures:
             (tmp / "figures").mkdir()
             for label, h in m.histograms.items():
-                name = f"figures/size_histogram_{_slug(label)}.png"
+                name = f"figures/size_histogram_{slug(label)}.png"
                 size_histogram_figure(tmp / name, {"labels": h["counts"]}, h["edges"], unit=h["unit"],
                                       title=f"{label}: size distribution", xlabel=_size_label(h["size_measure"]))
                 figs.append((label, name))
             summary["figures"] = [f for _, f in figs]
-        (tmp / "summary.json").write_text(json.dumps(_json_ready(summary), indent=2, ensure_ascii=False),
+        (tmp / "summary.json").write_text(json.dumps(json_ready(summary), indent=2, ensure_ascii=False),
                                           encoding="utf-8")
         unit = "nm" if m.calibrated else "px"
         cols = ["label", "images", "count", "count_border", "count_sized",
@@ -241,21 +243,21 @@ def write_evaluation(e: "Evaluation", out: str | Path, *, overwrite: bool = Fals
         if figures:
             (tmp / "figures").mkdir()
             for label, h in e.histograms.items():
-                name = f"figures/size_histogram_{_slug(label)}.png"
+                name = f"figures/size_histogram_{slug(label)}.png"
                 size_histogram_figure(tmp / name, {"labels": h["true"], "predictions": h["pred"]}, h["edges"],
                                       unit=h["unit"], title=f"{label}: predictions vs labels",
                                       xlabel=_size_label(h["size_measure"]))
                 figs.append((label, name))
                 sel = e.matches["label"] == label if len(e.matches) else np.zeros(0, bool)
                 if len(e.matches) and np.any(sel):
-                    name = f"figures/size_scatter_{_slug(label)}.png"
+                    name = f"figures/size_scatter_{slug(label)}.png"
                     size_scatter_figure(tmp / name, e.matches[f"true_size_{unit}"][sel],
                                         e.matches[f"pred_size_{unit}"][sel], unit=unit,
                                         title=f"{label}: matched defects (IoU ≥ {e.iou_threshold:g})",
                                         xlabel=_size_label(str(e.matches["size_measure"][sel][0])))
                     figs.append((label, name))
             summary["figures"] = [f for _, f in figs]
-        (tmp / "summary.json").write_text(json.dumps(_json_ready(summary), indent=2, ensure_ascii=False),
+        (tmp / "summary.json").write_text(json.dumps(json_ready(summary), indent=2, ensure_ascii=False),
                                           encoding="utf-8")
         o = e.overall
         overall = [{"score": k, "value": o[k]} for k in ("precision", "recall", "f1", "tp", "fp", "fn", "pixel_iou",
