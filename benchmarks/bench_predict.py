@@ -13,11 +13,12 @@ What it does:
 2. **image**: one synthetic ``size`` x ``size`` micrograph (defect density of the 512 px default,
    defects placed independently).
 3. Three variants, each in a child process of its own (so peak memory does not mix), each
-   printing one JSON line with its seconds and peak RSS (``ru_maxrss``):
+   printing one JSON line with its seconds and peak RSS (``VmHWM``):
 
-   * ``ours``   — :func:`defectlab.dl.predict.predict_image`: 256 px tiles, >= 64 px overlap,
-     raised-cosine blending, 4 tiles per batch, inference mode, channels-last, one tile row
-     of accumulators at a time;
+   * ``ours``   — :func:`defectlab.dl.predict.predict_image` with its defaults: tiles of at
+     most 1024 px sized to waste the least, >= 64 px overlap, raised-cosine blending, about a
+     megapixel of tiles per batch, ONNX Runtime on the CPU (:mod:`defectlab.dl.engine`), one
+     tile row of accumulators at a time;
    * ``whole``  — the naive baseline: the whole normalized image through the same net at once
      (plain PyTorch eager, ``torch.inference_mode``), arg-max;
    * ``tiles``  — the other naive baseline: non-overlapping 256 px tiles, no blending, eager,
@@ -28,8 +29,9 @@ What it does:
    in a 4 px band around the 256 px tile grid and elsewhere; and the mean step of the
    foreground probability across the grid lines divided by the mean step across all other
    lines (1.0 = no seam).
-5. **1024 x 1024**: seconds per image of ours vs plain eager whole-image inference of the same
-   net (the issue's figure: <= 0.5 s per 1024² image on a 2-core CPU), median of 3 runs.
+5. **1024 x 1024**: seconds per image of ours (default engine; the torch engine; the torch
+   engine with 256 px tiles, the earlier default) vs plain eager whole-image inference of the
+   same net (the issue's figure: <= 0.5 s per 1024² image on a 2-core CPU), median of 3 runs.
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ GRID = 256
 
 
 def _rss_mb() -> float:
+    """Peak resident memory of this process, MB. On Linux from ``VmHWM`` (``ru_maxrss`` keeps the
+    parent's peak across fork + exec, and the parent trained a model)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kib / 1024 if sys.platform != "darwin" else kib / 2**20
 
@@ -131,11 +141,18 @@ def run_1024(model_dir: Path, repeats: int) -> None:
     def ours() -> None:
         model.predict(image, split=False)
 
+    def ours_torch() -> None:
+        model.predict(image, split=False, engine="torch")
+
+    def ours_256() -> None:  # the settings before ONNX Runtime and large tiles
+        model.predict(image, split=False, engine="torch", tile=256, batch_size=4)
+
     def ours_instances() -> None:
         model.predict(image)
 
-    out = {}
-    for name, fn in (("eager_whole", eager), ("ours", ours), ("ours_with_instances", ours_instances)):
+    out = {"engine": model.predict(image, split=False).engine}
+    for name, fn in (("eager_whole", eager), ("ours", ours), ("ours_torch", ours_torch), ("ours_256", ours_256),
+                     ("ours_with_instances", ours_instances)):
         fn()  # warm-up
         times = []
         for _ in range(repeats):
@@ -170,26 +187,45 @@ def _train_model(work: Path, epochs: int) -> Path:
     return work / "model"
 
 
-def _seams(sem: np.ndarray, fg: np.ndarray, ref_sem: np.ndarray | None) -> dict:
+def _grid_lines(variant: str, length: int, model_dir: Path) -> list[int]:
+    """Where a variant's tiles start or end along an axis of ``length`` px (seams would sit there)."""
+    if variant == "tiles":
+        return list(range(GRID, length, GRID))
+    if variant == "whole":
+        return []
+    from defectlab.dl.model_io import load_model
+    from defectlab.dl.predict import PREDICT_TILE, tile_plan
+
+    model = load_model(model_dir, device="cpu")
+    m = model.net.multiple
+    p = tile_plan(length, max(model.config.tile_size, PREDICT_TILE // m * m), model.config.overlap, m)
+    return sorted({v for o in p.origins for v in (o, o + p.tile) if 0 < v < length})
+
+
+def _seams(sem: np.ndarray, fg: np.ndarray, ref_sem: np.ndarray | None, lines: list[int]) -> dict:
+    """Class differences near the tile lines and elsewhere; probability steps across them."""
     h, w = sem.shape
-    grid_rows = np.zeros(h, bool)
-    grid_cols = np.zeros(w, bool)
-    for g in range(GRID, max(h, w), GRID):
-        grid_rows[max(0, g - 2):g + 2] = True
-        grid_cols[max(0, g - 2):g + 2] = True
-    band = grid_rows[:, None] | grid_cols[None, :]
-    out: dict = {}
+    near_rows = np.zeros(h, bool)
+    near_cols = np.zeros(w, bool)
+    for g in lines:
+        near_rows[max(0, g - 2):g + 2] = True
+        near_cols[max(0, g - 2):g + 2] = True
+    band = near_rows[:, None] | near_cols[None, :]
+    out: dict = {"lines": len(lines)}
     if ref_sem is not None:
         diff = sem != ref_sem
-        out["differ_band"] = float(diff[band].mean())
+        out["differ_band"] = float(diff[band].mean()) if band.any() else float("nan")
         out["differ_elsewhere"] = float(diff[~band].mean())
+    if not lines:
+        out["seam_ratio"] = float("nan")
+        return out
     fg = fg.astype(np.float32)
     step_x = np.abs(np.diff(fg, axis=1))  # step between column c-1 and c sits at index c-1
     step_y = np.abs(np.diff(fg, axis=0))
     on_x = np.zeros(w - 1, bool)
-    on_x[GRID - 1::GRID] = True
+    on_x[[g - 1 for g in lines if g < w]] = True
     on_y = np.zeros(h - 1, bool)
-    on_y[GRID - 1::GRID] = True
+    on_y[[g - 1 for g in lines if g < h]] = True
     grid = np.concatenate([step_x[:, on_x].ravel(), step_y[on_y, :].ravel()])
     other = np.concatenate([step_x[:, ~on_x].ravel(), step_y[~on_y, :].ravel()])
     out["seam_ratio"] = float(grid.mean() / max(other.mean(), 1e-12))
@@ -250,24 +286,26 @@ def main() -> None:
         if "error" in r:
             print(f"{v:8} failed: {r['error']}")
             continue
-        s = _seams(np.load(work / f"{v}.sem.npy"), np.load(work / f"{v}.fg.npy"), ref)
-        band = f"{100 * s['differ_band']:.3f}%" if "differ_band" in s else "-"
+        s = _seams(np.load(work / f"{v}.sem.npy"), np.load(work / f"{v}.fg.npy"), ref,
+                   _grid_lines(v, args.size, model_dir))
+        band = f"{100 * s['differ_band']:.3f}%" if "differ_band" in s and s["lines"] else "-"
         other = f"{100 * s['differ_elsewhere']:.3f}%" if "differ_elsewhere" in s else "-"
         print(f"{v:8} {r['seconds']:8.2f} {mp / r['seconds']:7.2f} {r['start_mb']:9.0f} {r['peak_mb']:8.0f} "
               f"{band:>14} {other:>12} {s['seam_ratio']:11.2f}")
     print("\n(class differs: share of pixels whose class differs from the whole-image prediction, in a 4 px band "
-          "around the 256 px grid and elsewhere; seam ratio: mean foreground-probability step across the grid "
-          "lines / across other lines)")
+          "around the lines where the variant's tiles start or end, and elsewhere; seam ratio: mean "
+          "foreground-probability step across those lines / across all other lines, 1.0 = no seam)")
     t = _child(["--timing-1024", "--model", str(model_dir), "--repeats", str(args.repeats)])
     if "error" in t:
         print(f"\n1024 x 1024 timing failed: {t['error']}")
         return
     print(f"\n1024 x 1024, median of {args.repeats} ({t['threads']} torch threads):")
-    print(f"  plain eager, whole image at once      {t['eager_whole']:.2f} s")
-    print(f"  ours (tiled, blended, class mask)     {t['ours']:.2f} s   ratio ours / eager = "
-          f"{t['ours'] / t['eager_whole']:.2f}")
-    print(f"  ours + instances (watershed split)    {t['ours_with_instances']:.2f} s")
-
+    print(f"  plain eager, whole image at once          {t['eager_whole']:.2f} s")
+    for key, what in (("ours", f"ours, default ({t['engine']}, tiles <= 1024)"),
+                      ("ours_torch", "ours, torch engine (channels-last)"),
+                      ("ours_256", "ours, torch engine, 256 px tiles x 4")):
+        print(f"  {what:41} {t[key]:.2f} s   speedup vs eager {t['eager_whole'] / t[key]:.2f}x")
+    print(f"  ours + instances (watershed split)        {t['ours_with_instances']:.2f} s")
 
 if __name__ == "__main__":
     main()

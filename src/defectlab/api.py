@@ -598,7 +598,8 @@ def predict(
     *,
     tile: int | None = None,
     overlap: int | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
+    engine: str = "auto",
     probabilities: bool = False,
     prelabels: str | None = None,
     device: str = "auto",
@@ -621,9 +622,12 @@ def predict(
         Output folder: ``masks/``, ``instances/``, ``overlays/``, ``summary.json`` and, with
         ``prelabels="cvat"``, ``prelabels/annotations.xml`` to upload to CVAT.
     tile, overlap : int, optional
-        Tile size and least overlap, px (default: the model's).
-    batch_size : int
-        Tiles through the net at once.
+        Largest tile and least overlap, px (default: see
+        :func:`~defectlab.dl.predict.predict_image`).
+    batch_size : int, optional
+        Tiles through the net at once (default: about a megapixel's worth).
+    engine : {"auto", "torch", "onnxruntime"}
+        U-Net: what runs the net (``"auto"``: ONNX Runtime on a CPU when installed).
     probabilities : bool
         U-Net: also write ``probabilities/<stem>.npy`` (C, H, W) float16.
     prelabels : {None, "cvat"}
@@ -662,7 +666,7 @@ def predict(
     if isinstance(model, (str, Path)):
         model = load_model(model, device=device)
     paths = [images] if isinstance(images, (str, Path)) else list(images)
-    return predict_images(model, paths, out, tile=tile, overlap=overlap, batch_size=batch_size,
+    return predict_images(model, paths, out, tile=tile, overlap=overlap, batch_size=batch_size, engine=engine,
                           probabilities=probabilities, prelabels=prelabels, overwrite=overwrite,
                           progress=progress, **options)
 

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 torch = pytest.importorskip("torch")
 
@@ -197,3 +198,16 @@ def test_cli_train_and_predict_with_prelabels(tmp_path):
     assert res.exit_code == 1 and "overwrite" in res.output
     res = runner.invoke(app, ["predict", str(tmp_path / "nope"), str(export / "images"), "--out", str(out)])
     assert res.exit_code == 1 and "no such model folder" in res.output
+    # both engines from the command line give the same classes; the summary says which ran
+    masks = {}
+    for engine in ("torch", "onnxruntime"):
+        dest = tmp_path / f"pred_{engine}"
+        res = runner.invoke(app, ["predict", str(tmp_path / "model"), str(export / "images"), "--out", str(dest),
+                                  "--engine", engine])
+        assert res.exit_code == 0, res.output
+        assert [im["engine"] for im in json.loads((dest / "summary.json").read_text())["images"]] == [engine] * 2
+        masks[engine] = np.asarray(Image.open(dest / "masks" / "img_0.png"))
+    assert (masks["torch"] != masks["onnxruntime"]).mean() < 1e-3
+    res = runner.invoke(app, ["predict", str(tmp_path / "model"), str(export / "images"), "--out",
+                              str(tmp_path / "x"), "--engine", "tensorrt"])
+    assert res.exit_code == 2 and "tensorrt" in res.output

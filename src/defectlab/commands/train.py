@@ -35,6 +35,12 @@ class Prelabels(str, Enum):
     coco = "coco"
 
 
+class Engine(str, Enum):
+    auto = "auto"
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+
+
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N or mps.")]
 
 
@@ -98,9 +104,10 @@ def predict(
     model: Annotated[Path, typer.Argument(help="A model folder (config.json + weights.pt).")],
     images: Annotated[List[Path], typer.Argument(help="Image files or folders (searched recursively).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
-    tile: Annotated[Optional[int], typer.Option(help="Tile size, px (default: the model's).")] = None,
+    tile: Annotated[Optional[int], typer.Option(help="Largest tile, px [unet: 1024 or the model's tile if larger; maskrcnn: the model's].")] = None,
     overlap: Annotated[Optional[int], typer.Option(help="Least tile overlap, px (default: the model's).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Tiles through the net at once.")] = 4,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Tiles through the net at once [about 1 megapixel's worth].")] = None,
+    engine: Annotated[Engine, typer.Option(help="unet: what runs the net; auto = ONNX Runtime on a CPU if installed, else PyTorch.")] = Engine.auto,
     probabilities: Annotated[bool, typer.Option("--probabilities", help="unet: also write probabilities/<stem>.npy (C, H, W) float16.")] = False,
     prelabels: Annotated[Optional[List[Prelabels]], typer.Option("--prelabels", help="Also write pre-labels: cvat (CVAT for images 1.1 XML) and/or coco (COCO JSON); repeat for both.")] = None,
     device: DeviceOpt = "auto",
@@ -118,7 +125,7 @@ def predict(
     try:
         loaded = load_model(model, device=device)
         report = predict_images(loaded, images, out, tile=tile, overlap=overlap, batch_size=batch_size,
-                                probabilities=probabilities, prelabels=[p.value for p in prelabels or []],
+                                engine=engine.value, probabilities=probabilities, prelabels=[p.value for p in prelabels or []],
                                 overwrite=overwrite, progress=True)
     except (DefectlabError, ValueError) as err:
         fail(err)

@@ -58,12 +58,23 @@ from ..errors import DatasetError, ImageError
 from ..imaging.io import read_image, to_gray, write_image
 from ..model import ImageSource
 from ..raster.split import DEFAULT_NECK_RATIO, split_instances
+from .engine import model_forward
 from .model_io import Model
 
 __all__ = [
     "Prediction", "TilePlan", "tile_plan", "window_1d", "predict_semantic", "predict_image",
-    "predict_images", "PredictReport", "IMAGE_SUFFIXES", "PRELABEL_FORMATS", "find_images",
+    "predict_images", "PredictReport", "IMAGE_SUFFIXES", "PRELABEL_FORMATS", "find_images", "PREDICT_TILE",
+    "BATCH_PIXELS",
 ]
+
+#: A U-Net predicts in tiles of up to this many px (or its training tile size, if larger): a
+#: fully convolutional net gives the same result in the interior of any tile, and larger
+#: tiles waste less on overlaps (a 1024² image is one tile, not 25 of 256 px).
+PREDICT_TILE = 1024
+
+#: By default a batch of U-Net tiles holds about this many pixels (one 1024² tile, sixteen of
+#: 256²): the memory prediction needs is set by it, not by the image.
+BATCH_PIXELS = 1024 * 1024
 
 #: Pre-label formats :func:`predict_images` writes.
 PRELABEL_FORMATS = ("cvat", "coco")
@@ -99,6 +110,8 @@ class Prediction:
         U-Net, on request: every class's probability (C includes the background).
     seconds : float
         Wall time of the prediction, s.
+    engine : str
+        What ran the net: ``"torch"`` or ``"onnxruntime"``.
     """
 
     semantic: np.ndarray
@@ -109,6 +122,7 @@ class Prediction:
     confidence: np.ndarray | None = None
     probabilities: np.ndarray | None = None
     seconds: float = 0.0
+    engine: str = "torch"
 
     @property
     def size_hw(self) -> tuple[int, int]:
@@ -165,14 +179,20 @@ def tile_plan(length: int, tile: int, overlap: int, multiple: int = 1, *, full_t
     multiple : int
         Tile size and stride are multiples of it (the U-Net's ``2 ** depth``).
     full_tiles : bool
-        Always use tiles of ``tile`` px (pad a smaller image up to it); otherwise a small
-        image is one tile of its own size rounded up to ``multiple``.
+        Always use tiles of ``tile`` px (pad a smaller image up to it). Otherwise the fewest
+        tiles of at most ``tile`` px are used, each as small as covering the axis allows (a
+        small image is one tile of its own size rounded up to ``multiple``): the net then
+        computes as few pixels beyond the image and in overlaps as it can.
 
     Examples
     --------
     >>> tile_plan(1024, 256, 64, 8)
     TilePlan(length=1024, tile=256, stride=192, n=5, padded=1024)
-    >>> p = tile_plan(500, 256, 64, 8); p.origins, p.overlap, p.padded
+    >>> tile_plan(1024, 1024, 64, 8)
+    TilePlan(length=1024, tile=1024, stride=1024, n=1, padded=1024)
+    >>> p = tile_plan(1500, 1024, 64, 8); p.tile, p.origins, p.overlap, p.padded
+    (784, [0, 720], 64, 1504)
+    >>> p = tile_plan(500, 256, 64, 8, full_tiles=True); p.origins, p.overlap, p.padded
     ([0, 128, 256], 128, 512)
     """
     if tile < 1 or tile % multiple:
@@ -187,6 +207,8 @@ def tile_plan(length: int, tile: int, overlap: int, multiple: int = 1, *, full_t
     if lm <= t:
         return TilePlan(length, t, t, 1, t)
     n = 1 + math.ceil((lm - t) / (t - overlap))
+    if not full_tiles:  # n tiles of t cover lm, so the smallest such tile is <= t
+        t = _round_up(math.ceil((lm + (n - 1) * overlap) / n), multiple)
     stride = _round_up(math.ceil((lm - t) / (n - 1)), multiple)
     return TilePlan(length, t, stride, n, t + (n - 1) * stride)
 
@@ -265,28 +287,6 @@ class _Normalizer:
 
 # ---------------------------------------------------------------------------------------------
 # U-Net: tiled semantic prediction
-
-
-def _unet_forward(net: torch.nn.Module, device: torch.device, *,
-                  channels_last: bool = True) -> Callable[[np.ndarray], np.ndarray]:
-    """``(B, 1, h, w) float32 -> (B, C, h, w) float32`` softmax probabilities, in inference mode.
-
-    On a CPU the net is switched to channels-last memory (about 2× faster with oneDNN).
-    """
-    net.eval()
-    channels_last = channels_last and device.type == "cpu"
-    if channels_last:
-        net.to(memory_format=torch.channels_last)
-
-    def forward(batch: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(batch).to(device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            probs = torch.softmax(net(x).float(), dim=1)
-        return probs.cpu().numpy()
-
-    return forward
 
 
 def predict_semantic(
@@ -520,7 +520,8 @@ def predict_image(
     tile: int | None = None,
     overlap: int | None = None,
     margin: int | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
+    engine: str = "auto",
     probabilities: bool = False,
     probabilities_dtype: Any = np.float32,
     split: bool | Iterable[int] = True,
@@ -539,12 +540,17 @@ def predict_image(
     image : (H, W) or (H, W, 3) array, or a path
         The raw micrograph (any dtype); normalized as in training.
     tile, overlap : int, optional
-        Tile size and least overlap in px (default: the model's ``tile_size`` and ``overlap``).
-        A U-Net takes any multiple of ``2 ** depth``; Mask R-CNN always uses its own tile size.
+        Largest tile and least overlap in px. A U-Net takes any multiple of ``2 ** depth``
+        (default: the larger of :data:`PREDICT_TILE` and the model's ``tile_size``, and the
+        model's ``overlap``); Mask R-CNN always uses its own training tile size.
     margin : int, optional
         U-Net: zero-weight border of a tile where it overlaps a neighbor (``overlap // 4``).
-    batch_size : int
-        U-Net: tiles through the net at once (memory: batch × tile² × the net's features).
+    batch_size : int, optional
+        U-Net: tiles through the net at once (memory: batch × tile² × the net's features);
+        default: as many as hold about :data:`BATCH_PIXELS` pixels, at least one.
+    engine : {"auto", "torch", "onnxruntime"}
+        U-Net: what runs the net, see :mod:`defectlab.dl.engine` (``"auto"``: ONNX Runtime
+        on a CPU when installed, else PyTorch).
     probabilities : bool
         U-Net: keep the (C, H, W) class probabilities in ``Prediction.probabilities``.
     probabilities_dtype : dtype
@@ -576,15 +582,20 @@ def predict_image(
                                                    mask_threshold=mask_threshold, progress=progress)
         return Prediction(sem, inst, cls, scores, cfg.class_names, seconds=time.perf_counter() - t0)
     n_classes = len(cfg.classes)
+    m = model.net.multiple
+    t = max(cfg.tile_size, PREDICT_TILE // m * m) if tile is None else int(tile)
+    if batch_size is None:
+        side = min(t, _round_up(max(arr.shape[:2]), m))  # a small image's one tile is smaller
+        batch_size = max(1, BATCH_PIXELS // (side * side))
+    forward, used = model_forward(model, engine)
     sem, conf, probs = predict_semantic(
-        _unet_forward(model.net, model.device), arr, n_classes=n_classes, multiple=model.net.multiple,
-        tile=cfg.tile_size if tile is None else int(tile), overlap=ov, margin=margin, batch_size=batch_size,
+        forward, arr, n_classes=n_classes, multiple=m, tile=t, overlap=ov, margin=margin, batch_size=batch_size,
         probabilities=probabilities, probabilities_dtype=probabilities_dtype, progress=progress,
     )
     inst, cls = split_instances(sem, split=split, min_area_px=min_area_px, neck_ratio=neck_ratio)
     scores = _instance_scores(inst, len(cls), conf)
     return Prediction(sem, inst, cls.astype(np.uint8), scores, cfg.class_names, confidence=conf,
-                      probabilities=probs, seconds=time.perf_counter() - t0)
+                      probabilities=probs, seconds=time.perf_counter() - t0, engine=used)
 
 
 @dataclass
@@ -633,7 +644,8 @@ def predict_images(
     *,
     tile: int | None = None,
     overlap: int | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
+    engine: str = "auto",
     probabilities: bool = False,
     prelabels: str | Sequence[str] | None = None,
     tolerance: float = 0.5,
@@ -679,7 +691,7 @@ def predict_images(
             it = tqdm(found, desc="predict", unit="img")
         for name, path in it:
             image = read_image(ImageSource(path))
-            pred = predict_image(model, image, tile=tile, overlap=overlap, batch_size=batch_size,
+            pred = predict_image(model, image, tile=tile, overlap=overlap, batch_size=batch_size, engine=engine,
                                  probabilities=probabilities, probabilities_dtype=np.float16, **options)
             stem = name.rsplit(".", 1)[0]
             for sub, suffix, arr in (("masks", ".png", pred.semantic), ("instances", ".tif", pred.instances),
@@ -694,7 +706,7 @@ def predict_images(
                 np.save(dest, pred.probabilities)
                 pred.probabilities = None  # written: free the memory
             report.images.append({"name": name, "size_hw": list(pred.size_hw), "instances": pred.counts(),
-                                  "seconds": round(pred.seconds, 3)})
+                                  "seconds": round(pred.seconds, 3), "engine": pred.engine})
             if kinds:  # traced now: only the polygons are kept, not the masks
                 from .prelabels import prediction_item
 

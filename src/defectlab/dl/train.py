@@ -77,7 +77,8 @@ from ..model import Dataset, ImageSource
 from ..raster import DEFAULT_LINE_WIDTH, semantic_mask
 from .model_io import (ClassInfo, Model, ModelConfig, build_net, default_maskrcnn_params, resolve_device,
                        write_model_files)
-from .predict import _predict_maskrcnn, _unet_forward, predict_semantic
+from .engine import unet_forward
+from .predict import _predict_maskrcnn, predict_semantic
 from .unet import UNet, UNetConfig, count_parameters
 
 __all__ = [
@@ -556,7 +557,7 @@ def train_unet(
                 opt.step()
                 losses.append(float(value.detach()))
             net.eval()
-            fwd = _unet_forward(net, dev, channels_last=False)
+            fwd = unet_forward(net, dev, engine="torch", channels_last=False)
             inter = np.zeros(n_classes)
             union = np.zeros(n_classes)
             val_losses = []

@@ -1,0 +1,181 @@
+"""What runs a U-Net's tiles: PyTorch, or ONNX Runtime on a CPU.
+
+A *forward* is a callable ``(B, 1, h, w) float32 -> (B, C, h, w) float32`` softmax
+probabilities, the one thing :func:`defectlab.dl.predict.predict_semantic` needs. Two engines
+make one from a :class:`~defectlab.dl.unet.UNet`:
+
+``"torch"``
+    PyTorch in inference mode; on a CPU the net is switched to channels-last memory
+    (about 2× faster with oneDNN than the default layout). The engine on CUDA and MPS.
+``"onnxruntime"``
+    The net (with its softmax) exported in memory to ONNX with PyTorch's exporter and run
+    by ONNX Runtime's CPU provider, which fuses convolution, BatchNorm and ReLU and picks
+    its own blocked layouts: on the development machine's 2-core AVX-512 CPU it runs the
+    default U-Net about 1.4× faster than channels-last PyTorch and 3× faster than plain
+    eager (``benchmarks/bench_predict.py``). The same float32 arithmetic in another order:
+    probabilities agree with PyTorch's to about 1e-6. The export takes a fraction of a
+    second; the session is kept on the :class:`~defectlab.dl.model_io.Model` and made anew
+    when its weights or device change.
+``"auto"``
+    ONNX Runtime on a CPU when ``onnxruntime`` and ``onnx`` are installed (they come with
+    ``defectlab[torch]``), PyTorch otherwise.
+
+Examples
+--------
+>>> import numpy as np, torch
+>>> from defectlab.dl.unet import UNet, UNetConfig
+>>> _ = torch.manual_seed(0)
+>>> net = UNet(UNetConfig(n_classes=3, base_filters=4, depth=2, bottleneck_dilations=(1,))).eval()
+>>> x = np.random.default_rng(0).random((2, 1, 32, 48), dtype=np.float32)
+>>> a = unet_forward(net, torch.device("cpu"), engine="torch")(x)
+>>> b = unet_forward(net, torch.device("cpu"), engine="onnxruntime")(x)
+>>> a.shape, bool(np.abs(a - b).max() < 1e-5)
+((2, 3, 32, 48), True)
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["ENGINES", "Forward", "resolve_engine", "unet_forward", "model_forward"]
+
+#: The engines :func:`unet_forward` knows.
+ENGINES = ("auto", "torch", "onnxruntime")
+
+Forward = Callable[[np.ndarray], np.ndarray]
+
+
+def _onnxruntime_available() -> bool:
+    try:
+        import onnx  # noqa: F401  (PyTorch's exporter needs it)
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_engine(engine: str, device: torch.device) -> str:
+    """The engine ``"auto"`` stands for on ``device``; a named one is checked.
+
+    Raises ValueError for an unknown engine, for ONNX Runtime on a GPU, and for ONNX
+    Runtime when it is not installed (saying how to install it).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"expected an engine among {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "auto":
+        return "onnxruntime" if device.type == "cpu" and _onnxruntime_available() else "torch"
+    if engine == "onnxruntime":
+        if device.type != "cpu":
+            raise ValueError(f"the onnxruntime engine runs on the CPU, but the model is on {device}; "
+                             "use engine='torch' there (or move the model to the CPU)")
+        if not _onnxruntime_available():
+            raise ValueError("the onnxruntime engine needs onnxruntime and onnx: pip install 'defectlab[torch]' "
+                             "(or pip install onnxruntime onnx)")
+    return engine
+
+
+def _torch_forward(net: nn.Module, device: torch.device, channels_last: bool) -> Forward:
+    net.eval()
+    channels_last = channels_last and device.type == "cpu"
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
+
+    def forward(batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(batch).to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            probs = torch.softmax(net(x).float(), dim=1)
+        return probs.cpu().numpy()
+
+    forward.engine = "torch"  # type: ignore[attr-defined]
+    return forward
+
+
+class _WithSoftmax(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(x), dim=1)
+
+
+def _onnx_bytes(net: nn.Module) -> bytes:
+    """The net and its softmax as an ONNX model with free batch, height and width."""
+    m = int(getattr(net, "multiple", 8))
+    in_ch = int(getattr(getattr(net, "config", None), "in_channels", 1))
+    example = torch.zeros(1, in_ch, 4 * m, 4 * m)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # the TorchScript exporter is "legacy" (the torch.export one takes ~30x longer for this
+        # net and needs onnxscript); the size check in UNet.forward is traced as a constant
+        warnings.simplefilter("ignore")
+        with torch.no_grad():
+            torch.onnx.export(_WithSoftmax(net).eval(), (example,), buf, input_names=["x"], output_names=["p"],
+                              dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}, "p": {0: "b", 2: "h", 3: "w"}},
+                              opset_version=17, dynamo=False)
+    return buf.getvalue()
+
+
+def _onnxruntime_forward(net: nn.Module) -> Forward:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, torch.get_num_threads())  # what torch would use
+    options.inter_op_num_threads = 1
+    # no busy-waiting between runs: the tiles' blending runs on the same cores in between
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    net = net.eval()
+    session = ort.InferenceSession(_onnx_bytes(net), options, providers=["CPUExecutionProvider"])
+
+    def forward(batch: np.ndarray) -> np.ndarray:
+        return session.run(None, {"x": np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+    forward.engine = "onnxruntime"  # type: ignore[attr-defined]
+    return forward
+
+
+def unet_forward(net: nn.Module, device: torch.device, *, engine: str = "auto",
+                 channels_last: bool = True) -> Forward:
+    """A forward for ``net`` on ``device`` with ``engine`` (see the module docstring); its
+    ``engine`` attribute names the engine that runs it.
+
+    ``channels_last`` applies to the torch engine on a CPU (the net is converted in place).
+    With ``engine="auto"``, a net ONNX cannot export falls back to PyTorch with a warning.
+    """
+    name = resolve_engine(engine, device)
+    if name == "onnxruntime":
+        try:
+            return _onnxruntime_forward(net)
+        except Exception as err:  # noqa: BLE001 - any exporter/runtime failure: PyTorch still works
+            if engine != "auto":
+                raise RuntimeError(f"could not run the net with ONNX Runtime: {err}") from err
+            warnings.warn(f"ONNX Runtime could not run this net ({type(err).__name__}: {err}); using PyTorch",
+                          RuntimeWarning, stacklevel=2)
+    return _torch_forward(net, device, channels_last)
+
+
+def _weights_key(net: nn.Module, device: torch.device) -> tuple[Any, ...]:
+    """Changes when any parameter or buffer is replaced or modified in place."""
+    return (str(device), *((t.data_ptr(), t._version) for t in net.state_dict(keep_vars=True).values()))
+
+
+def model_forward(model: Any, engine: str = "auto") -> tuple[Forward, str]:
+    """``(forward, engine name)`` for a U-Net :class:`~defectlab.dl.model_io.Model`, made once
+    and kept on the model until its weights or device change."""
+    resolve_engine(engine, model.device)  # a bad name fails before the cache is consulted
+    cache: dict[str, tuple[tuple[Any, ...], Forward]] = model.__dict__.setdefault("_forwards", {})
+    hit = cache.get(engine)
+    if hit is not None and hit[0] == _weights_key(model.net, model.device):
+        return hit[1], hit[1].engine  # type: ignore[attr-defined]
+    forward = unet_forward(model.net, model.device, engine=engine)
+    cache[engine] = (_weights_key(model.net, model.device), forward)  # after channels-last: its own key
+    return forward, forward.engine  # type: ignore[attr-defined]
