@@ -341,3 +341,19 @@ def test_maskrcnn_tiles_find_each_object_once():
     assert np.array_equal(pred.semantic > 0, image > 0)
     with pytest.raises(ValueError, match="not per-pixel class probabilities"):
         model.predict(image, probabilities=True)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5, 17])
+def test_class_by_class_arg_max_is_numpys(n_classes):
+    from defectlab.dl.predict import _arg_max
+
+    rng = np.random.default_rng(n_classes)
+    p = (rng.random((n_classes, 37, 53)) * 0.8).astype(np.float32)
+    p[:, :5] = 0.5  # all tied: the first class wins, as with argmax
+    p[n_classes - 1, 5:10] = p[0, 5:10] = 0.9  # first and last tied at the top
+    p[n_classes // 2, 10:12] = 1.0
+    index = np.full((37, 53), 99, np.uint8)
+    confidence = np.empty((37, 53), np.uint8)
+    _arg_max(p, index, confidence)
+    assert np.array_equal(index, p.argmax(axis=0))
+    assert np.array_equal(confidence, np.rint(p.max(axis=0) * np.float32(255)).astype(np.uint8))  # float32, as documented
