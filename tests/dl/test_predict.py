@@ -262,6 +262,12 @@ def test_load_model_errors_are_clear(tmp_path):
     (d / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelError, match="classes mismatch: 'classes' lists 2"):
         load_model(d)
+    d = variant("type")
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["classes"][1]["type"] = 3
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ParseError, match=r"/classes/1/type.*expected a shape type"):
+        load_model(d)
     d = variant("json")
     (d / "config.json").write_text('{"format": "defectlab-model",\n "config_version": }')
     with pytest.raises(ParseError, match=r"config.json, line 2.*not valid JSON"):
@@ -357,3 +363,34 @@ def test_class_by_class_arg_max_is_numpys(n_classes):
     _arg_max(p, index, confidence)
     assert np.array_equal(index, p.argmax(axis=0))
     assert np.array_equal(confidence, np.rint(p.max(axis=0) * np.float32(255)).astype(np.uint8))  # float32, as documented
+
+
+def test_line_classes_are_not_split_at_necks(tmp_path, monkeypatch):
+    """Two touching discs: two objects of an area class, one of a line class (labels drawn as
+    polylines), whose widenings and narrowings are not separate defects."""
+    import defectlab.dl.predict as predict_mod
+
+    yy, xx = np.mgrid[:60, :90] + 0.5
+    discs = ((xx - 30) ** 2 + (yy - 30) ** 2 <= 144) | ((xx - 52) ** 2 + (yy - 30) ** 2 <= 144)
+    for cls, kind, expected in ((1, "polygon", 2), (2, "polyline", 1), (2, "any", 2)):
+        sem = np.where(discs, cls, 0).astype(np.uint8)
+        monkeypatch.setattr(predict_mod, "predict_semantic",
+                            lambda *a, _sem=sem, **k: (_sem, np.full(_sem.shape, 255, np.uint8), None))
+        net = tiny_net(3)
+        classes = [ClassInfo(1, "cavity", type="polygon"), ClassInfo(2, "dislocation line", type=kind)]
+        model = Model(net, ModelConfig.for_unet(net.config, classes=classes, tile_size=64, overlap=16))
+        pred = model.predict(np.zeros((60, 90), np.uint8), engine="torch")
+        assert pred.n_instances == expected, (cls, kind)
+        assert pred.instance_classes.tolist() == [cls] * expected
+    # the type survives the model folder; a config written before it existed reads as "any"
+    saved = save_model(model, tmp_path / "m")
+    assert load_model(saved.path).config.classes[2].type == "any"
+    model = Model(net, ModelConfig.for_unet(net.config, classes=[ClassInfo(1, "a"), ClassInfo(2, "b", type="polyline")],
+                                            tile_size=64, overlap=16))
+    save_model(model, tmp_path / "m2")
+    assert load_model(tmp_path / "m2").config.classes[2].is_line
+    cfg = json.loads((tmp_path / "m2" / "config.json").read_text())
+    for c in cfg["classes"]:
+        del c["type"]
+    (tmp_path / "m2" / "config.json").write_text(json.dumps(cfg))
+    assert [c.type for c in load_model(tmp_path / "m2").config.classes] == ["any"] * 3

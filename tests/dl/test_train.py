@@ -85,7 +85,7 @@ def test_held_out_image_beats_a_trivial_baseline_and_the_folder_loads(tmp_path):
     # the folder: what training wrote loads and predicts the same
     loaded = load_model(tmp_path / "model", device="cpu")
     assert np.array_equal(loaded.predict(item.image.path).semantic, pred)
-    assert cfg["classes"][1] == {"index": 1, "name": "cavity", "color": "#1f77b4", "edge": "inner"}
+    assert cfg["classes"][1] == {"index": 1, "name": "cavity", "color": "#1f77b4", "edge": "inner", "type": "ellipse"}
     assert cfg["training"]["best_epoch"] == result.best_epoch and len(cfg["training"]["data_manifest_sha256"]) == 64
     history = json.loads((tmp_path / "model" / "history.json").read_text())
     assert [h["epoch"] for h in history] == list(range(1, len(result.history) + 1))

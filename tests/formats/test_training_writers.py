@@ -31,7 +31,7 @@ def make_dataset(tmp_path, sizes=((48, 64), (48, 64)), write=True):
             Polygon(label="loop", points_xy=square(20, 5, 30, 25), z_order=1),
             Polyline(label="line", points_xy=[(40, 30.5), (60, 30.5)]),
         ), image=ImageSource(img_path)))
-    labels = (Label("cavity", color="#00ff00", edge="inner"), Label("loop", edge="outer"), Label("line"))
+    labels = (Label("cavity", color="#00ff00", edge="inner"), Label("loop", edge="outer"), Label("line", type="polyline"))
     return Dataset(labels, tuple(items), source=str(tmp_path / "src"), format="cvat")
 
 
@@ -56,6 +56,7 @@ def test_unet_layout_masks_and_classes(tmp_path):
     assert classes["0"]["name"] == "background"
     assert [classes[str(i)]["name"] for i in (1, 2, 3)] == ["cavity", "loop", "line"]
     assert classes["1"]["color"] == "#00ff00" and classes["1"]["edge"] == "inner"
+    assert [classes[str(i)]["type"] for i in (1, 2, 3)] == ["any", "any", "polyline"]
     for k in range(2):
         mask = np.asarray(Image.open(out / "masks" / f"img{k}.png"))
         assert mask.dtype == np.uint8

@@ -70,6 +70,49 @@ def test_thin_lines_and_rectangles_stay_whole():
     assert sorted(classes.tolist()) == [1, 2]
 
 
+def thick_segment(x0, y0, x1, y1, width):
+    """Pixels whose center lies within width/2 of the segment (an independent line raster)."""
+    px, py = XX - x0, YY - y0
+    dx, dy = x1 - x0, y1 - y0
+    t = np.clip((px * dx + py * dy) / (dx * dx + dy * dy), 0, 1)
+    return (px - t * dx) ** 2 + (py - t * dy) ** 2 <= (width / 2) ** 2
+
+
+@pytest.mark.parametrize("width", [2, 2.5, 3, 3.5, 4, 5, 6, 8])
+@pytest.mark.parametrize("angle", [7, 24, 31, 45, 63, 80])
+def test_oblique_lines_of_any_width_stay_whole(width, angle):
+    """A pixelized oblique line's distance transform rises and falls along its staircase;
+    those ripples are not necks."""
+    t = math.radians(angle)
+    half = 55
+    m = thick_segment(100 - half * math.cos(t), 60 - half * math.sin(t),
+                      100 + half * math.cos(t), 60 + half * math.sin(t), width)
+    labels, _ = split_instances(m.astype(np.uint8))
+    assert labels.max() == 1
+
+
+def test_a_wobbly_line_of_changing_width_stays_whole():
+    """Like a predicted dislocation line: a bent path whose width wanders between 3 and 5 px."""
+    rng = np.random.default_rng(0)
+    m = np.zeros((H, W), bool)
+    x, y, heading = 15.0, 60.0, 0.3
+    for _ in range(34):
+        heading += rng.normal(0, 0.25)
+        nx, ny = x + 5 * math.cos(heading), y + 5 * math.sin(heading)
+        m |= thick_segment(x, y, nx, ny, rng.uniform(3, 5))
+        x, y = nx, ny
+    assert ndimage.label(m, structure=np.ones((3, 3)))[1] == 1
+    labels, _ = split_instances(m.astype(np.uint8))
+    assert labels.max() == 1
+
+
+@pytest.mark.parametrize("r", [5.0, 7.0, 10.0])
+def test_small_touching_discs_still_split(r):
+    m = disc(60.2, 60.4, r) | disc(60.2 + 1.8 * r, 60.4, r)
+    labels, _ = split_instances(m.astype(np.uint8))
+    assert labels.max() == 2
+
+
 def test_without_split_it_is_scipys_connected_components():
     rng = np.random.default_rng(3)
     m = np.zeros((H, W), bool)

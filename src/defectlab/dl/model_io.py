@@ -92,16 +92,23 @@ def _version() -> str:
 
 @dataclass(frozen=True, slots=True)
 class ClassInfo:
-    """One output class of a model: its index (0 = background), name, color and edge convention."""
+    """One output class of a model: its index (0 = background), name, color, edge convention and
+    the shape type its labels were drawn as (``"polyline"`` for dislocation lines: prediction
+    does not split such a class's objects at necks)."""
 
     index: int
     name: str
     color: str | None = None
     edge: str | None = None
+    type: str = "any"
+
+    @property
+    def is_line(self) -> bool:
+        return self.type == "polyline"
 
     def to_dict(self) -> dict[str, Any]:
         color = self.color or ("#000000" if self.index == 0 else DEFAULT_COLORS[(self.index - 1) % len(DEFAULT_COLORS)])
-        return {"index": self.index, "name": self.name, "color": color, "edge": self.edge}
+        return {"index": self.index, "name": self.name, "color": color, "edge": self.edge, "type": self.type}
 
     def rgb(self) -> tuple[int, int, int]:
         c = self.to_dict()["color"]
@@ -138,7 +145,7 @@ class ModelConfig:
         classes = tuple(classes)
         if classes and classes[0].index == 0:
             return classes
-        return (ClassInfo(0, "background", "#000000", None), *classes)
+        return (ClassInfo(0, "background", "#000000", None, "any"), *classes)
 
     @classmethod
     def for_unet(cls, unet: UNetConfig, *, classes: Sequence[ClassInfo], tile_size: int = 256,
@@ -220,7 +227,11 @@ class ModelConfig:
             edge = c.get("edge")
             if edge not in (None, "inner", "outer"):
                 raise ParseError(path, f"expected edge 'inner', 'outer' or null, got {edge!r}", where=f"{where}/edge")
-            classes.append(ClassInfo(index, cname, color, edge))
+            ctype = c.get("type", "any")  # absent in configs written before it was added
+            if not isinstance(ctype, str) or not ctype:
+                raise ParseError(path, f"expected a shape type like 'polygon' or 'polyline', got {ctype!r}",
+                                 where=f"{where}/type")
+            classes.append(ClassInfo(index, cname, color, edge, ctype))
         if [c.index for c in classes] != list(range(len(classes))) or len(classes) < 2:
             raise ParseError(path, f"expected classes with indices 0, 1, …, N (0 = background, N >= 1), got "
                              f"{[c.index for c in classes]}", where="/classes")

@@ -577,7 +577,9 @@ def predict_image(
     split, min_area_px, neck_ratio
         U-Net: how instances are made from the class mask, see
         :func:`defectlab.raster.split.split_instances` (objects under ``min_area_px``
-        pixels stay in the class mask but get no instance id).
+        pixels stay in the class mask but get no instance id). ``split=True`` splits every
+        class but line classes (labeled as polylines: dislocation lines), which stay whole
+        connected components.
     score_threshold, mask_threshold : float
         Mask R-CNN: least detection score kept, and the mask probability cut.
     progress : bool
@@ -611,6 +613,8 @@ def predict_image(
         forward, arr, n_classes=n_classes, multiple=m, tile=t, overlap=ov, margin=margin, batch_size=batch_size,
         probabilities=probabilities, probabilities_dtype=probabilities_dtype, progress=progress,
     )
+    if split is True:  # lines are long and thin: a neck along one is not two objects
+        split = [c.index for c in cfg.classes[1:] if not c.is_line]
     inst, cls = split_instances(sem, split=split, min_area_px=min_area_px, neck_ratio=neck_ratio)
     scores = _instance_scores(inst, len(cls), conf)
     return Prediction(sem, inst, cls.astype(np.uint8), scores, cfg.class_names, confidence=conf,

@@ -73,7 +73,7 @@ from .._output import output_dir
 from ..errors import DatasetError, FormatError, ImageError, ParseError
 from ..formats._training import read_classes
 from ..imaging.io import normalize_minmax, read_image
-from ..model import Dataset, ImageSource
+from ..model import Dataset, ImageSource, Label
 from ..raster import DEFAULT_LINE_WIDTH, semantic_mask
 from .model_io import (ClassInfo, Model, ModelConfig, build_net, default_maskrcnn_params, resolve_device,
                        write_model_files)
@@ -229,10 +229,15 @@ def _find_image(images_dir: Path, key: str) -> Path:
     return hits[0]
 
 
+def _class_info(index: int, label: Label) -> ClassInfo:
+    return ClassInfo(index, label.name, "#{:02x}{:02x}{:02x}".format(*label.rgb(index - 1)), label.edge, label.type)
+
+
 def _classes_from_json(path: Path) -> list[ClassInfo]:
     try:
         raw = read_classes(path)
-        classes = [ClassInfo(i, str(v["name"]), v.get("color"), v.get("edge")) for i, v in sorted(raw.items()) if i]
+        classes = [ClassInfo(i, str(v["name"]), v.get("color"), v.get("edge"), str(v.get("type") or "any"))
+                   for i, v in sorted(raw.items()) if i]
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ParseError(path, f"expected {{index: {{\"name\": ...}}}} as written by write_unet ({err})") from err
     if [c.index for c in classes] != list(range(1, len(classes) + 1)):
@@ -296,8 +301,7 @@ def load_unet_samples(
     if not ds.items:
         raise DatasetError("the dataset has no images to train on")
     index = ds.class_index()
-    classes = [ClassInfo(i, lab.name, "#{:02x}{:02x}{:02x}".format(*lab.rgb(i - 1)), lab.edge)
-               for i, lab in enumerate(ds.labels, start=1)]
+    classes = [_class_info(i, lab) for i, lab in enumerate(ds.labels, start=1)]
     samples, entries = [], []
     for item in ds.items:
         image = read_image(item.image)
@@ -733,8 +737,7 @@ def train_maskrcnn(
         if skipped:
             notes.append(f"{len(skipped)} shape(s) cover no pixel center and are not instances")
         source = f"dataset {ds.source or '(in memory)'}"
-        classes = [ClassInfo(i, lab.name, "#{:02x}{:02x}{:02x}".format(*lab.rgb(i - 1)), lab.edge)
-                   for i, lab in enumerate(ds.labels, start=1)]
+        classes = [_class_info(i, lab) for i, lab in enumerate(ds.labels, start=1)]
         manifest = _manifest((it.key, _sha256(it.image.read_bytes()), "") for it in ds.items if it.image)
     n = len(base)
     if n == 0:

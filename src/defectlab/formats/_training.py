@@ -52,16 +52,19 @@ def input_paths(dataset: Dataset) -> list[Path]:
 
 
 def write_classes(dataset: Dataset, path: Path) -> None:
-    """``classes.json``: ``{"0": {"name": "background", ...}, "1": {"name": ..., "color": ..., "edge": ...}}``."""
-    classes: dict[str, dict] = {"0": {"name": "background", "color": "#000000", "edge": None}}
+    """``classes.json``: ``{"0": {"name": "background", ...}, "1": {"name": ..., "color": ..., "edge": ...,
+    "type": ...}}`` (``type``: the shape type the labeling tool declared, e.g. ``"polyline"``)."""
+    classes: dict[str, dict] = {"0": {"name": "background", "color": "#000000", "edge": None, "type": "any"}}
     for i, lab in enumerate(dataset.labels, start=1):
         r, g, b = lab.rgb(i - 1)
-        classes[str(i)] = {"name": lab.name, "color": f"#{r:02x}{g:02x}{b:02x}", "edge": lab.edge}
+        classes[str(i)] = {"name": lab.name, "color": f"#{r:02x}{g:02x}{b:02x}", "edge": lab.edge,
+                           "type": lab.type}
     path.write_text(json.dumps(classes, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def read_classes(path: str | Path) -> dict[int, dict]:
-    """Read ``classes.json`` back as ``{index: {"name", "color", "edge"}}``."""
+    """Read ``classes.json`` back as ``{index: {"name", "color", "edge", "type"}}`` (``type`` only
+    in files written since it was added)."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     return {int(k): v for k, v in data.items()}
 

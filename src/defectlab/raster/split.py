@@ -9,11 +9,14 @@ component (8-connected), inside the component's bounding box only:
 2. **watershed** of the negated distance from those markers, within the component
    (``skimage.segmentation.watershed``): two touching cavities meet along their neck;
 3. **merging** of over-split parts: two adjacent parts stay apart only when the neck
-   between them is clearly narrower than both — its half width (the distance value on
-   their common boundary, the *saddle*) is below ``neck_ratio`` × the smaller part's
-   inscribed radius (its peak distance). An ellipse, a plateau of equal maxima or a thin
-   line therefore stays whole; two equal discs whose centers are more than 1.43 radii
-   apart are split (``neck_ratio=0.7``: their neck's half width is ``sqrt(1 - (d/2r)²)·r``).
+   between them is clearly narrower than both — its half width (the distance halfway
+   between the pixels on either side of their common boundary, the *saddle*) is below
+   ``neck_ratio`` × the smaller part's inscribed radius (its peak distance) — and the
+   smaller part is at least :data:`MIN_SPLIT_RADIUS_PX` in radius (below that the distance
+   transform's pixel ripples along an oblique edge look like necks). An ellipse, a plateau
+   of equal maxima or a thin line at any angle therefore stays whole; two equal discs whose
+   centers are more than 1.43 radii apart are split (``neck_ratio=0.7``: their neck's half
+   width is ``sqrt(1 - (d/2r)²)·r``).
 
 numpy / scipy / scikit-image only (no torch), so it also serves masks from anywhere.
 
@@ -33,10 +36,15 @@ from typing import Iterable
 
 import numpy as np
 
-__all__ = ["split_instances", "DEFAULT_NECK_RATIO"]
+__all__ = ["split_instances", "DEFAULT_NECK_RATIO", "MIN_SPLIT_RADIUS_PX"]
 
 #: Split two touching parts when their neck's half width is below this × the smaller radius.
 DEFAULT_NECK_RATIO = 0.7
+
+#: Parts whose inscribed radius (peak distance) is below this stay joined to their neighbor:
+#: at a few px the distance transform ripples by a pixel along any oblique edge (a 3 px wide
+#: line at 45° has "peaks" of 2 and "necks" of 1.4), so a neck cannot be told from a staircase.
+MIN_SPLIT_RADIUS_PX = 3.0
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -154,7 +162,7 @@ def _merge_shallow(basins: np.ndarray, dist: np.ndarray, k: int, neck_ratio: flo
             continue
         la, lb = a[sel], b[sel]
         lo, hi = np.minimum(la, lb), np.maximum(la, lb)
-        val = np.minimum(da[sel], db[sel])
+        val = (da[sel] + db[sel]) / 2  # the distance halfway between the two pixel centers
         keys = lo.astype(np.int64) * (k + 1) + hi
         order = np.lexsort((val, keys))
         keys, val = keys[order], val[order]
@@ -173,7 +181,7 @@ def _merge_shallow(basins: np.ndarray, dist: np.ndarray, k: int, neck_ratio: flo
 
     for (a, b), s in sorted(saddles.items(), key=lambda t: -t[1]):
         ra, rb = find(a), find(b)
-        if ra != rb and s >= neck_ratio * min(top[ra], top[rb]):
+        if ra != rb and (s >= neck_ratio * min(top[ra], top[rb]) or min(top[ra], top[rb]) < MIN_SPLIT_RADIUS_PX):
             parent[rb] = ra
             top[ra] = max(top[ra], top[rb])
     roots = np.array([find(i) for i in range(k + 1)])
