@@ -69,6 +69,23 @@ def test_tiny_unet_overfits_two_images(tmp_path):
     assert any("validation on the training images" in n for n in result.notes)
 
 
+def test_onecycle_warms_up_then_anneals_and_learns(tmp_path):
+    ds = cavities(tmp_path, 2)
+    lrs = []
+    result = train_unet(ds, tmp_path / "model", epochs=6, min_steps=10, batch_size=2, lr=2e-2, val_split=0,
+                        seed=0, schedule="onecycle", callback=lambda e: lrs.append(e["lr"]), **TINY)
+    # torch's OneCycleLR: from lr/25 up to lr at 30 % of the 60 steps, then cosine down to ~0 (at epoch ends)
+    peak = int(np.argmax(lrs))
+    assert 0 < peak < len(lrs) - 1 and max(lrs) <= 2e-2 and lrs[-1] < 2e-2 / 100
+    assert all(a <= b for a, b in zip(lrs[:peak], lrs[1:peak + 1]))
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1:]))
+    for item in ds:
+        assert iou(result.model.predict(item.image.path).semantic, semantic_mask(item, ds.class_index())) > 0.8
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["training"]["schedule"] == "onecycle"
+    with pytest.raises(ValueError, match="expected schedule one of plateau, onecycle, got 'cosine'"):
+        train_unet(ds, tmp_path / "m2", schedule="cosine", **TINY)
+
+
 def test_held_out_image_beats_a_trivial_baseline_and_the_folder_loads(tmp_path):
     ds = cavities(tmp_path, 4, size=96, seed=1)
     result = train_unet(ds, tmp_path / "model", epochs=3, min_steps=15, batch_size=2, lr=1e-2, val_split=0.25,
@@ -208,6 +225,13 @@ def test_cli_train_and_predict_with_prelabels(tmp_path):
         assert [im["engine"] for im in json.loads((dest / "summary.json").read_text())["images"]] == [engine] * 2
         masks[engine] = np.asarray(Image.open(dest / "masks" / "img_0.png"))
     assert (masks["torch"] != masks["onnxruntime"]).mean() < 1e-3
+    # instance options reach the splitting: objects under --min-area get no instance
+    res = runner.invoke(app, ["predict", str(tmp_path / "model"), str(export / "images"), "--out",
+                              str(tmp_path / "big"), "--min-area", "100000", "--neck-ratio", "0.9"])
+    assert res.exit_code == 0, res.output
+    assert sum(im["instances"]["cavity"] for im in summary["images"]) > 0  # the default run found some
+    assert [im["instances"]["cavity"] for im in json.loads((tmp_path / "big" / "summary.json").read_text())["images"]] \
+        == [0, 0]
     res = runner.invoke(app, ["predict", str(tmp_path / "model"), str(export / "images"), "--out",
                               str(tmp_path / "x"), "--engine", "tensorrt"])
     assert res.exit_code == 2 and "tensorrt" in res.output

@@ -13,6 +13,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from defectlab.raster.split import DEFAULT_NECK_RATIO
+
 
 class Arch(str, Enum):
     unet = "unet"
@@ -33,6 +35,11 @@ class Backbone(str, Enum):
 class Prelabels(str, Enum):
     cvat = "cvat"
     coco = "coco"
+
+
+class Schedule(str, Enum):
+    plateau = "plateau"
+    onecycle = "onecycle"
 
 
 class Engine(str, Enum):
@@ -62,6 +69,7 @@ def train(
     backbone: Annotated[Backbone, typer.Option(help="maskrcnn: resnet50 or the lighter resnet18 (FPN).")] = Backbone.resnet50,
     pretrained: Annotated[bool, typer.Option("--pretrained", help="maskrcnn: start from torchvision's weights (downloads once; needs internet). Default: from scratch.")] = False,
     steps_per_epoch: Annotated[Optional[int], typer.Option("--steps-per-epoch", min=1, help="Batches per epoch (default: about one pass over the pixels).")] = None,
+    schedule: Annotated[Schedule, typer.Option(help="unet: learning rate: plateau (halve when validation stalls) or onecycle (warm up to --lr, anneal; best for short runs).")] = Schedule.plateau,
     images: Annotated[Optional[Path], typer.Option("--images", help="Folder holding the image files, if not beside the export.")] = None,
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not draw training_curve.png.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
@@ -82,7 +90,8 @@ def train(
             opts[key] = value
     try:
         if arch is Arch.unet:
-            result = dl_train.train_unet(data, out, loss=loss.value, base_filters=base_filters, depth=depth, **opts)
+            result = dl_train.train_unet(data, out, loss=loss.value, base_filters=base_filters, depth=depth,
+                                         schedule=schedule.value, **opts)
         else:
             import warnings
 
@@ -108,6 +117,8 @@ def predict(
     overlap: Annotated[Optional[int], typer.Option(help="Least tile overlap, px (default: the model's).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Tiles through the net at once [about 1 megapixel's worth].")] = None,
     engine: Annotated[Engine, typer.Option(help="unet: what runs the net; auto = ONNX Runtime on a CPU if installed, else PyTorch.")] = Engine.auto,
+    neck_ratio: Annotated[float, typer.Option("--neck-ratio", min=0.01, max=1.0, help="unet: split touching objects whose neck is narrower than this x the smaller one's radius (higher splits more; overlapping bubbles: 0.9).")] = DEFAULT_NECK_RATIO,
+    min_area: Annotated[int, typer.Option("--min-area", min=1, help="unet: objects under this many pixels get no instance (they stay in the class mask).")] = 4,
     probabilities: Annotated[bool, typer.Option("--probabilities", help="unet: also write probabilities/<stem>.npy (C, H, W) float16.")] = False,
     prelabels: Annotated[Optional[List[Prelabels]], typer.Option("--prelabels", help="Also write pre-labels: cvat (CVAT for images 1.1 XML) and/or coco (COCO JSON); repeat for both.")] = None,
     device: DeviceOpt = "auto",
@@ -125,7 +136,7 @@ def predict(
     try:
         loaded = load_model(model, device=device)
         report = predict_images(loaded, images, out, tile=tile, overlap=overlap, batch_size=batch_size,
-                                engine=engine.value, probabilities=probabilities, prelabels=[p.value for p in prelabels or []],
+                                engine=engine.value, neck_ratio=neck_ratio, min_area_px=min_area, probabilities=probabilities, prelabels=[p.value for p in prelabels or []],
                                 overwrite=overwrite, progress=True)
     except (DefectlabError, ValueError) as err:
         fail(err)

@@ -87,6 +87,8 @@ __all__ = [
 
 #: The U-Net loss choices.
 LOSSES = ("ce", "dice", "ce+dice")
+#: Learning-rate schedules of :func:`train_unet`.
+SCHEDULES = ("plateau", "onecycle")
 _IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 
 
@@ -450,6 +452,7 @@ def train_unet(
     patience: int = 10,
     min_steps: int = 8,
     steps_per_epoch: int | None = None,
+    schedule: str = "plateau",
     augment: bool = True,
     images: str | Path | None = None,
     overwrite: bool = False,
@@ -491,6 +494,11 @@ def train_unet(
         Least batches per epoch.
     steps_per_epoch : int, optional
         Batches per epoch (default: about one pass over the training pixels, >= ``min_steps``).
+    schedule : {"plateau", "onecycle"}
+        Learning rate: ``"plateau"`` keeps ``lr`` and halves it when the validation IoU
+        stalls; ``"onecycle"`` warms up to ``lr`` over the first 30 % of all planned steps
+        and anneals it to almost 0 (``OneCycleLR``): the better choice for a short,
+        fixed budget of steps.
     augment : bool
         Random flips and 90° rotations.
     images : path, optional
@@ -511,6 +519,8 @@ def train_unet(
             raise ValueError(f"expected {name} >= 1, got {v!r}")
     if not lr > 0:
         raise ValueError(f"expected lr > 0, got {lr!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"expected schedule one of {', '.join(SCHEDULES)}, got {schedule!r}")
     dev = resolve_device(device)
     rng = seed_everything(seed)
     samples, classes, manifest, source = load_unet_samples(data, images=images)
@@ -540,8 +550,15 @@ def train_unet(
     steps = steps_per_epoch or max(min_steps, math.ceil(areas.sum() / (crop_hw[0] * crop_hw[1] * batch_size)))
 
     net = UNet(unet_cfg).to(dev)
+    channels_last = dev.type == "cpu"  # oneDNN trains it ~1.6x faster in this layout
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=max(1, patience // 2))
+    if schedule == "onecycle":
+        step_sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.3)
+    else:
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5,
+                                                             patience=max(1, patience // 2))
     names = {c.index: c.name for c in classes}
     history: list[dict[str, Any]] = []
     best_iou, best_epoch, best_state = -1.0, 0, None
@@ -555,13 +572,17 @@ def train_unet(
             for _ in range(steps):
                 xb, yb = _crop_batch(train_s, weights, crop_hw, batch_size, rng, augment)
                 x, y = torch.from_numpy(xb).to(dev), torch.from_numpy(yb).to(dev)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 opt.zero_grad(set_to_none=True)
                 value = _loss(net(x), y, loss)
                 value.backward()
                 opt.step()
+                if schedule == "onecycle":
+                    step_sched.step()
                 losses.append(float(value.detach()))
             net.eval()
-            fwd = unet_forward(net, dev, engine="torch", channels_last=False)
+            fwd = unet_forward(net, dev, engine="torch", channels_last=channels_last)
             inter = np.zeros(n_classes)
             union = np.zeros(n_classes)
             val_losses = []
@@ -581,7 +602,8 @@ def train_unet(
             history.append(entry)
             if callback is not None:
                 callback(entry)
-            sched.step(mean_iou)
+            if schedule == "plateau":
+                plateau.step(mean_iou)
             if mean_iou > best_iou + 1e-4:
                 best_iou, best_epoch = mean_iou, epoch
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in net.state_dict().items()})
@@ -606,7 +628,8 @@ def train_unet(
         "validated_on_training_images": same, "train_images": [s.name for s in train_s],
         "val_images": [s.name for s in val_s], "epochs_run": len(history), "best_epoch": best_epoch,
         "best_val_mean_iou": best_iou, "best_val_iou": history[best_epoch - 1]["val_iou"],
-        "loss": loss, "lr": lr, "batch_size": batch_size, "crop_hw": list(crop_hw), "steps_per_epoch": steps,
+        "loss": loss, "lr": lr, "schedule": schedule, "batch_size": batch_size, "crop_hw": list(crop_hw),
+        "steps_per_epoch": steps,
         "seed": seed, "device": str(dev), "parameters": count_parameters(net), "augment": augment,
         "stopped_early": stopped_early, "interrupted": interrupted, "notes": notes,
         "torch_version": torch.__version__,
