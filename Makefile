@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(BIN)/defectlab check $(DEMO)/export --report $(DEMO)/check_report.html --fail-on never
 	$(BIN)/defectlab measure $(DEMO)/export --pixel-size 0.5nm --out $(DEMO)/measure
 	$(BIN)/defectlab prepare $(DEMO)/export --tile 256 --stride 128 --split 0.8,0.2,0 --augment flip,rot90 --to unet --out $(DEMO)/tiles
-	$(BIN)/defectlab train unet $(DEMO)/tiles/train --out $(DEMO)/model --epochs 3 --steps-per-epoch 20
+	$(BIN)/defectlab train unet $(DEMO)/tiles/train --out $(DEMO)/model --epochs 8 --steps-per-epoch 40 --lr 0.002
 	$(BIN)/defectlab synth $(DEMO)/new --n 2 --size 512 --seed 1
 	$(BIN)/defectlab predict $(DEMO)/model $(DEMO)/new/images/*.png --out $(DEMO)/predictions --prelabels cvat
 	$(BIN)/defectlab evaluate $(DEMO)/predictions/prelabels/annotations.xml $(DEMO)/new --pixel-size 0.5nm --out $(DEMO)/scores
@@ -39,7 +39,7 @@ demo: $(STAMP)
 	@echo "  $(DEMO)/check_report.html        labeling problems found by defectlab check (offline HTML)"
 	@echo "  $(DEMO)/measure/                 per-defect sizes in nm, densities, size histograms (index.html)"
 	@echo "  $(DEMO)/tiles/                   256 px training tiles with train/val splits and manifest.json"
-	@echo "  $(DEMO)/model/                   a small U-Net trained for a few CPU minutes (config.json, weights, training curve)"
+	@echo "  $(DEMO)/model/                   a small U-Net trained for ~6 CPU minutes (config.json, weights, training curve)"
 	@echo "  $(DEMO)/predictions/             masks, instance TIFFs, overlays and CVAT pre-labels for 2 new micrographs"
 	@echo "  $(DEMO)/scores/index.html        predictions vs the new images' true labels: IoU, F1, size errors"
 
