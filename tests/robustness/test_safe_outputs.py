@@ -301,7 +301,10 @@ def _convert_and_kill(export: Path, out: Path, sig: signal.Signals, overwrite: b
     """Start ``convert --to unet --stack``, wait until it has written a few masks, send ``sig``."""
     args = [sys.executable, "-m", "defectlab.cli", "convert", str(export), "--to", "unet", "--stack",
             "--one-hot", "--out", str(out)] + (["--overwrite"] if overwrite else [])
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # a shell without job control starts background commands with SIGINT ignored, and a child
+    # inherits that: give it the default disposition, so Python turns SIGINT into Ctrl-C
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         staging = [p for p in out.parent.glob(f".{out.name}.tmp-{proc.pid}-*")]
