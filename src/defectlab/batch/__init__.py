@@ -99,7 +99,7 @@ def predict(
     pixel_size: str | float | None = None,
     tile: int | None = None,
     overlap: int | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     min_area_px: int = 4,
     score_threshold: float = 0.5,
     mask_threshold: float = 0.5,

@@ -388,7 +388,7 @@ class PredictTask(BatchTask):
         Overrides the files' calibration.
     tile, overlap, batch_size, min_area_px, score_threshold, mask_threshold
         As in :func:`defectlab.dl.predict.predict_image`; ``batch_size`` bounds a worker's
-        memory (tiles through the net at once), whatever the image size.
+        memory (tiles through the net at once; default about a megapixel), whatever the image size.
     overlays : bool
         Also write ``overlay.png`` (classes in color over the micrograph).
     summary : SummaryOptions
@@ -405,7 +405,7 @@ class PredictTask(BatchTask):
     pixel_size: str | float | None = None
     tile: int | None = None
     overlap: int | None = None
-    batch_size: int = 4
+    batch_size: int | None = None
     min_area_px: int = 4
     score_threshold: float = 0.5
     mask_threshold: float = 0.5

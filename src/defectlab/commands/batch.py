@@ -137,7 +137,7 @@ def predict(
     pixel_size: PixelSize = None,
     tile: Annotated[Optional[int], typer.Option(help="Tile size, px (default: the model's).")] = None,
     overlap: Annotated[Optional[int], typer.Option(help="Least tile overlap, px (default: the model's).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Tiles through the net at once (bounds a worker's memory).")] = 4,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Tiles through the net at once (bounds a worker's memory) [about a megapixel's worth].")] = None,
     min_area: Annotated[int, typer.Option("--min-area", min=0, help="unet: objects under this many px get no instance.")] = 4,
     score_threshold: Annotated[float, typer.Option("--score-threshold", min=0.0, max=1.0, help="maskrcnn: least detection score kept.")] = 0.5,
     overlays: Annotated[bool, typer.Option("--overlays/--no-overlays", help="Write overlay.png per image.")] = True,
