@@ -30,8 +30,10 @@ What it does:
    foreground probability across the grid lines divided by the mean step across all other
    lines (1.0 = no seam).
 5. **1024 x 1024**: seconds per image of ours (default engine; the torch engine; the torch
-   engine with 256 px tiles, the earlier default) vs plain eager whole-image inference of the
-   same net (the issue's figure: <= 0.5 s per 1024² image on a 2-core CPU), median of 3 runs.
+   engine with 256 px tiles, the earlier default; the opt-in ``onnxruntime-int8`` engine and
+   the share of pixels where its class equals float32's) vs plain eager whole-image inference
+   of the same net (the issue's figure: <= 0.5 s per 1024² image on a 2-core CPU), median of
+   3 runs.
 """
 
 from __future__ import annotations
@@ -147,12 +149,21 @@ def run_1024(model_dir: Path, repeats: int) -> None:
     def ours_256() -> None:  # the settings before ONNX Runtime and large tiles
         model.predict(image, split=False, engine="torch", tile=256, batch_size=4)
 
+    def ours_int8() -> None:  # opt-in: quantized to 8 bits, calibrated on the model's training crops
+        model.predict(image, split=False, engine="onnxruntime-int8")
+
     def ours_instances() -> None:
         model.predict(image)
 
-    out = {"engine": model.predict(image, split=False).engine}
-    for name, fn in (("eager_whole", eager), ("ours", ours), ("ours_torch", ours_torch), ("ours_256", ours_256),
-                     ("ours_with_instances", ours_instances)):
+    fp32 = model.predict(image, split=False)
+    out = {"engine": fp32.engine}
+    variants = [("eager_whole", eager), ("ours", ours), ("ours_torch", ours_torch), ("ours_256", ours_256),
+                ("ours_with_instances", ours_instances)]
+    if model.calibration is not None:
+        variants.append(("ours_int8", ours_int8))
+        out["int8_same_class"] = float((model.predict(image, split=False, engine="onnxruntime-int8").semantic
+                                        == fp32.semantic).mean())
+    for name, fn in variants:
         fn()  # warm-up
         times = []
         for _ in range(repeats):
@@ -306,6 +317,10 @@ def main() -> None:
                       ("ours_256", "ours, torch engine, 256 px tiles x 4")):
         print(f"  {what:41} {t[key]:.2f} s   speedup vs eager {t['eager_whole'] / t[key]:.2f}x")
     print(f"  ours + instances (watershed split)        {t['ours_with_instances']:.2f} s")
+    if "ours_int8" in t:
+        print(f"  ours, onnxruntime-int8 (opt-in)           {t['ours_int8']:.2f} s   speedup vs eager "
+              f"{t['eager_whole'] / t['ours_int8']:.2f}x; same class as float32 on "
+              f"{100 * t['int8_same_class']:.2f} % of the pixels")
 
 if __name__ == "__main__":
     main()

@@ -76,7 +76,8 @@ def test_engine_choice_and_errors(monkeypatch):
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert resolve_engine("auto", cpu) == "onnxruntime"
     assert resolve_engine("auto", gpu) == "torch"
-    with pytest.raises(ValueError, match="expected an engine among auto, torch, onnxruntime, got 'tensorrt'"):
+    with pytest.raises(ValueError, match="expected an engine among auto, torch, onnxruntime, onnxruntime-int8, "
+                                         "got 'tensorrt'"):
         resolve_engine("tensorrt", cpu)
     with pytest.raises(ValueError, match="runs on the CPU, but the model is on cuda"):
         resolve_engine("onnxruntime", gpu)
@@ -98,3 +99,33 @@ def test_a_net_onnx_cannot_export_falls_back_to_torch_with_a_warning(monkeypatch
     assert f.engine == "torch"
     with pytest.raises(RuntimeError, match="could not run the net with ONNX Runtime: unsupported operator"):
         unet_forward(net, torch.device("cpu"), engine="onnxruntime")
+
+
+def test_int8_engine_calibrates_on_the_training_crops_and_agrees_with_float32(tmp_path):
+    """A model trained to find discs: its int8 twin, calibrated on the crops the folder keeps,
+    gives the float32 classes almost everywhere; without crops it is a clear error."""
+    from defectlab.dl.model_io import CALIBRATION_FILE, ModelError, load_model
+    from defectlab.dl.train import train_unet
+    from defectlab.prepare.synthetic import SYNTHETIC_LABELS, SyntheticConfig, make_synthetic_dataset
+
+    cfg = SyntheticConfig(size_hw=(96, 96), n_cavities=5, n_loops=0, n_precipitates=0, n_lines=0)
+    ds = make_synthetic_dataset(tmp_path / "export", n_images=3, config=cfg, seed=2)
+    assert [lab.name for lab in ds.labels][:1] == [SYNTHETIC_LABELS[0].name]
+    train_unet(ds, tmp_path / "model", epochs=2, min_steps=15, batch_size=2, lr=1e-2, val_split=0, seed=0,
+               base_filters=8, depth=2, bottleneck_dilations=(1,), tile_size=64, progress=False, plot=False)
+    crops = np.load(tmp_path / "model" / CALIBRATION_FILE)
+    assert crops.dtype == np.float16 and crops.shape[1:] == (1, 64, 64) and len(crops) >= 8
+    assert 0.0 <= crops.min() and crops.max() <= 1.0  # normalized as the net saw them
+    model = load_model(tmp_path / "model", device="cpu")
+    image = ds[0].image.path
+    fp32 = model.predict(image, engine="onnxruntime", probabilities=True)
+    int8 = model.predict(image, engine="onnxruntime-int8", probabilities=True)
+    assert int8.engine == "onnxruntime-int8"
+    assert (int8.semantic == fp32.semantic).mean() > 0.98
+    assert 0 < np.abs(int8.probabilities - fp32.probabilities).max() < 0.25  # quantized: close, not equal
+    model.calibration = None
+    with pytest.raises(ValueError, match="onnxruntime-int8 engine calibrates on crops of the training images"):
+        model.predict(image, engine="onnxruntime-int8")
+    np.save(tmp_path / "model" / CALIBRATION_FILE, np.zeros((3, 64), np.float16))
+    with pytest.raises(ModelError, match=r"calibration.npy: expected \(N, 1, h, w\) floating-point crops"):
+        load_model(tmp_path / "model")

@@ -7,14 +7,16 @@ Layout::
     MODEL/history.json         (training) loss and IoU per epoch
     MODEL/training_curve.png   (training) the same as a picture
     MODEL/checkpoint.pt        (training) last epoch's weights and optimizer state
+    MODEL/calibration.npy      (U-Net training) 16 normalized training crops, (16, 1, h, w)
+                               float16: what the opt-in int8 engine calibrates on
 
 ``config.json``::
 
     {
       "format": "defectlab-model", "config_version": 1, "defectlab_version": "0.1.0",
       "architecture": {"name": "unet", "params": {"n_classes": 3, "base_filters": 16, ...}},
-      "classes": [{"index": 0, "name": "background", "color": "#000000", "edge": null},
-                  {"index": 1, "name": "cavity", "color": "#1f77b4", "edge": "inner"}, ...],
+      "classes": [{"index": 0, "name": "background", "color": "#000000", "edge": null, "type": "any"},
+                  {"index": 1, "name": "cavity", "color": "#1f77b4", "edge": "inner", "type": "ellipse"}, ...],
       "normalization": {"method": "minmax", "scope": "image", "channels": 1},
       "tile_size": 256, "overlap": 64,
       "training": {"data_manifest_sha256": "…", "n_train": 8, "n_val": 2, "epochs": 40, ...}
@@ -49,6 +51,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+import numpy as np
+
 try:
     import torch
     from torch import nn
@@ -61,8 +65,6 @@ from ..model import DEFAULT_COLORS
 from .unet import UNet, UNetConfig
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-
     from .predict import Prediction
 
 __all__ = [
@@ -75,6 +77,8 @@ CONFIG_VERSION = 1
 FORMAT_NAME = "defectlab-model"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
+#: U-Net: normalized training crops, (N, 1, h, w) float16, for int8 calibration.
+CALIBRATION_FILE = "calibration.npy"
 ARCHITECTURES = ("unet", "maskrcnn")
 MASKRCNN_BACKBONES = ("resnet50", "resnet18")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -407,10 +411,14 @@ class Model:
         The folder it was loaded from.
     device : str or torch.device
         Where the net runs (``"auto"``: CUDA > MPS > CPU).
+    calibration : (N, 1, h, w) array, optional
+        U-Net: normalized crops of the training images (``calibration.npy``), what the
+        ``onnxruntime-int8`` engine calibrates its quantization on.
     """
 
     def __init__(self, net: nn.Module, config: ModelConfig, *, path: str | Path | None = None,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", calibration: np.ndarray | None = None) -> None:
+        self.calibration = calibration
         self.config = config
         self.path = Path(path) if path is not None else None
         self.device = resolve_device(device)
@@ -456,19 +464,23 @@ class Model:
 # Saving and loading
 
 
-def write_model_files(folder: str | Path, net: nn.Module, config: ModelConfig) -> None:
-    """Write ``config.json`` and ``weights.pt`` into an existing folder (no atomicity here)."""
+def write_model_files(folder: str | Path, net: nn.Module, config: ModelConfig,
+                      calibration: np.ndarray | None = None) -> None:
+    """Write ``config.json``, ``weights.pt`` and (given) ``calibration.npy`` into an existing
+    folder (no atomicity here)."""
     folder = Path(folder)
     (folder / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, ensure_ascii=False) + "\n",
                                       encoding="utf-8")
     state = {k: v.detach().to("cpu") for k, v in net.state_dict().items()}
     torch.save(state, folder / WEIGHTS_FILE)
+    if calibration is not None:
+        np.save(folder / CALIBRATION_FILE, np.asarray(calibration, dtype=np.float16))
 
 
 def save_model(model: Model, path: str | Path, *, overwrite: bool = False) -> Model:
     """Write ``model`` as a folder (atomically; an existing one replaced only with ``overwrite``)."""
     with output_dir(path, overwrite=overwrite) as tmp:
-        write_model_files(tmp, model.net, model.config)
+        write_model_files(tmp, model.net, model.config, model.calibration)
     model.path = Path(path)
     return model
 
@@ -530,10 +542,23 @@ def load_model(path: str | Path, *, device: str | torch.device = "auto",
         raise ModelError(f"{weights}: expected a state dict of tensors (torch.save(net.state_dict()))")
     net = build_net(config)
     _load_state(net, state, weights, config)
-    model = Model(net, config, path=folder, device=device)
+    model = Model(net, config, path=folder, device=device, calibration=_read_calibration(folder / CALIBRATION_FILE))
     if classes is not None:
         model.check_classes(classes)
     return model
+
+
+def _read_calibration(path: Path) -> np.ndarray | None:
+    """``calibration.npy`` if the folder has one (models written before it existed do not)."""
+    if not path.is_file():
+        return None
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"{path}: not readable as a numpy array ({err})") from err
+    if arr.ndim != 4 or arr.shape[1] != 1 or not np.issubdtype(arr.dtype, np.floating) or not len(arr):
+        raise ModelError(f"{path}: expected (N, 1, h, w) floating-point crops, got {arr.dtype} {arr.shape}")
+    return arr
 
 
 def _load_state(net: nn.Module, state: dict[str, torch.Tensor], weights: Path, config: ModelConfig) -> None:

@@ -111,7 +111,7 @@ class Prediction:
     seconds : float
         Wall time of the prediction, s.
     engine : str
-        What ran the net: ``"torch"`` or ``"onnxruntime"``.
+        What ran the net: ``"torch"``, ``"onnxruntime"`` or ``"onnxruntime-int8"``.
     """
 
     semantic: np.ndarray
@@ -567,9 +567,9 @@ def predict_image(
     batch_size : int, optional
         U-Net: tiles through the net at once (memory: batch × tile² × the net's features);
         default: as many as hold about :data:`BATCH_PIXELS` pixels, at least one.
-    engine : {"auto", "torch", "onnxruntime"}
+    engine : {"auto", "torch", "onnxruntime", "onnxruntime-int8"}
         U-Net: what runs the net, see :mod:`defectlab.dl.engine` (``"auto"``: ONNX Runtime
-        on a CPU when installed, else PyTorch).
+        on a CPU when installed, else PyTorch; ``"onnxruntime-int8"``: quantized, opt-in).
     probabilities : bool
         U-Net: keep the (C, H, W) class probabilities in ``Prediction.probabilities``.
     probabilities_dtype : dtype

@@ -46,7 +46,7 @@ Examples
 >>> result = train_unet(ds, tmp / "model", epochs=1, steps_per_epoch=1, batch_size=2, tile_size=64,
 ...                     base_filters=4, progress=False, plot=False)
 >>> sorted(p.name for p in (tmp / "model").iterdir())
-['checkpoint.pt', 'config.json', 'history.json', 'weights.pt']
+['calibration.npy', 'checkpoint.pt', 'config.json', 'history.json', 'weights.pt']
 """
 
 from __future__ import annotations
@@ -87,6 +87,8 @@ __all__ = [
 
 #: The U-Net loss choices.
 LOSSES = ("ce", "dice", "ce+dice")
+#: Training crops kept in a U-Net model folder (``calibration.npy``) for int8 calibration.
+CALIBRATION_CROPS = 16
 #: Learning-rate schedules of :func:`train_unet`.
 SCHEDULES = ("plateau", "onecycle")
 _IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -409,8 +411,8 @@ def _plot_history(history: list[dict[str, Any]], path: Path, title: str) -> None
 
 
 def _finish(tmp: Path, net: torch.nn.Module, config: ModelConfig, history: list[dict[str, Any]],
-            checkpoint: dict[str, Any], plot: bool, title: str) -> None:
-    write_model_files(tmp, net, config)
+            checkpoint: dict[str, Any], plot: bool, title: str, calibration: np.ndarray | None = None) -> None:
+    write_model_files(tmp, net, config, calibration)
     (tmp / "history.json").write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
     torch.save(checkpoint, tmp / "checkpoint.pt")
     if plot:
@@ -636,9 +638,12 @@ def train_unet(
     }
     config = ModelConfig.for_unet(unet_cfg, classes=classes, tile_size=tile_size, overlap=overlap, training=training)
     checkpoint = {"epoch": len(history), "net": last_state, "optimizer": opt.state_dict(), "history": history}
+    # what an int8 engine calibrates on: crops of the training images, as the net saw them
+    calibration, _ = _crop_batch(train_s, weights, crop_hw, CALIBRATION_CROPS, np.random.default_rng(seed), False)
+    calibration = calibration.astype(np.float16)
     with output_dir(out, overwrite=overwrite, inputs=[data] if isinstance(data, (str, Path)) else ()) as tmp:
-        _finish(tmp, net, config, history, checkpoint, plot, f"U-Net, {len(train_s)} training images")
-    model = Model(net, config, path=Path(out), device=dev)
+        _finish(tmp, net, config, history, checkpoint, plot, f"U-Net, {len(train_s)} training images", calibration)
+    model = Model(net, config, path=Path(out), device=dev, calibration=calibration)
     return TrainResult(model, Path(out), history, best_epoch, stopped_early, interrupted, notes)
 
 
