@@ -205,11 +205,10 @@ def _grid_lines(variant: str, length: int, model_dir: Path) -> list[int]:
     if variant == "whole":
         return []
     from defectlab.dl.model_io import load_model
-    from defectlab.dl.predict import PREDICT_TILE, tile_plan
+    from defectlab.dl.predict import tile_plan, unet_tile
 
     model = load_model(model_dir, device="cpu")
-    m = model.net.multiple
-    p = tile_plan(length, max(model.config.tile_size, PREDICT_TILE // m * m), model.config.overlap, m)
+    p = tile_plan(length, unet_tile(model), model.config.overlap, model.net.multiple)
     return sorted({v for o in p.origins for v in (o, o + p.tile) if 0 < v < length})
 
 

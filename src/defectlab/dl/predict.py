@@ -64,6 +64,7 @@ from .model_io import Model
 __all__ = [
     "Prediction", "TilePlan", "tile_plan", "window_1d", "predict_semantic", "predict_image",
     "predict_images", "PredictReport", "IMAGE_SUFFIXES", "PRELABEL_FORMATS", "find_images", "PREDICT_TILE",
+    "unet_tile",
     "BATCH_PIXELS",
 ]
 
@@ -354,6 +355,7 @@ def predict_semantic(
     wins_x = {(b, a): window_1d(px.tile, px.overlap, margin, before=b, after=a).astype(np.float32)
               for b in (False, True) for a in (False, True)}
     col_idx = [_mirror_index(np.arange(x0, x0 + px.tile), w) for x0 in px.origins]
+    one_tile = py.n * px.n == 1
 
     semantic = np.empty((h, w), dtype=np.uint8)
     confidence = np.empty((h, w), dtype=np.uint8)
@@ -377,10 +379,9 @@ def predict_semantic(
             if out.shape != (len(js), n_classes, py.tile, px.tile):
                 raise ValueError(f"the net returned shape {tuple(out.shape)} for a batch of shape "
                                  f"{tuple(batch.shape)}; expected {(len(js), n_classes, py.tile, px.tile)}")
-            if py.n == px.n == 1:  # the image is one tile: its weights are all 1
+            if one_tile:  # its weights are all 1
                 acc[:] = out[0]
-                wsum[:] = 1.0
-            for b, j in enumerate(js if py.n * px.n > 1 else ()):
+            for b, j in enumerate(() if one_tile else js):
                 x0 = j * px.stride
                 win = wy[:, None] * wins_x[(j > 0, j < px.n - 1)][None, :]
                 out[b] *= win
@@ -391,7 +392,7 @@ def predict_semantic(
         r1 = min(y0 + done, h)
         if r1 > y0:
             p = acc[:, :r1 - y0, :w]
-            if py.n * px.n > 1:
+            if not one_tile:
                 p /= wsum[None, :r1 - y0, :w]  # in place: no band-sized temporary
             _arg_max(p, semantic[y0:r1], confidence[y0:r1])
             if probs_out is not None:
@@ -422,6 +423,15 @@ def _arg_max(p: np.ndarray, index: np.ndarray, confidence: np.ndarray) -> None:
         np.maximum(top, p[c], out=top)
     top *= 255.0
     confidence[...] = np.rint(top, out=top)
+
+
+def unet_tile(model: Model, tile: int | None = None) -> int:
+    """The largest tile a U-Net ``model`` predicts in: ``tile`` if given, else the larger of
+    :data:`PREDICT_TILE` (rounded down to the net's ``2 ** depth``) and its training tile."""
+    if tile is not None:
+        return int(tile)
+    m = model.net.multiple
+    return max(model.config.tile_size, PREDICT_TILE // m * m)
 
 
 def _instance_scores(instances: np.ndarray, n: int, confidence: np.ndarray) -> np.ndarray:
@@ -604,7 +614,7 @@ def predict_image(
         return Prediction(sem, inst, cls, scores, cfg.class_names, seconds=time.perf_counter() - t0)
     n_classes = len(cfg.classes)
     m = model.net.multiple
-    t = max(cfg.tile_size, PREDICT_TILE // m * m) if tile is None else int(tile)
+    t = unet_tile(model, tile)
     if batch_size is None:
         side = min(t, _round_up(max(arr.shape[:2]), m))  # a small image's one tile is smaller
         batch_size = max(1, BATCH_PIXELS // (side * side))
