@@ -9,11 +9,11 @@ Run::
 What it does:
 
 1. **Data** (not timed): ``--distinct`` synthetic 1024² micrographs with exact labels
-   (``defectlab.prepare.synthetic``), repeated under new names up to ``--n`` images, written
+   (``defectlab.preparation.synthetic``), repeated under new names up to ``--n`` images, written
    as one CVAT export (PNG files). Repeating keeps generation short; every copy is a file of
    its own and is read, hashed and processed like any other.
 2. **baseline**: the same work without Dask in this process, run again right before each
-   run of ours (the load of a shared machine changes from minute to minute) — ``defectlab.measure.measure``
+   run of ours (the load of a shared machine changes from minute to minute) — ``defectlab.measurement.measure``
    on the export (``--task measure``), or a loop of ``Model.predict`` plus measurement of the
    instances (``--task predict``) — images/s.
 3. **ours**: :func:`defectlab.batch.run_batch` on a fresh output folder, on a LocalCluster of
@@ -49,7 +49,7 @@ def make_export(folder: Path, n: int, distinct: int, size: int, seed: int) -> Pa
     from defectlab.formats.cvat_xml import write_cvat
     from defectlab.imaging.io import write_image
     from defectlab.model import Dataset, ImageSource, Item
-    from defectlab.prepare.synthetic import SYNTHETIC_LABELS, SyntheticConfig, synthetic_item
+    from defectlab.preparation.synthetic import SYNTHETIC_LABELS, SyntheticConfig, synthetic_item
 
     cfg = SyntheticConfig(size_hw=(size, size), n_cavities=30, n_loops=10, n_precipitates=8, n_lines=3)
     images = folder / "images"
@@ -88,14 +88,14 @@ def baseline(task: str, export: Path, model: Path | None) -> float:
     """Seconds for the plain single-process loop."""
     t0 = time.perf_counter()
     if task == "measure":
-        from defectlab.measure import measure
+        from defectlab.measurement import measure
 
         measure(export, pixel_size="0.5nm")
     else:
         from defectlab.dl.model_io import load_model
         from defectlab.imaging.io import read_image
         from defectlab.batch.tasks import prediction_item
-        from defectlab.measure import measure_item
+        from defectlab.measurement import measure_item
 
         m = load_model(model, device="cpu")
         for p in sorted((export / "images").iterdir()):

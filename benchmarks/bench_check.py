@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from defectlab.formats import read
-    from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+    from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
     from defectlab.qc import CheckConfig, check
 
     scale = (args.size / 512) ** 2

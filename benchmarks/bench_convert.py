@@ -223,7 +223,7 @@ def _available_mb() -> float:
 
 
 def _synthetic_config(size: int, shapes: int):
-    from defectlab.prepare.synthetic import SyntheticConfig
+    from defectlab.preparation.synthetic import SyntheticConfig
 
     f = shapes / 200  # the mix of the default: 120 cavities, 40 loops, 30 precipitates, 10 lines
     return SyntheticConfig(size_hw=(size, size), n_cavities=round(120 * f), n_loops=round(40 * f),
@@ -232,7 +232,7 @@ def _synthetic_config(size: int, shapes: int):
 
 def main_driver(args: argparse.Namespace) -> None:
     from defectlab.formats.cvat_xml import write_cvat
-    from defectlab.prepare.synthetic import make_synthetic_dataset
+    from defectlab.preparation.synthetic import make_synthetic_dataset
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="defectlab-bench-"))
     work.mkdir(parents=True, exist_ok=True)

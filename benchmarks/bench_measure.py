@@ -8,7 +8,7 @@ What it does (see benchmarks/README.md):
 
 1. draws N synthetic size×size micrographs with about ``--shapes`` exact shapes each, in memory
    (60 % cavities, 20 % loops, 15 % precipitates, 5 % dislocation lines); not timed;
-2. **ours**: :func:`defectlab.measure.measure_item` on every item — each defect rasterized to
+2. **ours**: :func:`defectlab.measurement.measure_item` on every item — each defect rasterized to
    its own crop and measured with ``skimage.measure.regionprops_table`` inside its bounding
    box (area, equivalent diameter, axes, orientation, eccentricity, solidity, centroid, mean
    intensity), in px and nm;
@@ -54,7 +54,7 @@ class Clock:
 
 
 def make_items(n_images: int, size: int, shapes: int, seed: int):
-    from defectlab.prepare.synthetic import SyntheticConfig, synthetic_item
+    from defectlab.preparation.synthetic import SyntheticConfig, synthetic_item
 
     cfg = SyntheticConfig(size_hw=(size, size), n_cavities=round(0.60 * shapes), n_loops=round(0.20 * shapes),
                           n_precipitates=round(0.15 * shapes), n_lines=round(0.05 * shapes),
@@ -64,7 +64,7 @@ def make_items(n_images: int, size: int, shapes: int, seed: int):
 
 
 def run_ours(data, class_index, pixel_size_nm):
-    from defectlab.measure import measure_item
+    from defectlab.measurement import measure_item
 
     tables = []
     with Clock() as clock:

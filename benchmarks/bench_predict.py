@@ -128,7 +128,7 @@ def run_1024(model_dir: Path, repeats: int) -> None:
     import torch
 
     from defectlab.dl.model_io import load_model
-    from defectlab.prepare.synthetic import SyntheticConfig, synthetic_item
+    from defectlab.preparation.synthetic import SyntheticConfig, synthetic_item
 
     image, _ = synthetic_item(np.random.default_rng(7), SyntheticConfig(
         size_hw=(1024, 1024), n_cavities=48, n_loops=24, n_precipitates=24, n_lines=8, allow_overlap=True))
@@ -188,7 +188,7 @@ def _child(args: list[str]) -> dict:
 
 def _train_model(work: Path, epochs: int) -> Path:
     from defectlab.dl.train import train_unet
-    from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+    from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
 
     ds = make_synthetic_dataset(work / "train_export", n_images=6, config=SyntheticConfig(size_hw=(512, 512)), seed=1)
     t0 = time.perf_counter()
@@ -263,7 +263,7 @@ def main() -> None:
         return
 
     from defectlab.imaging.io import write_image
-    from defectlab.prepare.synthetic import SyntheticConfig, synthetic_item
+    from defectlab.preparation.synthetic import SyntheticConfig, synthetic_item
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_predict_"))
     work.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ Run::
     .venv/bin/python benchmarks/bench_tiling.py --case workshop --n-images 20
     .venv/bin/python benchmarks/bench_tiling.py --case large --large-size 4096
 
-Cases (synthetic TEM-like micrographs with exact labels, :mod:`defectlab.prepare.synthetic`):
+Cases (synthetic TEM-like micrographs with exact labels, :mod:`defectlab.preparation.synthetic`):
 
 * **workshop** — N 512×512 images (~26 defects each), window 256, stride 128 (9 tiles each), as
   in the workshop notebook;
@@ -16,7 +16,7 @@ Cases (synthetic TEM-like micrographs with exact labels, :mod:`defectlab.prepare
 Both variants produce, for every tile, what U-Net and Mask R-CNN training need, in memory: the
 tile's pixels, its semantic mask, and each instance's mask and box.
 
-* **ours** — :func:`defectlab.prepare.tiling.tile_item` (each instance rasterized once in the
+* **ours** — :func:`defectlab.preparation.tiling.tile_item` (each instance rasterized once in the
   source, cut by the windows, whole instances kept as translated geometry, cut ones as
   masks), then :func:`defectlab.raster.semantic_mask` and
   :func:`defectlab.raster.instances` per tile (sparse crops and boxes).
@@ -128,7 +128,7 @@ def _load(export: Path, crop: int | None):
 
 
 def run_ours(export: Path, crop: int | None) -> dict:
-    from defectlab.prepare.tiling import tile_image, tile_item, tile_windows
+    from defectlab.preparation.tiling import tile_image, tile_item, tile_windows
     from defectlab.raster import instances, semantic_mask
 
     class_index, data = _load(export, crop)
@@ -209,7 +209,7 @@ def _child(variant: str, export: Path, crop: int | None = None) -> dict:
 
 
 def make_workshop(work: Path, n: int, seed: int) -> Path:
-    from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+    from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
 
     export = work / "workshop"
     make_synthetic_dataset(export, n_images=n, config=SyntheticConfig(size_hw=(512, 512)), seed=seed)
@@ -222,8 +222,8 @@ def make_large(work: Path, size: int, seed: int) -> Path:
     from defectlab.formats.cvat_xml import write_cvat
     from defectlab.imaging.io import write_image
     from defectlab.model import Dataset, ImageSource, Item
-    from defectlab.prepare.resize import affine_shape, translation
-    from defectlab.prepare.synthetic import SYNTHETIC_LABELS, SyntheticConfig, synthetic_item
+    from defectlab.preparation.resize import affine_shape, translation
+    from defectlab.preparation.synthetic import SYNTHETIC_LABELS, SyntheticConfig, synthetic_item
 
     half = size // 2
     f = (half / 512) ** 2

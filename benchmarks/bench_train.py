@@ -11,7 +11,7 @@ What it does (see benchmarks/README.md):
    ``train_unet(tiles/train, epochs=8, steps_per_epoch=40, lr=2e-3)`` — then ``--n-test`` new micrographs
    (seed ``--seed`` + 1), ``predict(..., prelabels="cvat")`` and ``evaluate(pre-labels, labels)``;
 2. **workshop**: the real 512×512 TEM image with its 37 labeled bubbles, cut at x = 384 at the
-   geometry level (:func:`defectlab.prepare.tiling.tile_item`, ``min_visible=0``: a bubble cut by
+   geometry level (:func:`defectlab.preparation.tiling.tile_item`, ``min_visible=0``: a bubble cut by
    the line is clipped, its pieces kept on both sides); the same recipe trains on the left three
    quarters (``split=1,0,0``: one image would otherwise be split spatially and half of it left
    for validation) and predicts the right quarter, which training never saw; the training
@@ -292,7 +292,7 @@ def crop_dataset(ds: Any, windows: dict[str, Any], out: Path) -> dict[str, Any]:
     """
     from defectlab.imaging.io import read_image, write_image
     from defectlab.model import ImageSource, Item
-    from defectlab.prepare.tiling import tile_image, tile_item
+    from defectlab.preparation.tiling import tile_image, tile_item
 
     (item,) = ds.items
     image = read_image(item.image)
@@ -311,7 +311,7 @@ def crop_dataset(ds: Any, windows: dict[str, Any], out: Path) -> dict[str, Any]:
 
 def workshop_task(args: argparse.Namespace, work: Path) -> tuple[list[Row], list[str]]:
     import defectlab
-    from defectlab.prepare.tiling import Window
+    from defectlab.preparation.tiling import Window
 
     full = defectlab.read(args.workshop)
     h, w = full[0].size_hw

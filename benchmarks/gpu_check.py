@@ -87,7 +87,7 @@ def class_differs(model_dir: Path, test_dir: Path, ref_dir: Path, engine: str) -
 
 
 def big_image():
-    from defectlab.prepare.synthetic import SyntheticConfig, synthetic_item
+    from defectlab.preparation.synthetic import SyntheticConfig, synthetic_item
 
     image, _ = synthetic_item(np.random.default_rng(7), SyntheticConfig(
         size_hw=(1024, 1024), n_cavities=48, n_loops=24, n_precipitates=24, n_lines=8, allow_overlap=True))

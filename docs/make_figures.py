@@ -123,7 +123,7 @@ def conventions_figure(path: Path) -> Path:
 
     from matplotlib.patches import Polygon as PolygonPatch
 
-    from defectlab.prepare.synthetic import SyntheticConfig, synthetic_item
+    from defectlab.preparation.synthetic import SyntheticConfig, synthetic_item
     from defectlab.raster import ellipse_polygon
 
     cfg = SyntheticConfig(size_hw=(96, 160), n_cavities=1, n_loops=1, n_precipitates=0, n_lines=0,

@@ -31,7 +31,7 @@ import numpy as np
 from IPython.display import display
 
 import defectlab
-from defectlab.measure import Table
+from defectlab.measurement import Table
 from defectlab.model import Ellipse
 
 WORK = Path(os.environ.get("DEFECTLAB_WORK", "defectlab_work")) / "04_measure_and_compare"

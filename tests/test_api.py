@@ -28,8 +28,8 @@ def _library():
     """(api function, the library function it wraps)."""
     from defectlab.dl import model_io, predict, train
     from defectlab.formats import read
-    from defectlab.measure import evaluate, measure
-    from defectlab.prepare import pipeline
+    from defectlab.measurement import evaluate, measure
+    from defectlab.preparation import pipeline
     from defectlab.qc import check, fix
 
     return [(api.read, read), (api.check, check), (api.fix, fix), (api.prepare, pipeline.prepare),
@@ -235,8 +235,8 @@ def test_measure_and_prepare_stay_functions_beside_their_subpackages():
     """``defectlab.measure`` / ``defectlab.prepare`` are API functions and subpackages: importing a
     submodule later must not rebind the names to the packages (``defectlab/__init__`` imports
     the subpackages before binding the functions)."""
-    code = ("import defectlab, defectlab.api; import defectlab.measure.props, defectlab.prepare.tiling; "
-            "from defectlab.measure import Table; from defectlab.prepare.synthetic import SyntheticConfig; "
+    code = ("import defectlab, defectlab.api; import defectlab.measurement.props, defectlab.preparation.tiling; "
+            "from defectlab.measurement import Table; from defectlab.preparation.synthetic import SyntheticConfig; "
             "print(defectlab.measure is defectlab.api.measure, defectlab.prepare is defectlab.api.prepare)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True"]

@@ -18,8 +18,6 @@ from .formats.unet import write_unet
 from .model import Box, Dataset, Ellipse, Item, Label, Mask, Points, Polygon, Polyline, Tag
 from .raster import instance_labels, instances, rasterize, semantic_mask
 
-# the subpackages first, so that the functions below keep the names `measure` and `prepare`
-from . import measure as _measure_package, prepare as _prepare_package  # noqa: E402,F401
 from .api import (  # noqa: E402
     check,
     evaluate,

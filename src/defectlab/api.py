@@ -52,8 +52,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .dl.model_io import Model
     from .dl.predict import PredictReport
     from .dl.train import TrainResult
-    from .measure import Evaluation, Measurement
-    from .prepare.pipeline import PrepareReport
+    from .measurement import Evaluation, Measurement
+    from .preparation.pipeline import PrepareReport
     from .qc import CheckResult, FixResult
 
 __all__ = [
@@ -128,7 +128,7 @@ def synthetic(out: str | Path, *, n: int = 8, size: int | tuple[int, int] = 512,
 
     The Python door to ``defectlab synth OUT --n 8 --size 512 --seed 0``: ``OUT/images/*.png``
     and ``OUT/annotations.xml``, with cavities (inner edge), loops (outer edge), precipitates
-    and dislocation lines (see :mod:`defectlab.prepare.synthetic`).
+    and dislocation lines (see :mod:`defectlab.preparation.synthetic`).
 
     Parameters
     ----------
@@ -143,7 +143,7 @@ def synthetic(out: str | Path, *, n: int = 8, size: int | tuple[int, int] = 512,
     overwrite : bool
         Replace an existing folder.
     **config
-        More :class:`~defectlab.prepare.synthetic.SyntheticConfig` fields: ``n_cavities``,
+        More :class:`~defectlab.preparation.synthetic.SyntheticConfig` fields: ``n_cavities``,
         ``n_loops``, ``n_precipitates``, ``n_lines``, ``noise``, ``blur_px``, ….
 
     Returns
@@ -159,7 +159,7 @@ def synthetic(out: str | Path, *, n: int = 8, size: int | tuple[int, int] = 512,
     >>> len(ds), ds[0].size_hw, sorted(p.name for p in out.iterdir())
     (3, (96, 128), ['annotations.xml', 'images'])
     """
-    from .prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+    from .preparation.synthetic import SyntheticConfig, make_synthetic_dataset
 
     size_hw = (int(size), int(size)) if isinstance(size, int) else tuple(size)
     cfg = SyntheticConfig(size_hw=size_hw, **config)
@@ -268,7 +268,7 @@ def fix(
 ) -> FixResult:
     """Repair what needs no person: holes between masks, shapes outside the image, duplicates.
 
-    The Python door to ``defectlab check EXPORT --fix OUT``; see :mod:`defectlab.qc.fix` for
+    The Python door to ``defectlab check EXPORT --fix OUT``; see :mod:`defectlab.qc.repair` for
     what each repair does. Every change is listed, the input is never modified, and the
     findings that need a person are counted in ``not_fixable``.
 
@@ -338,7 +338,7 @@ def prepare(
     """Tile, split and augment an export, and write it for training (U-Net, Mask R-CNN, YOLO, COCO).
 
     The Python door to ``defectlab prepare EXPORT --to unet --out OUT``; see
-    :func:`defectlab.prepare.pipeline.prepare` for every option (``pad``, ``fill``,
+    :func:`defectlab.preparation.pipeline.prepare` for every option (``pad``, ``fill``,
     ``stratify``, ``spatial``, ``margin_px``, ``min_visible``, ``keep_empty``, ``fit``,
     ``line_width``, ``write_options``, ``preview``), which pass through ``**options``.
 
@@ -386,7 +386,7 @@ def prepare(
     >>> {s: c["tiles"] for s, c in report.counts.items()}
     {'train': 8, 'val': 4, 'test': 4}
     """
-    from .prepare.pipeline import prepare as run_prepare
+    from .preparation.pipeline import prepare as run_prepare
 
     return run_prepare(export, out, to=to, tile=tile, stride=stride, split=split, augment=augment, copies=copies,
                        seed=seed, size=size, normalization=normalization, images=images, overwrite=overwrite,
@@ -693,7 +693,7 @@ def measure(
     """Measure every defect in px and nm: sizes, counts, densities, area fraction, swelling.
 
     The Python door to ``defectlab measure SOURCE --out OUT``; see
-    :func:`defectlab.measure.measure` for the rest (``bins``, ``visible_only``,
+    :func:`defectlab.measurement.measure` for the rest (``bins``, ``visible_only``,
     ``line_width``, ``intensity``).
 
     Parameters
@@ -735,7 +735,7 @@ def measure(
     >>> row["label"], row["count"] == len(ds[0].shapes)
     ('cavity', True)
     """
-    from .measure import measure as run
+    from .measurement import measure as run
 
     m = run(source, images=images, pixel_size=pixel_size, thickness=thickness, include_border=include_border,
             cavity_labels=cavity_labels, size=size, progress=progress, **options)
@@ -764,7 +764,7 @@ def evaluate(
     """Score predictions against labels: precision, recall, F1, pixel IoU, COCO mAP, size errors.
 
     The Python door to ``defectlab evaluate PREDICTIONS LABELS --out OUT``; see
-    :func:`defectlab.measure.evaluate` for the rest (``bins``, ``visible_only``, ``line_width``).
+    :func:`defectlab.measurement.evaluate` for the rest (``bins``, ``visible_only``, ``line_width``).
 
     Parameters
     ----------
@@ -793,7 +793,7 @@ def evaluate(
     >>> e.overall["precision"], e.overall["recall"], e.overall["pixel_iou"]
     (1.0, 1.0, 1.0)
     """
-    from .measure import evaluate as run
+    from .measurement import evaluate as run
 
     e = run(predictions, labels, iou=iou, images=images, pixel_size=pixel_size, thickness=thickness,
             include_border=include_border, cavity_labels=cavity_labels, size=size, progress=progress, **options)

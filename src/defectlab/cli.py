@@ -184,7 +184,7 @@ def synth(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
     """Generate synthetic TEM-like micrographs with exact labels, as a CVAT export."""
-    from .prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+    from .preparation.synthetic import SyntheticConfig, make_synthetic_dataset
 
     try:
         ds = make_synthetic_dataset(out, n_images=n, config=SyntheticConfig(size_hw=(size, size)), seed=seed,

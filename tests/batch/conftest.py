@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from . import batchkit
-from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
 
 CONFIG = SyntheticConfig(size_hw=(96, 96), n_cavities=4, n_loops=2, n_precipitates=1, n_lines=1)
 

@@ -20,7 +20,7 @@ from defectlab.batch.records import read_record
 from defectlab.batch.tasks import SummaryOptions
 from defectlab.cli import app
 from defectlab.imaging.io import read_image
-from defectlab.measure import measure
+from defectlab.measurement import measure
 
 KEYS = [f"synthetic_{i:03d}" for i in range(6)]
 OPTS = {"pixel_size": "0.5nm", "thickness": "80nm", "progress": False, "figures": False}

@@ -18,7 +18,7 @@ from defectlab import batch
 from defectlab.batch.records import read_record
 from defectlab.cli import app
 from defectlab.imaging.io import read_image
-from defectlab.measure import measure
+from defectlab.measurement import measure
 
 KEYS = [f"synthetic_{i:03d}" for i in range(6)]
 

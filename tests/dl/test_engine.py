@@ -106,7 +106,7 @@ def test_int8_engine_calibrates_on_the_training_crops_and_agrees_with_float32(tm
     gives the float32 classes almost everywhere; without crops it is a clear error."""
     from defectlab.dl.model_io import CALIBRATION_FILE, ModelError, load_model
     from defectlab.dl.train import train_unet
-    from defectlab.prepare.synthetic import SYNTHETIC_LABELS, SyntheticConfig, make_synthetic_dataset
+    from defectlab.preparation.synthetic import SYNTHETIC_LABELS, SyntheticConfig, make_synthetic_dataset
 
     cfg = SyntheticConfig(size_hw=(96, 96), n_cavities=5, n_loops=0, n_precipitates=0, n_lines=0)
     ds = make_synthetic_dataset(tmp_path / "export", n_images=3, config=cfg, seed=2)

@@ -13,9 +13,9 @@ from PIL import Image
 import defectlab
 from defectlab.dl.segmentation import SegmentationDataset
 from defectlab.errors import FormatError
-from defectlab.prepare.pipeline import prepare
-from defectlab.prepare.resize import affine_item
-from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+from defectlab.preparation.pipeline import prepare
+from defectlab.preparation.resize import affine_item
+from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
 from defectlab.raster import semantic_mask
 
 CFG = SyntheticConfig(size_hw=(48, 80), n_cavities=4, n_loops=1, n_precipitates=1, n_lines=1,

@@ -23,7 +23,7 @@ from defectlab.formats.maskrcnn import write_maskrcnn  # noqa: E402
 from defectlab.formats.unet import write_unet  # noqa: E402
 from defectlab.imaging.io import write_image  # noqa: E402
 from defectlab.model import Dataset, ImageSource, Item  # noqa: E402
-from defectlab.prepare.synthetic import SYNTHETIC_LABELS, SyntheticConfig, synthetic_item  # noqa: E402
+from defectlab.preparation.synthetic import SYNTHETIC_LABELS, SyntheticConfig, synthetic_item  # noqa: E402
 from defectlab.raster import semantic_mask  # noqa: E402
 
 @pytest.fixture(autouse=True, scope="module")

@@ -7,7 +7,7 @@ import pytest
 
 from defectlab.imaging.io import write_image
 from defectlab.model import Dataset, Ellipse, ImageSource, Item, Mask, Polygon, Polyline
-from defectlab.prepare.synthetic import SYNTHETIC_LABELS, SyntheticConfig, make_synthetic_dataset, synthetic_item
+from defectlab.preparation.synthetic import SYNTHETIC_LABELS, SyntheticConfig, make_synthetic_dataset, synthetic_item
 from defectlab.raster import ellipse_polygon
 
 SMALL = SyntheticConfig(size_hw=(256, 256), n_cavities=8, n_loops=4, n_precipitates=4, n_lines=1)

@@ -13,7 +13,7 @@ from skimage.measure import points_in_poly
 
 import defectlab
 from defectlab.model import Dataset, Ellipse, Item, Label
-from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
 from defectlab.qc import CHECKS, check
 
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from defectlab.cli import app
 from defectlab.formats import read
 from defectlab.formats.cvat_xml import write_cvat
-from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
 
 runner = CliRunner()
 

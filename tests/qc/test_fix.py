@@ -23,9 +23,9 @@ from defectlab.formats.coco_json import write_coco
 from defectlab.formats.cvat_xml import write_cvat
 from defectlab.formats.yolo_txt import write_yolo
 from defectlab.model import Box, Dataset, Ellipse, Item, Label, Mask, Points, Polygon, Polyline
-from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
 from defectlab.qc import FIXABLE, check, fix
-from defectlab.qc.fix import CHANGES_FILE, clip_shape
+from defectlab.qc.repair import CHANGES_FILE, clip_shape
 from defectlab.raster import ellipse_polygon, rasterize
 from defectlab.raster.clip import clip_polyline, clip_ring
 

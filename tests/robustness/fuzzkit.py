@@ -113,7 +113,7 @@ def _zip_folder(folder: Path, archive: Path) -> None:
 def _synthetic(cache: Path):
     """A small synthetic CVAT export (2 images, 64 x 64) and a dataset with every shape type."""
     from defectlab.model import Box, Dataset, Ellipse, Item, Mask, Points, Polygon, Polyline, Tag
-    from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+    from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
 
     config = SyntheticConfig(size_hw=(64, 64), n_cavities=2, n_loops=1, n_precipitates=1, n_lines=1)
     ds = make_synthetic_dataset(cache / "synth_export", n_images=2, config=config, seed=0)

@@ -29,7 +29,7 @@ from defectlab.formats.coco_json import write_coco
 from defectlab.formats.cvat_xml import write_cvat
 from defectlab.formats.mask_images import write_instance_tiffs
 from defectlab.formats.yolo_txt import write_yolo
-from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
 
 WRITERS: dict[str, tuple[Callable, object]] = {  # name: (writer, the module whose copy_image it calls)
     "unet": (defectlab.write_unet, unet),

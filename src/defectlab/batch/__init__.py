@@ -26,7 +26,7 @@ statistics), :mod:`~defectlab.batch.report` (the run report).
 Examples
 --------
 >>> import tempfile, pathlib
->>> from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+>>> from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
 >>> tmp = pathlib.Path(tempfile.mkdtemp())
 >>> _ = make_synthetic_dataset(tmp / "export", n_images=3, config=SyntheticConfig(size_hw=(64, 64), n_lines=0))
 >>> report = measure([tmp / "export"], out=tmp / "meas", pixel_size="0.5nm", scheduler="sync", progress=False)
@@ -78,9 +78,9 @@ def measure(
 
     ``inputs`` are exports (files, folders, .zip, globs, list files) that
     :func:`defectlab.read` reads: labels or predictions. Each image is measured as
-    :func:`defectlab.measure.measure` does (its micrograph read for calibration and
+    :func:`defectlab.measurement.measure` does (its micrograph read for calibration and
     intensity) into ``out/<image stem>/``; the batch's tables and statistics go to
-    ``out/_batch/``. The other parameters are those of :func:`defectlab.measure.measure`
+    ``out/_batch/``. The other parameters are those of :func:`defectlab.measurement.measure`
     and :func:`run_batch`.
     """
     task = MeasureTask(images=Path(images) if images is not None else None, pixel_size=pixel_size,
@@ -121,7 +121,7 @@ def predict(
     Each worker loads the model once. ``out/<stem>/`` gets ``mask.png``, ``instances.tif``,
     ``overlay.png`` and the image's defect table; ``out/_batch/`` the batch's tables and
     statistics. The parameters are those of :func:`defectlab.dl.predict.predict_image`,
-    :func:`defectlab.measure.measure` and :func:`run_batch`.
+    :func:`defectlab.measurement.measure` and :func:`run_batch`.
     """
     task = PredictTask(model=Path(model), device=device, pixel_size=pixel_size, tile=tile, overlap=overlap,
                        batch_size=batch_size, min_area_px=min_area_px, score_threshold=score_threshold,

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._output import output_dir
-from ..measure.report import json_ready, slug
+from ..measurement.report import json_ready, slug
 
 __all__ = ["BatchReport", "STATUSES", "write_batch_folder"]
 
@@ -124,7 +124,7 @@ class BatchReport:
 
 
 def _parquet() -> bool:
-    from ..measure.table import has_parquet
+    from ..measurement.table import has_parquet
 
     return has_parquet()
 
@@ -184,7 +184,7 @@ def _page(report: BatchReport, figures: Sequence[tuple[str, str]], tables: Seque
 
 def write_batch_folder(report: BatchReport, *, figures: bool = True) -> Path:
     """Write ``out/_batch/`` (report, statistics, figures, index.html) atomically; returns it."""
-    from ..measure.report import size_histogram_figure
+    from ..measurement.report import size_histogram_figure
 
     folder = report.out / BATCH_DIR
     tables: list[str] = []

@@ -443,7 +443,7 @@ def _finish(report: BatchReport, plan: Plan, results: dict[str, dict[str, Any]],
                 import warnings
 
                 from ..imaging.micrograph import CalibrationWarning
-                from ..measure.measurement import uncalibrated_message
+                from ..measurement.run import uncalibrated_message
 
                 warnings.warn(uncalibrated_message(uncalibrated, len(report.measurement.images)), CalibrationWarning,
                               stacklevel=3)

@@ -2,13 +2,13 @@
 
 Each measured input's folder holds::
 
-    defects.npy    the per-defect table (:data:`~defectlab.measure.props.DEFECT_COLUMNS`) as
+    defects.npy    the per-defect table (:data:`~defectlab.measurement.props.DEFECT_COLUMNS`) as
                    one structured array, lossless: the batch tables are built from these
     defects.csv    the same, for people
     image.json     the image's key, size, pixel size and its origin, covered pixels per
                    label, notes, and what the task adds (instances per class, seconds)
 
-The batch's statistics are those of :func:`defectlab.measure.measure` on all the images at
+The batch's statistics are those of :func:`defectlab.measurement.measure` on all the images at
 once: the per-defect tables one after the other (in input order), per-image statistics,
 per-set statistics and histograms. Per-image rows are computed image by image (the same
 values as one call over everything, without its cost that grows with images × defects);
@@ -19,8 +19,8 @@ last digit (relative 1e-15), counts and sizes do not.
 Examples
 --------
 >>> import tempfile, pathlib
->>> from defectlab.measure import measure_item
->>> from defectlab.measure.stats import ImageInfo
+>>> from defectlab.measurement import measure_item
+>>> from defectlab.measurement.stats import ImageInfo
 >>> from defectlab.model import Item, Ellipse
 >>> item = Item("a.png", (64, 64), (Ellipse(label="cavity", cx=32, cy=32, rx=10, ry=10),))
 >>> table, notes = measure_item(item, pixel_size_nm=0.5)
@@ -39,11 +39,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..measure.measurement import Measurement, set_histograms
-from ..measure.props import DEFECT_COLUMNS, empty_defect_table
-from ..measure.report import json_ready
-from ..measure.stats import ImageInfo, is_cavity_label, size_measures, statistics
-from ..measure.table import Table
+from ..measurement.run import Measurement, set_histograms
+from ..measurement.props import DEFECT_COLUMNS, empty_defect_table
+from ..measurement.report import json_ready
+from ..measurement.stats import ImageInfo, is_cavity_label, size_measures, statistics
+from ..measurement.table import Table
 from ..model import Note
 from .inputs import BatchError
 
@@ -111,7 +111,7 @@ def summarize(
     labels : sequence of str
         Labels to report, in order.
     thickness_nm, include_border, cavity_labels, size, bins
-        As in :func:`defectlab.measure.measure`.
+        As in :func:`defectlab.measurement.measure`.
     settings : mapping, optional
         Recorded in ``Measurement.settings``.
     """

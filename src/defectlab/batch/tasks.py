@@ -23,7 +23,7 @@ folder and the SHA-256 of its files), not once per image.
 Examples
 --------
 >>> import tempfile, pathlib
->>> from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+>>> from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
 >>> export = pathlib.Path(tempfile.mkdtemp()) / "export"
 >>> _ = make_synthetic_dataset(export, n_images=2, config=SyntheticConfig(size_hw=(64, 64), n_lines=0))
 >>> plan = MeasureTask(pixel_size="0.5nm").plan([export])
@@ -59,7 +59,7 @@ __all__ = [
 class SummaryOptions:
     """How the batch's statistics are computed (they do not change any input's outputs).
 
-    See :func:`defectlab.measure.measure` for their meaning.
+    See :func:`defectlab.measurement.measure` for their meaning.
     """
 
     thickness: str | float | None = None
@@ -158,7 +158,7 @@ class MeasureTask(BatchTask):
     pixel_size : str or float, optional
         Overrides the files' calibration (``"0.38nm"``; a number is nm).
     visible_only, line_width, intensity
-        As in :func:`defectlab.measure.measure`.
+        As in :func:`defectlab.measurement.measure`.
     summary : SummaryOptions
         Thickness, border rule, cavity labels, size measure, bins, figures of the summary.
     """
@@ -182,7 +182,7 @@ class MeasureTask(BatchTask):
 
     def plan(self, inputs: Sequence[str | Path]) -> Plan:
         from ..formats import read
-        from ..measure.measurement import _labels_of
+        from ..measurement.run import _labels_of
         from ..model import Label
 
         self.params()  # a bad pixel size fails here, before any work
@@ -217,7 +217,7 @@ class MeasureTask(BatchTask):
         return Plan(self, units, paths, tuple(reported), failures, notes)
 
     def run(self, unit: Unit, dest: Path) -> dict[str, Any]:
-        from ..measure.measurement import measure_dataset
+        from ..measurement.run import measure_dataset
         from ..model import Dataset
         from .summary import write_unit_measurement
 
@@ -445,9 +445,9 @@ class PredictTask(BatchTask):
         from ..dl.predict import predict_image
         from ..imaging.io import write_image
         from ..imaging.micrograph import read_micrograph
-        from ..measure.measurement import _covered
-        from ..measure.props import measure_instances
-        from ..measure.stats import ImageInfo
+        from ..measurement.run import _covered
+        from ..measurement.props import measure_instances
+        from ..measurement.stats import ImageInfo
         from ..raster import instances
         from .summary import write_unit_measurement
 

@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
         from ..formats import read
         from ..qc import check as run_check
         from ..qc import fix as run_fix
-        from ..qc.fix import check_fix_target
+        from ..qc.repair import check_fix_target
 
         try:
             if report is not None and report.exists() and not overwrite:  # before minutes of work
@@ -213,7 +213,7 @@ def _print_fix(console, fixed) -> None:
     """Every change of ``--fix``, what was left alone and why, and where the copy went."""
     from rich.markup import escape
 
-    from ..qc.fix import CHANGES_FILE
+    from ..qc.repair import CHANGES_FILE
 
     console.print(f"[bold]Repaired copy[/] ({fixed.written_format}) -> {escape(str(fixed.out))}: "
                   f"{len(fixed.changes)} change(s), listed in {CHANGES_FILE} there", highlight=False, soft_wrap=True)

@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         from ..cli import console, fail
         from ..errors import DefectlabError
         from ..imaging.micrograph import CalibrationWarning
-        from ..measure import measure as run
+        from ..measurement import measure as run
 
         try:
             with warnings.catch_warnings(record=True) as caught:
@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
         from ..cli import console, fail
         from ..errors import DefectlabError
         from ..imaging.micrograph import CalibrationWarning
-        from ..measure import evaluate as run
+        from ..measurement import evaluate as run
 
         try:
             with warnings.catch_warnings(record=True) as caught:

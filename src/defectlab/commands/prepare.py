@@ -65,7 +65,7 @@ def prepare(
 
     from ..cli import console, fail
     from ..errors import DefectlabError
-    from ..prepare.pipeline import prepare as run_prepare
+    from ..preparation.pipeline import prepare as run_prepare
 
     try:
         report = run_prepare(

@@ -5,11 +5,11 @@ Reads a folder written by ``defectlab prepare --to unet`` (one split: ``OUT/trai
 Each sample is ``(image, mask)``:
 
 ``image``  float32 [C, H, W]  normalized as the prepared folder's ``manifest.json`` records
-                              (:func:`defectlab.prepare.pipeline.normalize_image`; per-image
+                              (:func:`defectlab.preparation.pipeline.normalize_image`; per-image
                               min-max when there is no manifest); C = ``channels``
 ``mask``   int64 [H, W]       class index, 0 = background (``classes.json``)
 
-Augmentations (:class:`~defectlab.prepare.augment.Augment`) are applied on the fly to the
+Augmentations (:class:`~defectlab.preparation.augment.Augment`) are applied on the fly to the
 image and the mask together, *before* normalization: the geometric ones move the mask by the
 center rule (no interpolation, no new class values), the intensity ones change the image
 only. With a ``seed`` every sample's draw depends only on ``(seed, epoch, index)`` — call
@@ -34,9 +34,9 @@ except ImportError as err:  # pragma: no cover - depends on the environment
 from ..errors import FormatError, ImageError, ParseError
 from ..formats._training import read_classes
 from ..imaging.io import read_image, to_gray
-from ..prepare.augment import Augment
-from ..prepare.pipeline import MANIFEST, normalize_image, read_manifest
-from ..prepare.tiling import stable_seed
+from ..preparation.augment import Augment
+from ..preparation.pipeline import MANIFEST, normalize_image, read_manifest
+from ..preparation.tiling import stable_seed
 
 __all__ = ["SegmentationDataset"]
 
@@ -77,8 +77,8 @@ class SegmentationDataset(_TorchDataset):
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
-    >>> from defectlab.prepare.pipeline import prepare
+    >>> from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
+    >>> from defectlab.preparation.pipeline import prepare
     >>> tmp = pathlib.Path(tempfile.mkdtemp())
     >>> _ = make_synthetic_dataset(tmp / "export", n_images=2, config=SyntheticConfig(size_hw=(64, 96)))
     >>> _ = prepare(tmp / "export", tmp / "unet", tile=32, split="0.5,0.5", preview=False)

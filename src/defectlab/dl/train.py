@@ -39,7 +39,7 @@ and object F1 (a prediction matches a true object at mask IoU >= 0.5).
 Examples
 --------
 >>> import tempfile, pathlib, numpy as np
->>> from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+>>> from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
 >>> tmp = pathlib.Path(tempfile.mkdtemp())
 >>> cfg = SyntheticConfig(size_hw=(64, 64), n_cavities=3, n_loops=0, n_precipitates=0, n_lines=0)
 >>> ds = make_synthetic_dataset(tmp / "export", n_images=2, config=cfg)

@@ -152,7 +152,7 @@ def detect_format(path: str | Path) -> str:
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from defectlab.prepare.synthetic import make_synthetic_dataset
+    >>> from defectlab.preparation.synthetic import make_synthetic_dataset
     >>> export = pathlib.Path(tempfile.mkdtemp()) / "export"
     >>> _ = make_synthetic_dataset(export, n_images=1)
     >>> detect_format(export), detect_format(export / "annotations.xml")
@@ -192,7 +192,7 @@ def read(path: str | Path, *, format: str | None = None, **options: Any) -> Data
     Examples
     --------
     >>> import tempfile, pathlib, defectlab
-    >>> from defectlab.prepare.synthetic import make_synthetic_dataset
+    >>> from defectlab.preparation.synthetic import make_synthetic_dataset
     >>> export = pathlib.Path(tempfile.mkdtemp()) / "export"
     >>> _ = make_synthetic_dataset(export, n_images=2)
     >>> ds = defectlab.read(export)
@@ -212,7 +212,7 @@ def write(dataset: Dataset, path: str | Path, *, format: str, **options: Any) ->
     Examples
     --------
     >>> import tempfile, pathlib, defectlab
-    >>> from defectlab.prepare.synthetic import make_synthetic_dataset
+    >>> from defectlab.preparation.synthetic import make_synthetic_dataset
     >>> tmp = pathlib.Path(tempfile.mkdtemp())
     >>> ds = make_synthetic_dataset(tmp / "export", n_images=1)
     >>> write(ds, tmp / "unet", format="unet").n_items

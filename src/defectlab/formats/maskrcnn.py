@@ -117,7 +117,7 @@ def read_target(path: str | Path, *, dense: bool = False) -> dict:
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from defectlab.prepare.synthetic import make_synthetic_dataset
+    >>> from defectlab.preparation.synthetic import make_synthetic_dataset
     >>> tmp = pathlib.Path(tempfile.mkdtemp())
     >>> ds = make_synthetic_dataset(tmp / "export", n_images=1)
     >>> _ = write_maskrcnn(ds, tmp / "mrcnn")
@@ -164,7 +164,7 @@ def write_maskrcnn(
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from defectlab.prepare.synthetic import make_synthetic_dataset
+    >>> from defectlab.preparation.synthetic import make_synthetic_dataset
     >>> tmp = pathlib.Path(tempfile.mkdtemp())
     >>> ds = make_synthetic_dataset(tmp / "export", n_images=1)
     >>> report = write_maskrcnn(ds, tmp / "mrcnn")

@@ -67,7 +67,7 @@ def write_unet(
     Examples
     --------
     >>> import defectlab, tempfile, pathlib
-    >>> from defectlab.prepare.synthetic import make_synthetic_dataset
+    >>> from defectlab.preparation.synthetic import make_synthetic_dataset
     >>> tmp = pathlib.Path(tempfile.mkdtemp())
     >>> ds = make_synthetic_dataset(tmp / "export", n_images=2)
     >>> write_unet(ds, tmp / "unet").n_items

@@ -40,7 +40,7 @@ How Ultralytics differs from this reader (and why)
 Examples
 --------
 >>> import tempfile, pathlib
->>> from defectlab.prepare.synthetic import make_synthetic_dataset
+>>> from defectlab.preparation.synthetic import make_synthetic_dataset
 >>> tmp = pathlib.Path(tempfile.mkdtemp())
 >>> ds = make_synthetic_dataset(tmp / "export", n_images=1)
 >>> report = write_yolo(ds, tmp / "yolo", task="segment")
@@ -1006,7 +1006,7 @@ def write_yolo(
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from defectlab.prepare.synthetic import make_synthetic_dataset
+    >>> from defectlab.preparation.synthetic import make_synthetic_dataset
     >>> tmp = pathlib.Path(tempfile.mkdtemp())
     >>> ds = make_synthetic_dataset(tmp / "export", n_images=2)
     >>> report = write_yolo(ds, tmp / "yolo")

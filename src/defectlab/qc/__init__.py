@@ -46,7 +46,7 @@ from .config import CheckConfig
 from .context import ItemData
 from .edges import edge_findings, guess_edge, resolve_edges
 from .findings import CHECKS, SEVERITIES, CheckSpec, Finding, severity_rank
-from .fix import FIXABLE, Change, FixResult, fix  # binds defectlab.qc.fix to the function
+from .repair import FIXABLE, Change, FixResult, fix
 from .geometry import geometry_findings
 from .images import empty_findings, load_image, size_findings
 from .labels import label_findings

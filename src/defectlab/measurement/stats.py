@@ -198,7 +198,7 @@ def statistics(
     Parameters
     ----------
     defects : Table
-        Per-defect table (:data:`~defectlab.measure.props.DEFECT_COLUMNS`) of all images.
+        Per-defect table (:data:`~defectlab.measurement.props.DEFECT_COLUMNS`) of all images.
     images : sequence of ImageInfo
         Every image measured (images without defects count: they add area).
     labels : sequence of str

@@ -37,7 +37,7 @@ from .table import Table, has_parquet
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evaluate import Evaluation
-    from .measurement import Measurement
+    from .run import Measurement
 
 __all__ = ["write_measurement", "write_evaluation", "size_histogram_figure", "size_scatter_figure"]
 
@@ -183,7 +183,7 @@ def _size_label(measure: str) -> str:
 
 
 def write_measurement(m: "Measurement", out: str | Path, *, overwrite: bool = False, figures: bool = True) -> Path:
-    """Write a :class:`~defectlab.measure.Measurement` into the folder ``out``; returns it."""
+    """Write a :class:`~defectlab.measurement.Measurement` into the folder ``out``; returns it."""
     src = m.settings.get("source")
     inputs = [src] if src and Path(str(src)).exists() else []
     with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
@@ -228,7 +228,7 @@ def write_measurement(m: "Measurement", out: str | Path, *, overwrite: bool = Fa
 
 
 def write_evaluation(e: "Evaluation", out: str | Path, *, overwrite: bool = False, figures: bool = True) -> Path:
-    """Write an :class:`~defectlab.measure.Evaluation` into the folder ``out``; returns it."""
+    """Write an :class:`~defectlab.measurement.Evaluation` into the folder ``out``; returns it."""
     inputs = [p for p in (e.settings.get("predictions"), e.settings.get("labels")) if p and Path(str(p)).exists()]
     with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         files = _write_tables(tmp, {

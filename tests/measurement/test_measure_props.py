@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import defectlab
-from defectlab.measure import DEFECT_COLUMNS, measure_item
+from defectlab.measurement import DEFECT_COLUMNS, measure_item
 from defectlab.model import Box, Ellipse, Item, Polygon, Polyline
 
 PX = 0.38  # nm per pixel

@@ -10,8 +10,8 @@ import pytest
 import scipy.stats
 
 from defectlab.imaging.micrograph import CalibrationWarning
-from defectlab.measure import ImageInfo, measure, measure_item, statistics, swelling
-from defectlab.measure.table import Table
+from defectlab.measurement import ImageInfo, measure, measure_item, statistics, swelling
+from defectlab.measurement.table import Table
 from defectlab.model import Box, Dataset, Item, Label, Polyline
 
 CAVITY_AREAS = (100, 200, 36)  # px, the three cavities inside the image

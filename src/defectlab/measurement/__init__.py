@@ -3,7 +3,7 @@
 Two doors to the same functions: ``defectlab measure`` / ``defectlab evaluate`` on the
 command line, and in Python::
 
-    from defectlab.measure import measure, evaluate
+    from defectlab.measurement import measure, evaluate
     m = measure("export/", pixel_size="0.38nm", thickness="80nm")   # Measurement
     m.per_set                     # Table: per label count, density, sizes, area fraction, swelling
     m.write("measure_out/")       # CSV (+ Parquet), summary.json, figures, index.html
@@ -11,14 +11,14 @@ command line, and in Python::
     e.overall["f1"], e.overall["mAP"]
     e.write("eval_out/")
 
-Modules: :mod:`~defectlab.measure.props` (per-defect measurements),
-:mod:`~defectlab.measure.stats` (statistics), :mod:`~defectlab.measure.evaluate`
-(predictions vs labels), :mod:`~defectlab.measure.report` (files and figures),
-:mod:`~defectlab.measure.table` (the small column table they return).
+Modules: :mod:`~defectlab.measurement.props` (per-defect measurements),
+:mod:`~defectlab.measurement.stats` (statistics), :mod:`~defectlab.measurement.evaluate`
+(predictions vs labels), :mod:`~defectlab.measurement.report` (files and figures),
+:mod:`~defectlab.measurement.table` (the small column table they return).
 """
 
 from .evaluate import Evaluation, coco_map, crop_iou, evaluate, iou_matrix, match_instances
-from .measurement import Measurement, measure
+from .run import Measurement, measure
 from .props import DEFECT_COLUMNS, measure_instances, measure_item
 from .stats import ImageInfo, histogram, is_cavity_label, size_summary, statistics, swelling
 from .table import Table

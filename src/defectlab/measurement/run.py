@@ -6,7 +6,7 @@
 Examples
 --------
 >>> import tempfile, pathlib
->>> from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+>>> from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
 >>> export = pathlib.Path(tempfile.mkdtemp()) / "export"
 >>> _ = make_synthetic_dataset(export, n_images=2, config=SyntheticConfig(size_hw=(96, 96),
 ...     n_cavities=4, n_loops=1, n_precipitates=0, n_lines=0))
@@ -122,7 +122,7 @@ class Measurement:
     Attributes
     ----------
     defects : Table
-        One row per defect (:data:`~defectlab.measure.props.DEFECT_COLUMNS`).
+        One row per defect (:data:`~defectlab.measurement.props.DEFECT_COLUMNS`).
     per_image : Table
         One row per (image, label): counts, densities, sizes, area fraction, swelling.
     per_set : Table

@@ -48,7 +48,7 @@ from ..errors import DatasetError
 from ..imaging.micrograph import CalibrationWarning, parse_length
 from ..model import Dataset, Item, Note
 from ..raster import DEFAULT_LINE_WIDTH, Crop, Instance, instances
-from .measurement import _labels_of, item_calibration, label_sizes, load_dataset, uncalibrated_message
+from .run import _labels_of, item_calibration, label_sizes, load_dataset, uncalibrated_message
 from .props import measure_instances, shape_score
 from .stats import SIZE_MEASURES, ImageInfo, histogram, is_cavity_label, statistics
 from .table import Table
@@ -314,7 +314,7 @@ class Evaluation:
         The per-defect measurements of both sides, with ``matched`` (index of the partner
         shape, −1 when unmatched).
     pred_stats, true_stats : Table
-        Per-label statistics of both sides (see :mod:`defectlab.measure.stats`).
+        Per-label statistics of both sides (see :mod:`defectlab.measurement.stats`).
     histograms : dict
         label -> ``{"unit", "size_measure", "edges", "pred", "true"}`` on shared bins.
     settings : dict
@@ -407,7 +407,7 @@ def evaluate(
     thickness : str or float, optional
         Foil thickness (``"80nm"``) for density per volume and swelling.
     include_border, cavity_labels, size, bins, visible_only, line_width
-        As for :func:`~defectlab.measure.measure`.
+        As for :func:`~defectlab.measurement.measure`.
     progress : bool
         Show a progress bar.
 

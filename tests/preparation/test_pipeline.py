@@ -18,8 +18,8 @@ import defectlab
 from defectlab.cli import app
 from defectlab.errors import DatasetError, FormatError, ImageError, OutputError
 from defectlab.formats.maskrcnn import read_target
-from defectlab.prepare.pipeline import prepare
-from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+from defectlab.preparation.pipeline import prepare
+from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
 from defectlab.raster import rasterize, semantic_mask
 
 NAME = re.compile(r"^(?P<stem>.+)_x(?P<x>\d+)_y(?P<y>\d+)(?P<aug>_aug\d+)?\.(png|tif)$")

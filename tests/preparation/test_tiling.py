@@ -11,7 +11,7 @@ import pytest
 
 from defectlab.errors import DatasetError
 from defectlab.model import Box, Ellipse, Item, Mask, Points, Polygon, Polyline, Tag
-from defectlab.prepare.tiling import Window, tile_image, tile_item, tile_name, tile_windows
+from defectlab.preparation.tiling import Window, tile_image, tile_item, tile_name, tile_windows
 from defectlab.raster import instance_labels, rasterize, semantic_mask
 
 CLASSES = {"cavity": 1, "loop": 2, "precipitate": 3, "line": 4}

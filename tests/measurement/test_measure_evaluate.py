@@ -17,7 +17,7 @@ from pycocotools.cocoeval import COCOeval
 
 import defectlab
 from defectlab.errors import DatasetError
-from defectlab.measure import crop_iou, evaluate, iou_matrix, match_instances
+from defectlab.measurement import crop_iou, evaluate, iou_matrix, match_instances
 from defectlab.model import Box, Dataset, Ellipse, Item, Label, Mask, Polygon
 from defectlab.raster import Crop
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from defectlab.model import Box, Ellipse, Item, Mask, Polygon, Polyline
-from defectlab.prepare.augment import Augment, AugmentParams, apply_intensity
-from defectlab.prepare.resize import (affine_shape, fit, pad_item, resize_item, scaling, translation,
+from defectlab.preparation.augment import Augment, AugmentParams, apply_intensity
+from defectlab.preparation.resize import (affine_shape, fit, pad_item, resize_item, scaling, translation,
                                       warp_image, warp_mask)
-from defectlab.prepare.synthetic import SyntheticConfig, synthetic_item
+from defectlab.preparation.synthetic import SyntheticConfig, synthetic_item
 from defectlab.raster import rasterize, semantic_mask
 
 CLASSES = {"cavity": 1, "loop": 2, "precipitate": 3, "line": 4}

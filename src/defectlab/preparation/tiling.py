@@ -170,7 +170,7 @@ def tile_windows(
     within : iterable of (x1, y1, x2, y2), optional
         Non-overlapping rectangles (pixel edges) whose union the windows must stay inside —
         the regions of one split of a spatial split
-        (:func:`defectlab.prepare.splits.spatial_split`). Windows are laid on the image's
+        (:func:`defectlab.preparation.splits.spatial_split`). Windows are laid on the image's
         lattice and on each rectangle's own (so each rectangle is covered); ``pad`` does not
         apply.
 

@@ -1,6 +1,6 @@
 """Augmentations for microscopy images that move the labels with the pixels.
 
-Geometric augmentations are one affine map (:mod:`defectlab.prepare.resize`) applied to the
+Geometric augmentations are one affine map (:mod:`defectlab.preparation.resize`) applied to the
 image *and* to the labels: to the shapes exactly (an ellipse stays an ellipse, boxes are
 recomputed from what stays visible), or to a label image by the center rule (no
 interpolation, no new class values). Flips, 90° turns and integer shifts move whole pixels

@@ -1,6 +1,6 @@
 """Preparing training data: tiles, splits, augmentations, resizing, and synthetic micrographs.
 
-Main entry point: :func:`defectlab.prepare.pipeline.prepare` (``defectlab prepare`` on the
+Main entry point: :func:`defectlab.preparation.pipeline.prepare` (``defectlab prepare`` on the
 command line).
 """
 

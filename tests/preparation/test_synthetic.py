@@ -22,7 +22,7 @@ from skimage.measure import points_in_poly
 
 from defectlab.errors import OutputError
 from defectlab.model import Ellipse, Item, Polygon, Polyline, Shape
-from defectlab.prepare.synthetic import (
+from defectlab.preparation.synthetic import (
     INTENSITY_RANGE,
     SYNTHETIC_LABELS,
     SyntheticConfig,

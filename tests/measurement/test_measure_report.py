@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from defectlab.errors import OutputError
-from defectlab.measure import evaluate, measure
-from defectlab.measure.table import Table
+from defectlab.measurement import evaluate, measure
+from defectlab.measurement.table import Table
 from defectlab.model import Dataset, Ellipse, Item, Label
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -103,9 +103,9 @@ def test_output_is_not_overwritten_without_permission(tmp_path, truth):
 
 def test_no_pyplot_and_no_matplotlib_on_import(tmp_path):
     code = (
-        "import sys, defectlab.measure, defectlab.commands.measure\n"
+        "import sys, defectlab.measurement, defectlab.commands.measure\n"
         "assert 'matplotlib' not in sys.modules and 'torch' not in sys.modules\n"
-        "from defectlab.measure import measure\n"
+        "from defectlab.measurement import measure\n"
         "from defectlab.model import Dataset, Item, Label, Ellipse\n"
         "ds = Dataset((Label('c'),), (Item('a.png', (32, 32), (Ellipse(label='c', cx=16, cy=16, rx=5, ry=5),)),))\n"
         f"measure(ds, pixel_size=1.0).write({str(tmp_path / 'o')!r})\n"

@@ -9,8 +9,8 @@ import pytest
 
 from defectlab.errors import DatasetError
 from defectlab.model import Ellipse, Item
-from defectlab.prepare.splits import SPLITS, allocate, parse_fractions, spatial_split, split_images
-from defectlab.prepare.tiling import tile_windows
+from defectlab.preparation.splits import SPLITS, allocate, parse_fractions, spatial_split, split_images
+from defectlab.preparation.tiling import tile_windows
 
 
 def items(n: int, rare: set[int] = frozenset()) -> list[Item]:

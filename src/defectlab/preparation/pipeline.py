@@ -1,9 +1,9 @@
 """``prepare``: a labeling export -> tiles -> splits -> augmented copies -> training data + manifest.
 
 One call does what the workshop did with a cropper per model: it cuts every source image into
-tiles with the labels cut consistently (:mod:`~defectlab.prepare.tiling`), splits by source
-image (:mod:`~defectlab.prepare.splits`; one image is split spatially), adds augmented copies
-of the training tiles (:mod:`~defectlab.prepare.augment`), and writes them with the existing
+tiles with the labels cut consistently (:mod:`~defectlab.preparation.tiling`), splits by source
+image (:mod:`~defectlab.preparation.splits`; one image is split spatially), adds augmented copies
+of the training tiles (:mod:`~defectlab.preparation.augment`), and writes them with the existing
 writers, so every output kind gets the same tiles.
 
 Layout written::
@@ -335,13 +335,13 @@ def prepare(
     stratify : bool
         Balance label counts across splits (by source image).
     spatial : bool, optional
-        Split each image spatially into regions (see :mod:`defectlab.prepare.splits`).
+        Split each image spatially into regions (see :mod:`defectlab.preparation.splits`).
         Default: only when there is a single source image and a val or test share.
     margin_px : int
         Spatial split: band left out between regions of different splits.
     augment : str or Augment, optional
         Augmentations for the training tiles, e.g. ``"flip,rot90,noise"``
-        (see :mod:`defectlab.prepare.augment`); ``copies`` augmented copies are written
+        (see :mod:`defectlab.preparation.augment`); ``copies`` augmented copies are written
         beside each original training tile. Validation and test tiles are never augmented.
     copies : int
         Augmented copies per training tile.
@@ -357,7 +357,7 @@ def prepare(
     size : int or (int, int), optional
         Bring every source image to this size before tiling (with ``fit``).
     fit : {"scale", "pad", "letterbox"}
-        How ``size`` is reached (see :func:`defectlab.prepare.resize.fit`): shapes are moved
+        How ``size`` is reached (see :func:`defectlab.preparation.resize.fit`): shapes are moved
         exactly, masks are not resampled.
     normalization : {"minmax", "meanstd", "none"}
         Recorded in the manifest for the datasets and prediction (module docstring).
@@ -392,7 +392,7 @@ def prepare(
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from defectlab.prepare.synthetic import SyntheticConfig, make_synthetic_dataset
+    >>> from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
     >>> tmp = pathlib.Path(tempfile.mkdtemp())
     >>> _ = make_synthetic_dataset(tmp / "export", n_images=1, config=SyntheticConfig(size_hw=(128, 128)))
     >>> report = prepare(tmp / "export", tmp / "unet", tile=64, stride=32, augment="flip", preview=False)

@@ -10,7 +10,7 @@ pixel is set when its center maps back into a set source pixel.
 
 The maps are affine, ``[x', y'] = A @ [x, y] + t``, written as one (2, 3) float64 matrix
 ``[A | t]`` in the coordinate convention of :mod:`defectlab.model.shapes` (``(0, 0)`` is
-the top-left corner of the top-left pixel). :mod:`defectlab.prepare.augment` uses the same
+the top-left corner of the top-left pixel). :mod:`defectlab.preparation.augment` uses the same
 functions for flips, rotations and zooms.
 
 Examples
