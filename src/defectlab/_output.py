@@ -31,11 +31,14 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from .errors import OutputError
 
-__all__ = ["output_dir", "clean_stale"]
+if TYPE_CHECKING:
+    from .model import Dataset
+
+__all__ = ["output_dir", "clean_stale", "input_paths"]
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -215,3 +218,20 @@ def output_dir(target: str | Path, *, overwrite: bool = False, inputs: Iterable[
                     raise
         finally:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def input_paths(dataset: "Dataset") -> list[Path]:
+    """What a writer must not overwrite: the dataset's image files and its export (file or folder).
+
+    Given to :func:`defectlab._output.output_dir` as ``inputs``: an output folder holding one
+    is refused, one inside the export folder needs ``overwrite=True``.
+    """
+    paths = [it.image.path for it in dataset.items if it.image is not None]
+    if dataset.source:
+        source = Path(dataset.source)
+        try:
+            if source.exists():
+                paths.append(source)
+        except OSError:
+            pass
+    return paths

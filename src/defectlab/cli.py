@@ -124,7 +124,7 @@ def info(
 def convert(
     export: Annotated[Path, typer.Argument(help="A labeling export: file, folder or .zip, in any readable format.")],
     to: Annotated[Target, typer.Option("--to", help="Output format.")],
-    out: Annotated[Path, typer.Option("--out", help="Output folder (an .xml file for --to cvat).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (for --to cvat, a path ending in .xml writes that file only).")],
     images: ImagesOpt = None,
     source_format: Annotated[Optional[str], typer.Option("--from", help="Input format, when detection from the path is not wanted.")] = None,
     stack: Annotated[Optional[bool], typer.Option("--stack", help="unet: also write images.npy and masks.npy [N,H,W].")] = None,
@@ -154,19 +154,12 @@ def convert(
         if wrong:
             raise DefectlabError(
                 f"--{wrong[0].replace('_', '-')} does not apply to --to {to.value}")
-        if to is Target.cvat:
-            if out.exists() and not overwrite:
-                raise DefectlabError(f"{out}: exists; pass --overwrite to replace it")
-        else:
-            given["overwrite"] = overwrite
+        given["overwrite"] = overwrite
         if "progress" in accepted:
             given["progress"] = True
         report = write(ds, out, format=to.value, **given)
     except DefectlabError as err:
         fail(err)
-    if report is None:
-        console.print(f"[green]wrote[/] {len(ds)} images' labels -> {out}", highlight=False)
-        return
     console.print(f"[green]wrote[/] {report}", highlight=False)
     if report.notes:
         codes = Counter(n.code for n in report.notes)

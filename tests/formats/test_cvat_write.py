@@ -171,11 +171,14 @@ def test_write_is_atomic_and_keeps_the_old_file_on_error(tmp_path: Path) -> None
     before = path.read_bytes()
     bad = Dataset((Label("cavity"),), (Item("a.png", (4, 4), (Polygon(label="void", points_xy=[(0, 0), (1, 0), (0, 1)]),)),))
     with pytest.raises(DatasetError, match=r"'a\.png'.*'void'.*\['cavity'\]"):
-        write_cvat(bad, path)
+        write_cvat(bad, path, overwrite=True)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["out.xml"]  # no temporary file left behind
     small = Dataset((Label("cavity"),), (Item("b.png", (4, 4)),))
-    write_cvat(small, path)  # overwrite in place
+    with pytest.raises(OutputError, match=r"exists; pass overwrite=True"):
+        write_cvat(small, path)
+    assert path.read_bytes() == before
+    write_cvat(small, path, overwrite=True)  # overwrite in place
     assert [it.name for it in read_cvat(path)] == ["b.png"]
     assert os.listdir(tmp_path) == ["out.xml"]
 
@@ -193,8 +196,68 @@ def test_write_needs_an_existing_folder(tmp_path: Path) -> None:
     ds = _full_dataset()
     with pytest.raises(OutputError, match=r"does not exist"):
         write_cvat(ds, tmp_path / "missing" / "out.xml")
+    (tmp_path / "folder.xml").mkdir()
     with pytest.raises(OutputError, match=r"is a folder"):
-        write_cvat(ds, tmp_path)
+        write_cvat(ds, tmp_path / "folder.xml")
+
+
+def _export_with_images(root: Path) -> Dataset:
+    """A dataset whose items have real image files (two subsets, a name in a subfolder, an upper-case suffix)."""
+    from PIL import Image
+
+    from defectlab.model import ImageSource
+
+    items = []
+    for k, (name, subset) in enumerate((("a.png", "Train"), ("sub/b.PNG", "Train"), ("a.png", "Validation"))):
+        src = root / f"src{k}.png"
+        Image.fromarray(np.full((6, 8), 40 * k, np.uint8)).save(src)
+        items.append(Item(name, (6, 8), (Ellipse(label="cavity", cx=4, cy=3, rx=2, ry=1 + k),),
+                          ImageSource(src), subset=subset, id=k))
+    return Dataset((Label("cavity"),), tuple(items))
+
+
+def test_write_to_a_folder_is_an_export_as_cvat_zips_it(tmp_path: Path) -> None:
+    ds = _export_with_images(tmp_path)
+    out = tmp_path / "task"
+    report = write_cvat(ds, out)
+    assert (report.out, report.n_items, report.n_instances) == (out, 3, 3)
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == ["annotations.xml", "images/Train/a.png", "images/Train/sub/b.PNG", "images/Validation/a.png"]
+    for item in ds:  # the copies are the source files, byte for byte
+        copy = out / "images" / item.subset / item.name
+        assert copy.read_bytes() == item.image.path.read_bytes()
+    back = read_cvat(out)  # ... and the reader finds every image without images=
+    assert [n.code for n in back.notes] == []
+    assert [(it.name, it.subset, it.image.path) for it in back] == [
+        (it.name, it.subset, out / "images" / it.subset / it.name) for it in ds]
+    _assert_same(back, ds)
+    with pytest.raises(OutputError, match=r"exists"):
+        write_cvat(ds, out)
+    write_cvat(ds.with_items(ds.items[:1]), out, overwrite=True)
+    assert [it.name for it in read_cvat(out)] == ["a.png"]
+    assert not (out / "images" / "Validation").exists()
+
+
+def test_write_to_a_folder_without_images(tmp_path: Path) -> None:
+    ds = _full_dataset()  # no image files
+    from defectlab.errors import ImageError
+
+    with pytest.raises(ImageError, match=r"image file\(s\) not found"):
+        write_cvat(ds, tmp_path / "task")
+    assert not (tmp_path / "task").exists()
+    write_cvat(ds, tmp_path / "task", copy_images=False)
+    assert sorted(p.name for p in (tmp_path / "task").iterdir()) == ["annotations.xml"]
+    _assert_same(read_cvat(tmp_path / "task"), ds)
+    with pytest.raises(ValueError, match=r"a \.xml file holds no images"):
+        write_cvat(ds, tmp_path / "x.xml", copy_images=True)
+    write_cvat(ds, tmp_path / "UPPER.XML")  # any case of .xml names the file
+    assert (tmp_path / "UPPER.XML").is_file()
+
+
+def test_write_to_a_folder_never_holds_its_input(tmp_path: Path) -> None:
+    ds = _export_with_images(tmp_path)
+    with pytest.raises(OutputError, match=r"input"):
+        write_cvat(ds, tmp_path, overwrite=True)  # the folder holds the image files
 
 
 def test_ids_default_to_the_item_index(tmp_path: Path) -> None:

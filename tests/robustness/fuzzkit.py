@@ -143,7 +143,7 @@ def _cvat_seeds(cache: Path, shared: Path | None, ds) -> list[Seed]:
     out = []
     root = cache / "cvat_synth"
     _copy_tree(cache / "synth_export", root)
-    write_cvat(ds, root / "annotations.xml")  # the rich dataset: every shape type
+    write_cvat(ds, root / "annotations.xml", overwrite=True)  # the rich dataset (every shape type) replaces the copy
     out.append(_seed("cvat", "cvat-synthetic", root, "", {".xml": "xml"}))
     zroot = cache / "cvat_zip"
     zroot.mkdir()

@@ -24,7 +24,10 @@ import pytest
 import defectlab
 from defectlab._output import clean_stale, output_dir
 from defectlab.errors import OutputError
-from defectlab.formats import coco_json, mask_images, maskrcnn, unet, yolo_txt
+from defectlab.formats import maskrcnn, unet
+from defectlab.formats.coco_json import write as coco_write
+from defectlab.formats.mask_images import write as masks_write
+from defectlab.formats.yolo_txt import write as yolo_write
 from defectlab.formats.coco_json import write_coco
 from defectlab.formats.cvat_xml import write_cvat
 from defectlab.formats.mask_images import write_instance_tiffs
@@ -34,9 +37,9 @@ from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_data
 WRITERS: dict[str, tuple[Callable, object]] = {  # name: (writer, the module whose copy_image it calls)
     "unet": (defectlab.write_unet, unet),
     "maskrcnn": (defectlab.write_maskrcnn, maskrcnn),
-    "coco": (write_coco, coco_json),
-    "yolo": (write_yolo, yolo_txt),
-    "instance-tiff": (write_instance_tiffs, mask_images),
+    "coco": (write_coco, coco_write),
+    "yolo": (write_yolo, yolo_write),
+    "instance-tiff": (write_instance_tiffs, masks_write),
 }
 
 
@@ -200,7 +203,7 @@ def test_write_cvat_is_atomic_and_never_replaces_its_input(tmp_path: Path, expor
 
     monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(OutputError, match="cannot write"):
-        write_cvat(ds.with_items(ds.items[:1]), target)
+        write_cvat(ds.with_items(ds.items[:1]), target, overwrite=True)
     assert target.read_bytes() == previous
     assert leftovers(tmp_path, "copy.xml") == []
 
@@ -261,9 +264,11 @@ def test_sigterm_inside_the_block_cleans_up_and_exits_143(tmp_path: Path) -> Non
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("to", ["unet", "maskrcnn", "coco", "yolo", "instance-tiff", "cvat"])
-def test_cli_convert_needs_overwrite_and_never_modifies_its_input(tmp_path: Path, export: Path, to: str) -> None:
-    out = tmp_path / ("out.xml" if to == "cvat" else "out")
+@pytest.mark.parametrize("to, out_name", [("unet", "out"), ("maskrcnn", "out"), ("coco", "out"), ("yolo", "out"),
+                                          ("instance-tiff", "out"), ("cvat", "out"), ("cvat", "out.xml")])
+def test_cli_convert_needs_overwrite_and_never_modifies_its_input(tmp_path: Path, export: Path, to: str,
+                                                                  out_name: str) -> None:
+    out = tmp_path / out_name
     first = cli("convert", str(export), "--to", to, "--out", str(out), watch=export)
     assert first.returncode == 0, first.stderr
     written = tree_hash(out) if out.is_dir() else {"": hashlib.sha256(out.read_bytes()).hexdigest()}
@@ -272,8 +277,10 @@ def test_cli_convert_needs_overwrite_and_never_modifies_its_input(tmp_path: Path
     assert (tree_hash(out) if out.is_dir() else {"": hashlib.sha256(out.read_bytes()).hexdigest()}) == written
     assert cli("convert", str(export), "--to", to, "--out", str(out), "--overwrite", watch=export).returncode == 0
     inside = cli("convert", str(export), "--to", to, "--out", str(tmp_path), "--overwrite", watch=export)
-    if to != "cvat":
-        assert inside.returncode == 1 and "would hold or replace the input" in " ".join(inside.stderr.split())
+    assert inside.returncode == 1 and "would hold or replace the input" in " ".join(inside.stderr.split())
+    if out_name == "out" and to == "cvat":  # a folder: the export as CVAT zips it, images beside the XML
+        back = defectlab.read(out)
+        assert (out / "annotations.xml").is_file() and not [n for n in back.notes if n.code == "missing-image"]
     assert leftovers(tmp_path, out.name) == []
 
 

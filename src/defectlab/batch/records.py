@@ -85,7 +85,7 @@ def sha256_path(path: str | Path, member: str | None = None) -> str:
     """
     path = Path(path)
     if member is not None:
-        from ..formats._archive import SafeZip
+        from ..safe_zip import SafeZip
 
         with SafeZip(path) as zf:
             return sha256_bytes(zf.read(member))

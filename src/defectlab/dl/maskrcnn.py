@@ -45,7 +45,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     ) from err
 
 from ..errors import FormatError, ImageError, ParseError
-from ..formats._training import read_classes
+from ..formats.classes_json import read_classes
 from ..formats.maskrcnn import instance_target, read_target
 from ..imaging.io import normalize_minmax, read_image
 from ..model import Dataset, ImageSource, Item, Note

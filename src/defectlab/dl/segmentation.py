@@ -32,7 +32,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("defectlab.dl needs torch and torchvision: pip install 'defectlab[torch]'") from err
 
 from ..errors import FormatError, ImageError, ParseError
-from ..formats._training import read_classes
+from ..formats.classes_json import read_classes
 from ..imaging.io import read_image, to_gray
 from ..preparation.augment import Augment
 from ..preparation.pipeline import MANIFEST, normalize_image, read_manifest

@@ -71,7 +71,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
 
 from .._output import output_dir
 from ..errors import DatasetError, FormatError, ImageError, ParseError
-from ..formats._training import read_classes
+from ..formats.classes_json import read_classes
 from ..imaging.io import normalize_minmax, read_image
 from ..model import Dataset, ImageSource, Label
 from ..raster import DEFAULT_LINE_WIDTH, semantic_mask

@@ -162,7 +162,7 @@ def detect_format(path: str | Path) -> str:
     if not path.exists():
         raise FormatError(f"{path}: no such file or folder")
     if path.is_file():
-        from ._archive import SafeZip, is_zip
+        from ..safe_zip import SafeZip, is_zip
 
         if is_zip(path):  # an unsafe, unreadable or bomb archive: say why (ParseError), whatever its format
             with SafeZip(path) as archive:

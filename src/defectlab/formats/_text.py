@@ -29,7 +29,10 @@ from pathlib import Path
 from ..errors import ParseError
 from ..limits import check_file_bytes
 
-__all__ = ["read_file", "decode_text"]
+__all__ = ["read_file", "decode_text", "SNIFF_BYTES"]
+
+#: How many bytes of a file a format's ``sniff`` reads to recognise it.
+SNIFF_BYTES = 4096
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),

@@ -76,12 +76,12 @@ from ..model import Box, Dataset, Item, Label, Mask, Note, Points, Polygon, Poly
 from ._images import ImageFinder, is_file
 from ._json import item_name as ref_name
 from ._json import json_pointer, load_json, to_float
+from ._text import SNIFF_BYTES
 
 __all__ = ["read_labelbox", "sniff_labelbox", "GEOMETRY_KEYS"]
 
 #: Geometry keys of an export-v2 object, in the order they are looked for.
 GEOMETRY_KEYS = ("bounding_box", "polygon", "line", "point", "composite_mask", "mask")
-_SNIFF_BYTES = 4096
 _SNIFF_ROW = re.compile(rb'^\s*\{.*"(?:data_row|media_attributes)"\s*:\s*\{', re.DOTALL)
 _IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg")
 _DOWNLOAD_HINT = (
@@ -568,7 +568,7 @@ def sniff_labelbox(path: str | Path) -> bool:
         if not path.is_file():
             return False
         with open(path, "rb") as fh:
-            head = fh.read(_SNIFF_BYTES)
+            head = fh.read(SNIFF_BYTES)
     except OSError:
         return False
     return bool(_SNIFF_ROW.search(head.lstrip(b"\xef\xbb\xbf")))

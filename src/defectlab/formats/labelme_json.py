@@ -79,7 +79,7 @@ from ..model import (
 )
 from ._images import ImageFinder, is_file
 from ._json import json_pointer, load_json, to_float
-from ._text import read_file
+from ._text import SNIFF_BYTES, read_file
 
 __all__ = ["read_labelme", "sniff_labelme", "SHAPE_TYPES"]
 
@@ -90,7 +90,6 @@ SHAPE_TYPES = {
     "mask": (2, 2),
 }
 _SHAPE_KEYS = {"label", "points", "group_id", "shape_type", "flags", "description", "mask"}
-_SNIFF_BYTES = 4096
 _SNIFF_SHAPES = re.compile(rb'"shapes"\s*:\s*\[')
 _SNIFF_OTHER = re.compile(rb'"(?:imagePath|shape_type|imageData|imageHeight)"\s*:|"version"\s*:\s*"\d')
 
@@ -427,7 +426,7 @@ def read_labelme(path: str | Path, *, images: str | Path | None = None) -> Datas
 def _sniff_file(path: Path) -> bool:
     try:
         with open(path, "rb") as fh:
-            head = fh.read(_SNIFF_BYTES)
+            head = fh.read(SNIFF_BYTES)
     except OSError:
         return False
     if not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):

@@ -33,7 +33,10 @@ from .._output import output_dir
 from ..errors import ParseError
 from ..model import Dataset, Item, Note
 from ..raster import DEFAULT_LINE_WIDTH, Crop, instances
-from ._training import WriteReport, check_items, copy_image, progress_iter, write_classes, input_paths
+from .._output import input_paths
+from ..progress import progress_iter
+from ._writing import WriteReport, check_items, copy_image
+from .classes_json import write_classes
 
 __all__ = ["instance_target", "dense_masks", "write_maskrcnn", "read_target"]
 

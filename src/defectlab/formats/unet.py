@@ -22,7 +22,10 @@ from .._output import output_dir
 from ..imaging.io import normalize_minmax, read_image, write_image
 from ..model import Dataset
 from ..raster import DEFAULT_LINE_WIDTH, semantic_mask
-from ._training import WriteReport, check_items, copy_image, progress_iter, write_classes, input_paths
+from .._output import input_paths
+from ..progress import progress_iter
+from ._writing import WriteReport, check_items, copy_image
+from .classes_json import write_classes
 
 __all__ = ["write_unet"]
 

@@ -99,7 +99,7 @@ from ..limits import check_shape, check_size_hw
 from ..model import Box, Dataset, Ellipse, ImageSource, Item, Label, Note, Points, Polygon, Polyline, Shape
 from ._images import ImageFinder, is_file
 from ._json import item_name, json_pointer, load_json, to_float
-from ._text import read_file
+from ._text import SNIFF_BYTES, read_file
 
 __all__ = ["read_via", "sniff_via", "CLASS_ATTRIBUTE_NAMES", "VIA3_SHAPES"]
 
@@ -115,7 +115,6 @@ _VIA3_COUNTS = {1: 2, 2: 4, 3: 3, 4: 4, 5: 4, 8: 8, 9: 6}
 _VIA2_SHAPES = ("rect", "circle", "ellipse", "polygon", "polyline", "point")
 _VIA3_REGION_ANCHORS = ("FILE1_Z0_XY1", "FILE1_Z1_XY1")
 _VIA3_IMAGE = 2
-_SNIFF_BYTES = 4096
 _SNIFF_VIA12 = re.compile(rb'"(?:_via_img_metadata|_via_settings|shape_attributes|region_attributes)"\s*:')
 _SNIFF_VIA12_ENTRY = re.compile(rb'"filename"\s*:.*"regions"\s*:', re.DOTALL)
 _SNIFF_VIA3 = re.compile(rb'^\s*\{\s*"project"\s*:\s*\{.*"(?:pid|vid_list|pname)"\s*:', re.DOTALL)
@@ -756,7 +755,7 @@ def sniff_via(path: str | Path) -> bool:
         if not path.is_file():
             return False
         with open(path, "rb") as fh:
-            head = fh.read(_SNIFF_BYTES)
+            head = fh.read(SNIFF_BYTES)
     except OSError:
         return False
     if not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):

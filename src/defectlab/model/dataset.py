@@ -42,7 +42,7 @@ class ImageSource:
     def read_bytes(self) -> bytes:
         if self.member is None:
             return self.path.read_bytes()
-        from ..formats._archive import SafeZip  # size and compression-ratio limits apply
+        from ..safe_zip import SafeZip  # size and compression-ratio limits apply
 
         with SafeZip(self.path) as zf:
             return zf.read(self.member)

@@ -403,7 +403,7 @@ def prepare(
     """
     from .. import __version__
     from ..formats import FORMATS, format_names, read, write
-    from ..formats._training import progress_iter
+    from ..progress import progress_iter
     from ..imaging.io import read_image, write_image
 
     # -- parameters ------------------------------------------------------------------------------

@@ -132,7 +132,7 @@ def check(
     DefectlabError
         ``dataset`` is a path that cannot be read.
     """
-    from ..formats._training import progress_iter
+    from ..progress import progress_iter
 
     if not isinstance(dataset, Dataset):
         from ..formats import read

@@ -196,7 +196,7 @@ class FixResult:
             (without ``overwrite``).
         """
         from .._output import output_dir
-        from ..formats._training import input_paths
+        from .._output import input_paths
 
         src = self.original or self.dataset
         out = Path(out)

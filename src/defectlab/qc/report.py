@@ -297,7 +297,7 @@ def _e(value: object) -> str:
 def render_report(result: "CheckResult", *, max_picture_px: int = 1024, max_clean_pictures: int = 6,
                   progress: bool = False) -> str:
     """The report as one HTML string (see :func:`write_report`)."""
-    from ..formats._training import progress_iter
+    from ..progress import progress_iter
 
     ds = result.dataset
     colors = {lab.name: lab.rgb(i) for i, lab in enumerate(ds.labels)}

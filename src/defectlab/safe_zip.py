@@ -31,8 +31,8 @@ import zlib
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from ..errors import ParseError
-from ..limits import DEFAULTS, current, hint
+from .errors import ParseError
+from .limits import DEFAULTS, current, hint
 
 __all__ = ["SafeZip", "MAX_MEMBER_BYTES", "MAX_COMPRESSION_RATIO", "MAX_MEMBERS", "is_zip"]
 

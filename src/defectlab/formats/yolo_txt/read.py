@@ -1,105 +1,32 @@
-"""YOLO (Ultralytics / Roboflow) detection and segmentation datasets, read and written.
-
-Glossary of the format facts this module relies on
---------------------------------------------------
-label file      one ``.txt`` per image, same stem; one object per line, fields separated by
-                white space; empty lines are ignored. A missing or empty label file means
-                "no objects" (a background image).
-detect line     ``class xc yc w h``: box center and size.
-segment line    ``class x1 y1 x2 y2 … xn yn``: a polygon of at least 3 points.
-coordinates     normalized: x by the image width, y by the image height, into [0, 1]. YOLO
-                stores no image size, so the sizes come from the image files.
-class           a 0-based index into ``names``.
-label path      the image path with its last ``images`` folder replaced by ``labels`` and
-                the suffix by ``.txt``: ``images/train/a.jpg`` → ``labels/train/a.txt``
-                (Ultralytics' ``img2label_paths``).
-data.yaml       ``path`` (dataset root), ``train``, ``val``, ``test``: each a folder of images
-                (searched recursively), an image file, a ``.txt`` file listing image paths
-                (``./x`` relative to the list's folder), or a list of those; ``names``: a list
-                or an ``{index: name}`` map; ``nc``: the class count (must match ``names``;
-                alone, Ultralytics names the classes ``class_0``, …).
-image suffixes  bmp dng jpeg jpg mpo png tif tiff webp pfm heic (Ultralytics' IMG_FORMATS).
-Roboflow        ``<split>/images``, ``<split>/labels`` beside ``data.yaml``, whose entries
-                read ``../train/images``, ``../valid/images``; Ultralytics retries such an
-                entry without its leading ``../`` when it does not exist.
-numbers         Ultralytics writes ``%g`` (6 significant digits), CVAT and datumaro
-                ``%.6f``; this module writes ``%.6f``.
-
-How Ultralytics differs from this reader (and why)
---------------------------------------------------
-* Ultralytics decides "box or polygon" once per *file* (any line with more than 6 fields
-  makes every line a polygon), so a box line in a polygon file is misread. This reader
-  decides per *line*: 5 fields → box, an odd count ≥ 7 → polygon, anything else is an error.
-* Ultralytics tolerates coordinates in [-0.01, 1.01]; this reader accepts [0, 1] within
-  :data:`COORD_TOLERANCE` and refuses the rest (a sign of pixel or wrongly scaled labels).
-* Ultralytics resolves a relative ``path`` against the working directory (then its datasets
-  folder), and a missing ``path`` as the folder of ``data.yaml``; this reader resolves a
-  relative ``path`` against the folder of ``data.yaml`` too, and falls back to that folder,
-  with a note, when ``path`` does not exist (e.g. an absolute path from another machine).
-
-Examples
---------
->>> import tempfile, pathlib
->>> from defectlab.preparation.synthetic import make_synthetic_dataset
->>> tmp = pathlib.Path(tempfile.mkdtemp())
->>> ds = make_synthetic_dataset(tmp / "export", n_images=1)
->>> report = write_yolo(ds, tmp / "yolo", task="segment")
->>> back = read_yolo(tmp / "yolo")
->>> [lab.name for lab in back.labels] == [lab.name for lab in ds.labels], len(back)
-(True, 1)
-"""
+"""Reading YOLO datasets (see the package docstring for the format facts)."""
 
 from __future__ import annotations
 
 import math
 import os
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from .._output import output_dir
-from ..errors import DatasetError, ImageError, ParseError
-from ..imaging.io import image_size_hw
-from ..limits import check_size_hw
-from ..limits import current as current_limits
-from ..limits import hint as limit_hint
-from ..model import Box, Dataset, ImageSource, Item, Label, Note, Polygon, Shape
-from ..raster import DEFAULT_LINE_WIDTH, instances, rasterize
-from ..raster.clip import clip_ring as _clip_ring
-from ._archive import is_zip
-from ._images import exists, is_dir, is_file
-from ._text import decode_text, read_file
-from ._training import WriteReport, check_items, copy_image, input_paths
+from ...errors import ImageError, ParseError
+from ...imaging.io import image_size_hw
+from ...limits import check_size_hw
+from ...limits import current as current_limits
+from ...limits import hint as limit_hint
+from ...model import Box, Dataset, ImageSource, Item, Label, Note, Polygon, Shape
+from ...safe_zip import is_zip
+from .._images import exists, is_dir, is_file
+from .._text import SNIFF_BYTES, decode_text, read_file
+from .spec import ANY_SPLIT_FOLDER, COORD_TOLERANCE, IMG_SUFFIXES, NAMES_FILES, SPLIT_FOLDERS, SPLITS
 
-__all__ = ["read_yolo", "write_yolo", "sniff_yolo", "IMG_SUFFIXES", "COORD_TOLERANCE", "DECIMALS"]
+__all__ = ["read_yolo", "sniff_yolo"]
 
-#: Image file suffixes a split folder is searched for (Ultralytics' IMG_FORMATS).
-IMG_SUFFIXES = frozenset(
-    {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"}
-)
-#: How far outside [0, 1] a normalized coordinate may be (rounding of the writing tool).
-COORD_TOLERANCE = 1e-6
-#: Decimals written per normalized coordinate: the error is at most 0.5e-6 x the image size in px.
-DECIMALS = 6
-
-_SPLITS = ("train", "val", "test")
-#: Folder names a split is also looked for under (Roboflow writes ``valid``).
-_SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
-_ANY_SPLIT_FOLDER = frozenset(f for folders in _SPLIT_FOLDERS.values() for f in folders)
-#: Subset names (lower-cased) written to each split.
-_SUBSET_SPLIT = {
-    "train": "train", "training": "train",
-    "val": "val", "valid": "val", "validation": "val",
-    "test": "test", "testing": "test",
-}
-_NAMES_FILES = ("classes.txt", "obj.names")
 #: Largest data.yaml read: PyYAML scans ~0.2 MB/s of worst-case text (brackets), and a real one is a few KB.
 _MAX_YAML_BYTES = 1 << 20
-_SNIFF_BYTES = 4096
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,7 +70,7 @@ def _item_name(image: Path, base: Path | None) -> str:
     idx = max((i for i, p in enumerate(parts[:-1]) if p == "images"), default=None)
     if idx is not None:
         rest = list(parts[idx + 1 :])
-        if len(rest) > 1 and rest[0].lower() in _ANY_SPLIT_FOLDER:
+        if len(rest) > 1 and rest[0].lower() in ANY_SPLIT_FOLDER:
             rest = rest[1:]
         return "/".join(rest)
     return image.name
@@ -367,7 +294,7 @@ def _names(doc: _Yaml, notes: list[Note]) -> list[str]:
 
 
 def _names_file(root: Path) -> Path | None:
-    for name in _NAMES_FILES:
+    for name in NAMES_FILES:
         for folder in (root, root / "labels"):
             if (folder / name).is_file():
                 return folder / name
@@ -432,7 +359,7 @@ class _YoloReader:
         counterpart = _labels_counterpart(cand)
         if counterpart is not None and is_dir(counterpart):
             return cand  # labels without their images: found later through images=
-        for folder in _SPLIT_FOLDERS[key]:
+        for folder in SPLIT_FOLDERS[key]:
             for alt in (root / folder / "images", root / "images" / folder):
                 if is_dir(alt) and alt not in tried:
                     self.note(
@@ -504,7 +431,7 @@ class _YoloReader:
         if "val" not in data and "validation" in data:
             data["val"] = data["validation"]
             doc.lines["val"] = doc.lines.get("validation", 0)
-        if not any(data.get(k) for k in _SPLITS):
+        if not any(data.get(k) for k in SPLITS):
             raise ParseError(
                 doc.path,
                 "expected at least one of the keys train, val, test (image folders or lists)",
@@ -512,7 +439,7 @@ class _YoloReader:
             )
         splits: list[_Split] = []
         seen: dict[tuple, str] = {}
-        for key in _SPLITS:
+        for key in SPLITS:
             value = data.get(key)
             if value in (None, "", []):
                 continue
@@ -611,7 +538,7 @@ class _YoloReader:
             for image_dir, label_dir in split.label_dirs:
                 for label in sorted(label_dir.rglob("*.txt")):
                     key = os.path.normpath(label)
-                    if key in claimed or label.name in _NAMES_FILES or not label.is_file():
+                    if key in claimed or label.name in NAMES_FILES or not label.is_file():
                         continue
                     claimed.add(key)
                     rel_stem = PurePosixPath(label.relative_to(label_dir).as_posix()[: -len(".txt")])
@@ -814,255 +741,6 @@ def sniff_yolo(path: str | Path) -> bool:
         if not path.is_file() or path.suffix.lower() not in (".yaml", ".yml"):
             return False
         with open(path, "rb") as fh:
-            return _looks_like_data_yaml(fh.read(_SNIFF_BYTES))
+            return _looks_like_data_yaml(fh.read(SNIFF_BYTES))
     except OSError:
         return False
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing
-# ---------------------------------------------------------------------------------------------
-
-
-def _ring_area(ring: np.ndarray) -> float:
-    x, y = ring[:, 0], ring[:, 1]
-    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
-
-
-def _line(class_id: int, values: np.ndarray) -> str:
-    return f"{class_id} " + " ".join(f"{v:.{DECIMALS}f}" for v in values.tolist())
-
-
-def _split_of(item: Item) -> str:
-    if item.subset is None:
-        return "train"
-    split = _SUBSET_SPLIT.get(item.subset.strip().lower())
-    if split is None:
-        raise DatasetError(
-            f"{item.name}: subset {item.subset!r} has no YOLO split; expected train, val or test "
-            "(rename the subsets first, e.g. dataset.with_items([dataclasses.replace(it, subset=...) ...]))"
-        )
-    return split
-
-
-def _safe_stem(item: Item) -> str:
-    stem = item.stem
-    parts = PurePosixPath(stem).parts
-    if not parts or PurePosixPath(stem).is_absolute() or ".." in parts or ":" in parts[0]:
-        raise DatasetError(
-            f"{item.name!r}: an image name that is absolute or climbs out with '..' cannot be written"
-        )
-    return stem
-
-
-def _detect_lines(item: Item, class_index: dict[str, int], line_width: float, notes: list[Note]) -> list[str]:
-    inst, inst_notes = instances(item, class_index, line_width=line_width)
-    notes.extend(inst_notes)
-    h, w = item.size_hw
-    lines = []
-    for i in inst:
-        x1, y1, x2, y2 = i.box_xyxy
-        xywh = np.array([(x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h])
-        lines.append(_line(i.class_id, xywh))
-    return lines
-
-
-def _segment_lines(
-    item: Item, class_index: dict[str, int], line_width: float, tolerance: float, notes: list[Note]
-) -> list[str]:
-    from ..raster.contours import shape_polygons
-
-    h, w = item.size_hw
-    scale = np.array([w, h], dtype=np.float64)
-    lines = []
-    for index, shape in enumerate(item.shapes):
-        if not shape.is_area and shape.kind != "polyline":
-            continue
-        if shape.label not in class_index:
-            raise DatasetError(
-                f"{item.name}: shape label {shape.label!r} has no class; classes are {list(class_index)}"
-            )
-        where = f"shape {index}"
-
-        def note(code: str, message: str, shape: Shape = shape, where: str = where) -> None:
-            notes.append(Note(code, f"{shape.kind} {shape.label!r} {message}", item=item.name, where=where))
-
-        if rasterize(shape, item.size_hw, line_width=line_width).area == 0:
-            note("degenerate-shape", "covers no pixel center (too small or outside the image); not written")
-            continue
-        rings, has_holes = shape_polygons(shape, item.size_hw, line_width=line_width, tolerance=tolerance)
-        kept = []
-        clipped = False
-        for ring in rings:
-            ring = np.asarray(ring, dtype=np.float64)
-            if ring.size and (ring.min() < 0 or (ring[:, 0] > w).any() or (ring[:, 1] > h).any()):
-                ring, clipped = _clip_ring(ring, w, h), True
-            if len(ring) >= 3 and _ring_area(ring) > 0:
-                kept.append(ring)
-        if clipped:
-            note("clipped-to-image", "reaches outside the image; written clipped to it")
-        if not kept:
-            note("degenerate-shape", "has no area inside the image; not written")
-            continue
-        if len(kept) > 1:
-            note("split-instance", f"has {len(kept)} separate parts; written as {len(kept)} objects "
-                 "(a YOLO line holds one polygon)")
-        if has_holes:
-            note("holes-dropped", "has holes, which YOLO polygons cannot hold; written filled")
-        lines += [_line(class_index[shape.label], (ring / scale).ravel()) for ring in kept]
-    return lines
-
-
-def _data_yaml(out: Path, splits: list[str], names: list[str], task: str) -> str:
-    import yaml
-
-    body: dict[str, Any] = {"path": str(out)}
-    for split in ("train", "val", "test"):
-        if split in splits:
-            body[split] = f"images/{split}"
-    if "val" not in splits:
-        body["val"] = "images/train"
-    body["nc"] = len(names)
-    body["names"] = dict(enumerate(names))
-    head = (
-        f"# Ultralytics YOLO {task} dataset written by defectlab.\n"
-        "# 'path' is this folder; if you move it, change 'path' or delete that line\n"
-        "# (Ultralytics then reads train/val/test relative to this file).\n"
-    )
-    return head + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, default_flow_style=False)
-
-
-def write_yolo(
-    dataset: Dataset,
-    out: str | Path,
-    *,
-    task: Literal["detect", "segment"] = "detect",
-    overwrite: bool = False,
-    line_width: float = DEFAULT_LINE_WIDTH,
-    copy_images: bool = True,
-    tolerance: float = 0.05,
-) -> WriteReport:
-    """Write an Ultralytics YOLO detection or segmentation dataset.
-
-    Layout written::
-
-        OUT/images/<split>/<name>      the image files (copy_images=True)
-        OUT/labels/<split>/<stem>.txt  one line per object; an empty file for an image without any
-        OUT/data.yaml                  path (absolute OUT), train, val[, test], nc, names {0: ...}
-
-    Parameters
-    ----------
-    dataset : Dataset
-        Items with their sizes (and image files, to copy them). Subsets, lower-cased, map to
-        the splits train / val / test (``valid``, ``validation`` → val); items without a
-        subset go to train. Classes: the labels in order, from 0.
-    out : str or Path
-        The output folder, created atomically.
-    task : {"detect", "segment"}
-        ``detect``: one ``class xc yc w h`` line per instance, the box being the pixel-edge
-        bounds of the instance's rasterized pixels (the same boxes as the Mask R-CNN targets;
-        polylines as their ``line_width`` line masks). ``segment``: one polygon line per outer
-        ring of :func:`defectlab.raster.contours.shape_polygons` (polygons as drawn, ellipses as
-        area-preserving polygons within ``tolerance`` px, boxes as their rotated corners,
-        polylines as ``line_width`` wide outlines, masks as traced contours), clipped to the image.
-    overwrite : bool
-        Replace an existing output folder.
-    line_width : float
-        Width in px of polylines (dislocation lines), which YOLO cannot hold as lines.
-    copy_images : bool
-        Copy the images into ``images/<split>/``; with False only labels and data.yaml are
-        written (put the images there yourself).
-    tolerance : float
-        Largest distance in px between an ellipse and its polygon (segment task).
-
-    Returns
-    -------
-    WriteReport
-        ``n_instances`` is the number of label lines; ``notes`` list everything not written as
-        drawn: points and tags (YOLO has no place for them), degenerate shapes (no pixel
-        center inside the image), polylines turned into areas, shapes split into parts or with
-        holes filled (segment), shapes clipped to the image, val reusing train.
-
-    Raises
-    ------
-    DatasetError
-        A subset other than train / val / test, two items with the same output name, an
-        image name that is absolute or holds ``..``, a shape whose label is not a class.
-    ImageError
-        ``copy_images`` and an image file is missing or its size differs from the item's.
-
-    Notes
-    -----
-    Numbers are written with :data:`DECIMALS` = 6 decimals: a coordinate moves by at most
-    0.5e-6 x the image size (0.0005 px on a 1024 px image). Without a val subset, ``val``
-    points at ``images/train`` (Ultralytics requires a val entry), with a note.
-
-    ``path`` is written as the absolute output folder, the one value every Ultralytics and
-    YOLOv5 version resolves the same way: ``path: .`` means the *working directory* to
-    Ultralytics, and a missing ``path`` means the yaml's folder only to recent Ultralytics
-    (YOLOv5 resolves it against its own install folder). :func:`read_yolo` reads a moved
-    folder anyway (falling back to the yaml's folder, with a note).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> from defectlab.preparation.synthetic import make_synthetic_dataset
-    >>> tmp = pathlib.Path(tempfile.mkdtemp())
-    >>> ds = make_synthetic_dataset(tmp / "export", n_images=2)
-    >>> report = write_yolo(ds, tmp / "yolo")
-    >>> sorted(p.name for p in (tmp / "yolo").iterdir())
-    ['data.yaml', 'images', 'labels']
-    """
-    if task not in ("detect", "segment"):
-        raise ValueError(f"expected task 'detect' or 'segment', got {task!r}")
-    for name, value in (("line_width", line_width), ("tolerance", tolerance)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise ValueError(f"expected {name} > 0 px, got {value!r}")
-    check_items(dataset, need_images=copy_images, same_size=False)
-    class_index = {lab.name: i for i, lab in enumerate(dataset.labels)}
-    out = Path(out)
-    report = WriteReport(out, n_items=len(dataset.items), notes=list(dataset.notes))
-    placed = [(_split_of(it), _safe_stem(it), it) for it in dataset.items]
-    dup = [k for k, n in Counter((s, stem) for s, stem, _ in placed).items() if n > 1]
-    if dup:
-        raise DatasetError(
-            f"two images would be written as {dup[0][0]}/{dup[0][1]}; image names must be unique per split"
-        )
-    splits = [s for s in ("train", "val", "test") if any(p[0] == s for p in placed)] or ["train"]
-    if "val" not in splits:
-        report.notes.append(Note(
-            "val-is-train", "the dataset has no val subset; data.yaml's val points at images/train "
-            "(Ultralytics requires one)"
-        ))
-    n_polylines = 0
-    inputs = input_paths(dataset)
-    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
-        for split, stem, item in placed:
-            for index, shape in enumerate(item.shapes):
-                if shape.kind in ("points", "tag"):
-                    report.notes.append(Note(
-                        f"skipped-{shape.kind}",
-                        f"{shape.kind} {shape.label!r} not written: YOLO labels hold no points or tags",
-                        item=item.name, where=f"shape {index}",
-                    ))
-                n_polylines += shape.kind == "polyline"
-            if task == "detect":
-                lines = _detect_lines(item, class_index, line_width, report.notes)
-            else:
-                lines = _segment_lines(item, class_index, line_width, tolerance, report.notes)
-            report.n_instances += len(lines)
-            label = tmp / "labels" / split / f"{stem}.txt"
-            label.parent.mkdir(parents=True, exist_ok=True)
-            label.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-            if copy_images:
-                copy_image(replace(item, subset=split), tmp / "images")
-        if n_polylines:
-            what = "boxes" if task == "detect" else "outlines"
-            report.notes.append(Note(
-                "polyline-as-area", f"{n_polylines} polyline(s) written as the {what} of their "
-                f"{line_width:g} px wide line masks (YOLO has no lines)"
-            ))
-        (tmp / "data.yaml").write_text(
-            _data_yaml(out.absolute(), splits, [lab.name for lab in dataset.labels], task), encoding="utf-8"
-        )
-    return report

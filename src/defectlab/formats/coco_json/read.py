@@ -1,86 +1,4 @@
-"""COCO instances JSON (``instances_*.json``, Roboflow's ``_annotations.coco.json``), read and written.
-
-Glossary of the format facts this module relies on
---------------------------------------------------
-document        one JSON object: ``images``, ``annotations``, ``categories`` (+ ``info``,
-                ``licenses``). A bare JSON list is a *results* file (detections), not a dataset.
-image           ``{id, file_name, width, height, …}``; ``file_name`` may hold folders.
-category        ``{id, name, supercategory}``; ids need not be contiguous. Ids should start at
-                1: datumaro (CVAT's importer) reads ``category_id`` 0 as "no label".
-annotation      ``{id, image_id, category_id, segmentation, area, bbox, iscrowd}``.
-bbox            ``[x, y, width, height]`` in continuous pixel coordinates, (0, 0) the top-left
-                corner of the top-left pixel (pycocotools: "bbox=[0 0 1 1] encloses first pixel").
-segmentation    either a list of polygons ``[[x0, y0, x1, y1, …], …]`` — the parts of one
-                object, **unioned** (a polygon cannot express a hole) — or an RLE
-                ``{"size": [h, w], "counts": …}`` over the *whole image*, **column-major**
-                (Fortran order), runs alternating and starting with background; ``counts`` is a
-                list (uncompressed) or a string (pycocotools' compressed form: 6 bits per
-                character from ``'0'``, LEB128-like, each count from the third on stored as
-                the difference to the count two before). Empty (``[]``): the object is its bbox.
-iscrowd         0 or 1; usually 1 goes with RLE, but not always. torchvision's reference
-                training ignores ``iscrowd: 1`` objects.
-area            the pixel area of the object (some exporters write the box area instead).
-extensions      CVAT and datumaro add ``"attributes": {"occluded": false, "rotation": 0.0, …}``
-                to annotations; CVAT keeps a rotated box's angle (degrees, clockwise on screen)
-                in ``attributes.rotation`` with the *unrotated* box in ``bbox``.
-Roboflow        ``<split>/_annotations.coco.json`` with the images beside it (splits
-                ``train``, ``valid``, ``test``); often a first category (id 0, named after the
-                project, supercategory ``"none"``) that is the supercategory of every class
-                and owns no annotation.
-pycocotools     (checked with 2.0.11) fills polygons with the *even-odd* rule (a pentagram's
-                inner star is empty; ours is non-zero winding); sends a polygon of exactly 4
-                numbers down its box path (``frBbox``, which now raises ``TypeError`` on a
-                list); needs a Fortran-ordered uint8 array in ``encode``; refuses counts that
-                sum to more than ``h * w`` but decodes counts that sum to less into
-                uninitialised memory — so this module checks every RLE and decodes it itself.
-
-Layouts read
-------------
-* ``annotations/instances_<subset>.json`` + ``images/<subset>/…`` (COCO, datumaro, CVAT);
-  ``instances_default.json`` is the subset-less file (``Item.subset`` None).
-* ``<split>/_annotations.coco.json`` + images beside it (Roboflow): subsets from the folders.
-* any single ``.json`` file, or a folder holding exactly one; the same in a ``.zip``.
-
-Images are looked up by ``file_name`` in the ``images=`` folder first, then under the export
-root (the folder above ``annotations/``, else the JSON's folder) as ``images/<subset>/``,
-``images/``, ``<subset>/`` and the root itself.
-
-What the reader does (each thing skipped is a :class:`~defectlab.model.Note`)
----------------------------------------------------------------------------
-* polygons → one :class:`Polygon` per part; the parts of one annotation share a ``group``
-  (the annotation id when it is free, else a new one), so they stay one object;
-* RLE → a :class:`Mask` cropped to its pixels (``left``/``top`` = first column/row set);
-  an empty one is skipped (``empty-mask``);
-* no segmentation → a :class:`Box` from ``bbox`` (rotated by a CVAT ``rotation`` attribute);
-* ``iscrowd: 1`` → attribute ``"iscrowd": "1"``; ``attributes`` → shape attributes as
-  strings (``occluded`` → :attr:`Shape.occluded`); ``score`` → attribute ``"score"``;
-* the annotation ``id`` is *not* kept (writers renumber); errors and notes name the
-  annotation by JSON pointer (``/annotations/7``);
-* categories that are another category's supercategory and that no annotation uses
-  (Roboflow's parent) are dropped (``parent-category``); labels follow category ids.
-
-What the writer adds: a ``"defectlab"`` object on an annotation when COCO cannot hold the
-shape exactly — ``{"kind": "polyline", "points": […], "line_width": 3.0}``, ``{"kind":
-"ellipse", "cx", "cy", "rx", "ry", "rotation_deg"}``, ``{"kind": "box", "xyxy": […],
-"rotation_deg"}``, ``{"kind": "polygon", "points": […]}`` (a self-crossing polygon written
-as RLE) — and ``group``, ``z_order``, ``source`` when not the defaults. Other COCO tools
-ignore unknown keys and use the segmentation; :func:`read_coco` restores the shape from it.
-
-Examples
---------
->>> import tempfile, pathlib
->>> from defectlab.model import Dataset, Ellipse, Item, Label, Polyline
->>> ds = Dataset((Label("cavity"), Label("line")), (Item("a.png", (64, 64), (
-...     Ellipse(label="cavity", cx=20.5, cy=30, rx=6, ry=4, rotation_deg=30),
-...     Polyline(label="line", points_xy=[(5, 5), (40, 12.5)]))),))
->>> out = pathlib.Path(tempfile.mkdtemp()) / "coco"
->>> report = write_coco(ds, out, copy_images=False)
->>> sorted(p.name for p in (out / "annotations").iterdir()), report.n_instances
-(['instances_default.json'], 2)
->>> back = read_coco(out)
->>> back[0].shapes == ds[0].shapes, [lab.name for lab in back.labels]
-(True, ['cavity', 'line'])
-"""
+"""Reading COCO instances JSON (see the package docstring for the format facts)."""
 
 from __future__ import annotations
 
@@ -95,113 +13,27 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._output import output_dir
-from ..errors import DatasetError, ImageError, ParseError
-from ..limits import DEFAULTS, check_shape, check_size_hw, hint
-from ..limits import current as current_limits
-from ..model import Box, Dataset, Ellipse, Item, Label, Mask, Note, Points, Polygon, Polyline, Shape, Tag
-from ..raster import DEFAULT_LINE_WIDTH, rasterize
-from ._archive import SafeZip, is_zip
-from ._training import WriteReport, check_items, copy_image, input_paths
-from ._images import ImageFinder
-from ._json import load_json, to_float
-from ._text import read_file
+from ...errors import ImageError, ParseError
+from ...limits import DEFAULTS, check_shape, check_size_hw, hint
+from ...limits import current as current_limits
+from ...model import Box, Dataset, Ellipse, Item, Label, Mask, Note, Polygon, Polyline, Shape
+from ...safe_zip import SafeZip, is_zip
+from .._images import ImageFinder
+from .._json import load_json, to_float
+from .._text import SNIFF_BYTES, read_file
+from .spec import DEFAULT_SUBSET, EXTRA, ROBOFLOW_FILE, rle_counts, rle_crop
 
-__all__ = ["read_coco", "write_coco", "sniff_coco", "rle_counts"]
+__all__ = ["read_coco", "sniff_coco"]
 
-#: Roboflow's file name for a split's annotations.
-ROBOFLOW_FILE = "_annotations.coco.json"
-#: The key of defectlab's own data on annotations and categories.
-EXTRA = "defectlab"
 #: The default largest image side (px); the limit in force is
 #: :attr:`defectlab.limits.Limits.max_image_side` (with ``max_image_pixels``).
 MAX_SIDE = DEFAULTS.max_image_side
-#: The subset name of the file that holds items without a subset.
-DEFAULT_SUBSET = "default"
-
 _INSTANCES = re.compile(r"(?:.*/)?instances_(.+)\.json")
 _KNOWN_ANN_KEYS = {
     "id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd", "attributes",
     "score", EXTRA,
 }
-_SNIFF_BYTES = 4096
 _SNIFF_KEYS = re.compile(rb'"(images|categories)"\s*:')  # "annotations" is in Labelbox rows too
-
-
-# ---------------------------------------------------------------------------------------------
-# RLE
-# ---------------------------------------------------------------------------------------------
-
-
-def rle_counts(counts: str) -> list[int]:
-    """The run lengths of pycocotools' compressed RLE string (no check of their sum).
-
-    Raises ValueError on a character outside ``'0'..'o'``, a string that ends inside a
-    number, or a negative run.
-
-    Examples
-    --------
-    >>> rle_counts("0d0n0")   # pycocotools.mask.encode of a 10 x 5 mask, first 2 columns set
-    [0, 20, 30]
-    """
-    out: list[int] = []
-    p, n = 0, len(counts)
-    while p < n:
-        x = k = 0
-        more = True
-        while more:
-            if p >= n:
-                raise ValueError("the string ends inside a number")
-            c = ord(counts[p]) - 48
-            if not 0 <= c < 64:
-                raise ValueError(f"unexpected character {counts[p]!r} at {p}")
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and c & 0x10:
-                x |= -1 << (5 * k)
-        if len(out) > 2:
-            x += out[-2]
-        if x < 0:
-            raise ValueError(f"a negative run ({x}) at character {p}")
-        out.append(x)
-    return out
-
-
-def _rle_mask(counts: list[int], size_hw: tuple[int, int]) -> tuple[np.ndarray, int, int] | None:
-    """Decode checked column-major runs to ``(bitmap, left, top)`` cropped to the set pixels.
-
-    Only the columns the object spans are allocated, never the whole image.
-    """
-    h, _ = size_hw
-    runs = np.asarray(counts, dtype=np.int64)
-    ends = np.cumsum(runs)
-    starts = ends - runs
-    fg = np.flatnonzero((np.arange(len(runs)) % 2 == 1) & (runs > 0))
-    if fg.size == 0:
-        return None
-    s, e = starts[fg], ends[fg]
-    c0, c1 = int(s.min()) // h, (int(e.max()) - 1) // h
-    base, n = c0 * h, (c1 - c0 + 1) * h
-    delta = np.zeros(n + 1, dtype=np.int8)
-    delta[s - base] = 1  # set runs are disjoint and non-empty: starts differ, ends differ,
-    delta[e - base] -= 1  # and an end meets a start only across an empty background run
-    full = np.cumsum(delta[:-1], dtype=np.int8).astype(bool).reshape(c1 - c0 + 1, h).T  # (h, columns)
-    rows = np.flatnonzero(full.any(axis=1))
-    r0, r1 = int(rows[0]), int(rows[-1])
-    return full[r0 : r1 + 1], c0, r0
-
-
-def _encode_rle(crop_bitmap: np.ndarray, x0: int, y0: int, size_hw: tuple[int, int]) -> dict:
-    """pycocotools' compressed RLE of one instance, over the whole image."""
-    from pycocotools import mask as mask_utils
-
-    full = np.zeros(size_hw, dtype=np.uint8, order="F")
-    h, w = crop_bitmap.shape
-    full[y0 : y0 + h, x0 : x0 + w] = crop_bitmap
-    rle = mask_utils.encode(full)
-    return {"size": [int(size_hw[0]), int(size_hw[1])], "counts": rle["counts"].decode("ascii")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -618,7 +450,7 @@ class _Reader:
         if total != size_hw[0] * size_hw[1]:
             raise self.error(f"{where}/counts", f"the runs sum to {total}, expected height * width = "
                              f"{size_hw[0]} * {size_hw[1]} = {size_hw[0] * size_hw[1]}")
-        decoded = _rle_mask(runs, size_hw)
+        decoded = rle_crop(runs, size_hw)
         if decoded is None:
             return None
         bitmap, left, top = decoded
@@ -767,7 +599,7 @@ def sniff_coco(path: str | Path) -> bool:
             if len(top) != 1:
                 return False
             with open(path / top[0], "rb") as fh:
-                return _sniff_bytes(fh.read(_SNIFF_BYTES))
+                return _sniff_bytes(fh.read(SNIFF_BYTES))
         if not path.is_file():
             return False
         if is_zip(path):
@@ -777,7 +609,7 @@ def sniff_coco(path: str | Path) -> bool:
         if path.suffix.lower() != ".json":
             return False
         with open(path, "rb") as fh:
-            return _sniff_bytes(fh.read(_SNIFF_BYTES))
+            return _sniff_bytes(fh.read(SNIFF_BYTES))
     except (OSError, ParseError):
         return False
 
@@ -785,226 +617,3 @@ def sniff_coco(path: str | Path) -> bool:
 def _sniff_bytes(head: bytes) -> bool:
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     return text.startswith(b"{") and b'"_via_' not in text and _SNIFF_KEYS.search(text) is not None
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing
-# ---------------------------------------------------------------------------------------------
-
-
-def _is_simple(points: np.ndarray) -> bool:
-    """True when no two non-adjacent edges of the closed polygon meet (touching counts).
-
-    A simple polygon is filled alike by the non-zero rule (ours) and the even-odd rule
-    (pycocotools'), so it can be written as a COCO polygon.
-    """
-    pts = np.asarray(points, dtype=np.float64)
-    pts = pts[np.any(pts != np.roll(pts, 1, axis=0), axis=1)]  # drop repeated vertices
-    n = len(pts)
-    if n <= 3:
-        return n == 3
-    a, b = pts, np.roll(pts, -1, axis=0)
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    cols = np.arange(n)[None, :]
-    for start in range(0, n, 256):  # 256 edges against all at a time: memory O(256 n)
-        i = np.arange(start, min(start + 256, n))[:, None]
-        pair = (cols > i + 1) & ~((i == 0) & (cols == n - 1))  # each non-adjacent pair once
-        if not pair.any():
-            continue
-        ai, bi, aj, bj = a[i[:, 0], None], b[i[:, 0], None], a[None], b[None]
-
-        def orient(p, q, r):
-            return np.sign((q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1])
-                           - (q[..., 1] - p[..., 1]) * (r[..., 0] - p[..., 0]))
-
-        o1, o2, o3, o4 = orient(ai, bi, aj), orient(ai, bi, bj), orient(aj, bj, ai), orient(aj, bj, bi)
-        if ((o1 != o2) & (o3 != o4) & pair).any():
-            return False
-        zero = ((o1 == 0) | (o2 == 0) | (o3 == 0) | (o4 == 0)) & pair
-        if zero.any():  # collinear cases: is the point within the other edge's extent?
-            def within(p, k, rows):  # point p (broadcast) inside the box of edge k
-                box_lo, box_hi = (lo[k[:, 0], None], hi[k[:, 0], None]) if rows else (lo[None], hi[None])
-                return np.all((box_lo <= p) & (p <= box_hi), axis=-1)
-
-            touch = (o1 == 0) & within(aj, i, True) | (o2 == 0) & within(bj, i, True)
-            touch |= (o3 == 0) & within(ai, i, False) | (o4 == 0) & within(bi, i, False)
-            if (touch & zero).any():
-                return False
-    return True
-
-
-def _flat(ring: np.ndarray) -> list[float]:
-    return [float(v) for v in np.asarray(ring, dtype=np.float64).ravel()]
-
-
-def _segmentation(shape: Shape, crop, size_hw: tuple[int, int], line_width: float) -> tuple[Any, dict]:
-    """(COCO segmentation, defectlab extra) for one area shape or polyline with pixels."""
-    from ..raster.contours import shape_polygons
-
-    extra: dict[str, Any] = {}
-    if isinstance(shape, Polyline):
-        extra = {"kind": "polyline", "points": shape.points_xy.tolist(), "line_width": float(line_width)}
-    elif isinstance(shape, Ellipse):
-        extra = {"kind": "ellipse", "cx": shape.cx, "cy": shape.cy, "rx": shape.rx, "ry": shape.ry,
-                 "rotation_deg": shape.rotation_deg}
-    elif isinstance(shape, Box):
-        extra = {"kind": "box", "xyxy": list(shape.xyxy), "rotation_deg": shape.rotation_deg}
-    if isinstance(shape, Mask):
-        return _encode_rle(crop.bitmap, crop.x0, crop.y0, size_hw), extra
-    if isinstance(shape, Polygon) and not _is_simple(shape.points_xy):
-        # pycocotools fills even-odd, we fill non-zero: only the pixels say the same to both
-        extra = {"kind": "polygon", "points": shape.points_xy.tolist()}
-        return _encode_rle(crop.bitmap, crop.x0, crop.y0, size_hw), extra
-    rings, has_holes = shape_polygons(shape, size_hw, line_width=line_width)
-    rings = [r for r in rings if len(r) >= 3]
-    if has_holes or not rings:
-        return _encode_rle(crop.bitmap, crop.x0, crop.y0, size_hw), extra
-    return [_flat(r) for r in rings], extra
-
-
-def _annotation(shape: Shape, ann_id: int, image_id: int, cat_id: int, crop, size_hw, line_width) -> dict:
-    segmentation, extra = _segmentation(shape, crop, size_hw, line_width)
-    x1, y1, x2, y2 = crop.box_xyxy()
-    attrs: dict[str, Any] = {k: v for k, v in shape.attributes.items() if k != "iscrowd"}
-    attrs["occluded"] = bool(shape.occluded)
-    if shape.group is not None:
-        extra["group"] = int(shape.group)
-    if shape.z_order:
-        extra["z_order"] = int(shape.z_order)
-    if shape.source != "manual":
-        extra["source"] = shape.source
-    ann = {
-        "id": ann_id, "image_id": image_id, "category_id": cat_id, "segmentation": segmentation,
-        "area": float(crop.area), "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)],
-        "iscrowd": 1 if shape.attributes.get("iscrowd") == "1" else 0, "attributes": attrs,
-    }
-    if extra:
-        ann[EXTRA] = extra
-    return ann
-
-
-def _subset_folder(subset: str | None) -> str:
-    name = subset or DEFAULT_SUBSET
-    if name in (".", "..") or set(name) & set('/\\:*?"<>|\x00'):
-        raise DatasetError(f"the subset name {name!r} cannot be a file name; rename the subset")
-    return name
-
-
-def write_coco(
-    dataset: Dataset,
-    out: str | Path,
-    *,
-    overwrite: bool = False,
-    line_width: float = DEFAULT_LINE_WIDTH,
-    copy_images: bool = True,
-) -> WriteReport:
-    """Write ``dataset`` as a COCO instances export that pycocotools, torchvision and CVAT read.
-
-    Layout::
-
-        OUT/annotations/instances_<subset>.json   one per subset; "default" for items without one
-        OUT/images/<subset>/<name>                 the image files (items without a subset: OUT/images/<name>)
-
-    which :func:`read_coco` reads back to the same subsets.
-
-    Parameters
-    ----------
-    dataset : Dataset
-    out : path
-        The output folder, created atomically (see :func:`defectlab._output.output_dir`).
-    overwrite : bool
-        Replace an existing output folder.
-    line_width : float
-        Width in px of the outline written for a polyline.
-    copy_images : bool
-        Copy the image files (then every item needs one); ``file_name`` is the copy's name.
-
-    Returns
-    -------
-    WriteReport
-        ``n_instances`` annotations written; ``notes`` (the dataset's, then the writer's):
-        points and tags not written (``skipped-shape``), shapes without a pixel
-        (``degenerate-instance``), label attributes not kept.
-
-    Notes
-    -----
-    Polygons are written as drawn, ellipses as area-preserving polygons (within 0.05 px) and
-    boxes as their 4 corners, polylines as the outline of their ``line_width`` mask; masks,
-    shapes whose pixels have holes and self-crossing polygons as compressed RLE (per
-    instance). ``area`` is the pixel count of our rasterization and ``bbox`` its pixel-edge
-    box; ids, image ids and category ids count from 1 in each file (category ids follow the
-    label order); ``iscrowd`` is 1 only for shapes read with ``iscrowd: 1``; attributes go to
-    ``attributes`` with ``occluded`` (as CVAT writes them). The shape itself, when COCO cannot
-    hold it exactly, goes to the ``"defectlab"`` extra object (see the module docstring).
-
-    Raises
-    ------
-    DatasetError
-        Two items would share a file name, a subset name is not a file name, or a shape's
-        label is not among the dataset's labels.
-    ImageError
-        ``copy_images`` and an image file is missing or its size differs from the declared one.
-    OutputError
-        ``out`` exists (without ``overwrite``) or would hold or replace an input.
-    """
-    check_items(dataset, need_images=copy_images, same_size=False)
-    cat_ids = dataset.class_index()
-    report = WriteReport(Path(out), n_items=len(dataset.items), notes=list(dataset.notes))
-    if any(lab.attributes for lab in dataset.labels):
-        report.notes.append(Note("label-attributes-not-kept", "COCO has no place for label attribute declarations"))
-    groups: dict[str, list[Item]] = {}
-    for item in dataset.items:
-        groups.setdefault(_subset_folder(item.subset), []).append(item)
-    categories = []
-    for lab, cid in zip(dataset.labels, cat_ids.values()):
-        cat: dict[str, Any] = {"id": cid, "name": lab.name, "supercategory": ""}
-        extra = {k: v for k, v in (("color", lab.color), ("edge", lab.edge)) if v}
-        if lab.type != "any":
-            extra["type"] = lab.type
-        if extra:
-            cat[EXTRA] = extra
-        categories.append(cat)
-    inputs = input_paths(dataset)
-    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
-        (tmp / "annotations").mkdir()
-        for subset, items in groups.items():
-            doc_images, doc_anns, names = [], [], set()
-            for image_id, item in enumerate(items, start=1):
-                file_name = item.name
-                if copy_images:
-                    dest = copy_image(item, tmp / "images")
-                    base = tmp / "images" / item.subset if item.subset else tmp / "images"
-                    file_name = dest.relative_to(base).as_posix()
-                if file_name in names:
-                    raise DatasetError(f"two images of subset {subset!r} would be written as {file_name!r}")
-                names.add(file_name)
-                h, w = item.size_hw
-                doc_images.append({"id": image_id, "file_name": file_name, "width": w, "height": h})
-                for k, shape in enumerate(item.shapes):
-                    where = f"shape {k}"
-                    if shape.label not in cat_ids:
-                        raise DatasetError(f"item {item.name!r}: the shape label {shape.label!r} is not among "
-                                           f"the dataset's labels {list(cat_ids)}")
-                    if isinstance(shape, (Points, Tag)):
-                        report.notes.append(Note("skipped-shape", f"COCO instances cannot hold a {shape.kind} "
-                                                 f"({shape.label!r}); not written", item=item.name, where=where))
-                        continue
-                    crop = rasterize(shape, item.size_hw, line_width=line_width).tight()
-                    if crop.area == 0:
-                        report.notes.append(Note("degenerate-instance", f"{shape.kind} {shape.label!r} covers no "
-                                                 "pixel center (too small or outside the image); not written",
-                                                 item=item.name, where=where))
-                        continue
-                    doc_anns.append(_annotation(shape, len(doc_anns) + 1, image_id, cat_ids[shape.label],
-                                                crop, item.size_hw, line_width))
-            report.n_instances += len(doc_anns)
-            doc = {
-                "info": {"description": "written by defectlab", "version": "1.0"},
-                "licenses": [],
-                "categories": categories,
-                "images": doc_images,
-                "annotations": doc_anns,
-            }
-            text = json.dumps(doc, ensure_ascii=False, allow_nan=False)
-            (tmp / "annotations" / f"instances_{subset}.json").write_text(text + "\n", encoding="utf-8")
-    return report

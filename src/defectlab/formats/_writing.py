@@ -1,21 +1,18 @@
-"""What the training-data writers share: classes.json, image files, size checks, progress."""
+"""What the writers share: the report they return, the checks before writing, copying image files."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
 
 from ..errors import DatasetError, ImageError
 from ..imaging.io import image_size_hw
 from ..model import Dataset, Item, Note
 
-__all__ = ["WriteReport", "write_classes", "read_classes", "copy_image", "check_items", "progress_iter",
-           "input_paths"]
+__all__ = ["WriteReport", "check_items", "copy_image"]
 
 
 @dataclass
@@ -32,41 +29,6 @@ class WriteReport:
         if self.n_instances:
             text += f" ({self.n_instances} instances)"
         return text
-
-
-def input_paths(dataset: Dataset) -> list[Path]:
-    """What a writer must not overwrite: the dataset's image files and its export (file or folder).
-
-    Given to :func:`defectlab._output.output_dir` as ``inputs``: an output folder holding one
-    is refused, one inside the export folder needs ``overwrite=True``.
-    """
-    paths = [it.image.path for it in dataset.items if it.image is not None]
-    if dataset.source:
-        source = Path(dataset.source)
-        try:
-            if source.exists():
-                paths.append(source)
-        except OSError:
-            pass
-    return paths
-
-
-def write_classes(dataset: Dataset, path: Path) -> None:
-    """``classes.json``: ``{"0": {"name": "background", ...}, "1": {"name": ..., "color": ..., "edge": ...,
-    "type": ...}}`` (``type``: the shape type the labeling tool declared, e.g. ``"polyline"``)."""
-    classes: dict[str, dict] = {"0": {"name": "background", "color": "#000000", "edge": None, "type": "any"}}
-    for i, lab in enumerate(dataset.labels, start=1):
-        r, g, b = lab.rgb(i - 1)
-        classes[str(i)] = {"name": lab.name, "color": f"#{r:02x}{g:02x}{b:02x}", "edge": lab.edge,
-                           "type": lab.type}
-    path.write_text(json.dumps(classes, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-def read_classes(path: str | Path) -> dict[int, dict]:
-    """Read ``classes.json`` back as ``{index: {"name", "color", "edge", "type"}}`` (``type`` only
-    in files written since it was added)."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {int(k): v for k, v in data.items()}
 
 
 def check_items(dataset: Dataset, *, need_images: bool, same_size: bool) -> None:
@@ -130,13 +92,3 @@ def copy_image(item: Item, images_dir: Path, *, link: bool = False) -> Path:
     else:
         shutil.copyfile(item.image.path, dest)
     return dest
-
-
-def progress_iter(items: Iterable[Item], *, total: int, desc: str, enabled: bool) -> Iterator[Item]:
-    """``items`` with a progress bar (terminal or notebook) when ``enabled``."""
-    if not enabled:
-        yield from items
-        return
-    from tqdm.auto import tqdm
-
-    yield from tqdm(items, total=total, desc=desc, unit="img")

@@ -1,79 +1,18 @@
-"""CVAT XML: "CVAT for images 1.1" and "CVAT for video 1.1" exports, read and written.
-
-Glossary of the format facts this module relies on
---------------------------------------------------
-root            ``<annotations>``, then ``<version>1.1</version>``, ``<meta>``, then ``<image>``
-                elements (images format) or ``<track>`` elements (video format).
-meta            ``<meta>`` holds one of ``<job>``, ``<task>`` (what was exported) or
-                ``<project>`` (with ``<tasks><task>…`` inside). Labels are in
-                ``<job|task|project>/labels/label``.
-label           ``name``, ``color`` (``#rrggbb``), ``type`` (any, bbox, ellipse, mask, polygon,
-                polyline, points, skeleton, tag, cuboid), ``attributes/attribute`` with
-                ``name, mutable, input_type, default_value, values``. ``values`` are
-                newline-separated (current CVAT) or space-separated (old exports): split on
-                newlines when the text has one, else on white space. A label with a
-                ``<parent>`` is a skeleton node ("sublabel"), not a class.
-image           ``<image id name width height [subset task_id]>``; ``subset``/``task_id`` only
-                in project exports, where one image name may appear in several subsets.
-shapes          children of ``<image>``: ``box`` (``xtl ytl xbr ybr [rotation]``), ``polygon``,
-                ``polyline``, ``points`` (``points="x0,y0;x1,y1;…"``), ``ellipse``
-                (``cx cy rx ry [rotation]``), ``mask`` (``rle left top width height``), ``tag``
-                (no geometry), ``skeleton`` (one child ``<points label=node outside=0|1>`` per
-                node), ``cuboid``. Common: ``label``, ``source``, ``occluded`` (0/1),
-                ``z_order``, ``group_id`` (0 or absent: no group), child
-                ``<attribute name="…">value</attribute>``.
-rotation        degrees, clockwise on screen (y down), about the shape's center; written only
-                when non-zero.
-mask RLE        comma-separated run lengths, alternating, starting with background (0),
-                row-major inside the ``width × height`` box whose top-left pixel is column
-                ``left``, row ``top``; the runs sum to ``width * height``.
-video           ``<track id label source [group_id]>`` holds one shape element per frame
-                with ``frame outside occluded keyframe z_order``; ``outside="1"``: the object
-                is not on that frame. CVAT writes every frame of a track (interpolated ones
-                too), so nothing is interpolated here. Frames are the task's
-                ``start_frame..stop_frame`` every ``frame_filter`` ``step=N``, ``size`` of them;
-                their size is ``meta/task/original_size``; image files are
-                ``images/frame_{frame:06d}.png``.
-archive         CVAT downloads a zip holding ``annotations.xml`` and ``images/…`` (project
-                exports: ``images/<subset>/…``).
-coordinates     CVAT writes 2 decimals; this module reads them exactly as written and writes
-                the shortest decimal that reads back to the same float64 (``repr``).
-
-What the reader does with what it does not keep (each is a :class:`~defectlab.model.Note`):
-``unlabeled-shape`` (``label=""``), ``skipped-cuboid``, ``empty-skeleton`` (every node
-outside), ``missing-image``, ``ignored-element``, ``track-frame-without-image``,
-``unknown-frame-filter``, ``unknown-version``. Track ids and ``keyframe`` flags are not kept;
-skeleton nodes' ``occluded`` flags are not kept.
-
-Examples
---------
->>> import tempfile, pathlib
->>> from defectlab.model import Dataset, Ellipse, Item, Label
->>> ds = Dataset((Label("cavity", color="#61b21f"),),
-...              (Item("a.png", (64, 64), (Ellipse(label="cavity", cx=10.5, cy=9, rx=3, ry=2),), id=0),))
->>> out = pathlib.Path(tempfile.mkdtemp()) / "annotations.xml"
->>> write_cvat(ds, out)
->>> back = read_cvat(out)
->>> back.items[0].shapes == ds.items[0].shapes, back.labels == ds.labels
-(True, True)
-"""
+"""Reading CVAT XML exports (see the package docstring for the format facts)."""
 
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
-from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ..errors import DatasetError, ImageError, OutputError, ParseError
-from ..limits import check_shape, check_size_hw
-from ..model import (
+from ...errors import ImageError, ParseError
+from ...limits import check_shape, check_size_hw
+from ...model import (
     AttributeSpec,
     Box,
     Dataset,
@@ -89,11 +28,12 @@ from ..model import (
     Shape,
     Tag,
 )
-from ._archive import SafeZip, is_zip
-from ._images import ImageFinder
-from ._xml import Node, parse_xml, parse_xml_file, root_tag
+from ...safe_zip import SafeZip, is_zip
+from .._images import ImageFinder
+from .._text import SNIFF_BYTES
+from .._xml import Node, parse_xml, parse_xml_file, root_tag
 
-__all__ = ["read_cvat", "write_cvat", "sniff_cvat", "SHAPE_ELEMENTS", "IMAGE_SUFFIXES"]
+__all__ = ["read_cvat", "sniff_cvat", "SHAPE_ELEMENTS", "IMAGE_SUFFIXES"]
 
 #: Shape elements a CVAT ``<image>`` or ``<track>`` may hold (``cuboid`` is skipped with a note).
 SHAPE_ELEMENTS = ("box", "polygon", "polyline", "points", "ellipse", "mask", "skeleton", "tag", "cuboid")
@@ -107,7 +47,6 @@ _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 _POINTS = re.compile(r"[^,;]+,[^,;]+(?:;[^,;]+,[^,;]+)*")
 _STEP = re.compile(r"\s*step\s*=\s*(\d+)\s*")
 _FLAGS = {"0": False, "1": True, "false": False, "true": True}
-_SNIFF_BYTES = 4096
 
 
 # ---------------------------------------------------------------------------------------------
@@ -762,280 +701,15 @@ def sniff_cvat(path: str | Path) -> bool:
         if path.is_dir():
             xml = path / _pick_xml(sorted(p.name for p in path.iterdir() if p.is_file()), str(path))
             with open(xml, "rb") as fh:
-                return root_tag(fh.read(_SNIFF_BYTES)) == "annotations"
+                return root_tag(fh.read(SNIFF_BYTES)) == "annotations"
         if not path.is_file():
             return False
         if is_zip(path):
             with SafeZip(path) as zf:
                 member = _pick_xml(zf.names(), str(path))
                 with zf.open(member) as fh:
-                    return root_tag(fh.read(_SNIFF_BYTES)) == "annotations"
+                    return root_tag(fh.read(SNIFF_BYTES)) == "annotations"
         with open(path, "rb") as fh:
-            return root_tag(fh.read(_SNIFF_BYTES)) == "annotations"
+            return root_tag(fh.read(SNIFF_BYTES)) == "annotations"
     except (OSError, ParseError):
         return False
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing
-# ---------------------------------------------------------------------------------------------
-
-_XML_ILLEGAL = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_ATTR_ENTITIES = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
-_TEXT_ENTITIES = {"\r": "&#13;"}
-
-
-class _Writer:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self._attr_cache: dict[str, str] = {}
-
-    @staticmethod
-    def check(value: str, what: str) -> str:
-        if not isinstance(value, str):
-            raise DatasetError(f"{what}: expected a string, got {value!r}")
-        bad = _XML_ILLEGAL.search(value)
-        if bad:
-            raise DatasetError(
-                f"{what}: the character {bad.group()!r} cannot be written to XML (in {value!r})"
-            )
-        return value
-
-    def attr(self, value: str, what: str) -> str:
-        cached = self._attr_cache.get(value)
-        if cached is None:
-            cached = escape(self.check(value, what), _ATTR_ENTITIES)
-            if len(self._attr_cache) < 10_000:
-                self._attr_cache[value] = cached
-        return cached
-
-    def text(self, value: str, what: str) -> str:
-        return escape(self.check(value, what), _TEXT_ENTITIES)
-
-    def element(self, indent: int, tag: str, text: str, what: str) -> None:
-        self.lines.append(f"{'  ' * indent}<{tag}>{self.text(text, what)}</{tag}>")
-
-
-def _f(value: float) -> str:
-    """The shortest decimal that reads back to the same float64."""
-    return repr(float(value))
-
-
-def _points_text(points_xy: np.ndarray) -> str:
-    return ";".join(f"{x!r},{y!r}" for x, y in points_xy.tolist())
-
-
-def _rle(bitmap: np.ndarray) -> list[int]:
-    """CVAT run lengths of ``bitmap`` (row-major, starting with background)."""
-    flat = bitmap.ravel().astype(np.int8)
-    change = np.flatnonzero(np.diff(flat)) + 1
-    bounds = np.concatenate(([0], change, [flat.size]))
-    runs = np.diff(bounds).tolist()
-    return [0, *runs] if flat[0] else runs
-
-
-def _skeleton_nodes(dataset: Dataset) -> dict[str, list[str]]:
-    nodes: dict[str, dict[str, None]] = {}
-    for item in dataset.items:
-        for shape in item.shapes:
-            if isinstance(shape, Points) and shape.names is not None:
-                nodes.setdefault(shape.label, {}).update(dict.fromkeys(shape.names))
-    return {label: list(names) for label, names in nodes.items()}
-
-
-def _write_labels(w: _Writer, dataset: Dataset, nodes: dict[str, list[str]]) -> None:
-    w.lines.append("      <labels>")
-    for label in dataset.labels:
-        what = f"label {label.name!r}"
-        w.lines.append("        <label>")
-        w.element(5, "name", label.name, what)
-        if label.color:
-            w.element(5, "color", label.color, what)
-        w.element(5, "type", label.type, what)
-        if not label.attributes:
-            w.lines.append("          <attributes>")
-            w.lines.append("          </attributes>")
-        else:
-            w.lines.append("          <attributes>")
-            for spec in label.attributes:
-                awhat = f"{what} attribute {spec.name!r}"
-                values = "\n".join(spec.values)
-                if len(spec.values) == 1 and len(spec.values[0].split()) > 1:
-                    values += "\n"  # one value with spaces: the newline keeps it whole on read
-                w.lines.append("            <attribute>")
-                w.element(7, "name", spec.name, awhat)
-                w.element(7, "mutable", "True" if spec.mutable else "False", awhat)
-                w.element(7, "input_type", spec.input_type, awhat)
-                w.element(7, "default_value", spec.default, awhat)
-                w.element(7, "values", values, awhat)
-                w.lines.append("            </attribute>")
-            w.lines.append("          </attributes>")
-        w.lines.append("        </label>")
-    for parent, names in nodes.items():
-        for name in names:
-            if not name:
-                raise DatasetError(f"label {parent!r}: a skeleton node needs a non-empty name")
-            w.lines.append("        <label>")
-            w.element(5, "name", name, f"skeleton node of {parent!r}")
-            w.element(5, "type", "points", f"skeleton node of {parent!r}")
-            w.element(5, "parent", parent, f"skeleton node of {parent!r}")
-            w.lines.append("          <attributes>")
-            w.lines.append("          </attributes>")
-            w.lines.append("        </label>")
-    w.lines.append("      </labels>")
-
-
-def _write_shape(w: _Writer, shape: Shape, where: str) -> None:
-    head = [f'label="{w.attr(shape.label, where)}"', f'source="{w.attr(shape.source, where)}"']
-    if isinstance(shape, Tag):
-        if shape.occluded:
-            head.append('occluded="1"')
-    else:
-        head.append(f'occluded="{int(bool(shape.occluded))}"')
-    tag = shape.kind
-    children: list[str] = []
-    if isinstance(shape, (Polygon, Polyline)) or (isinstance(shape, Points) and shape.names is None):
-        head.append(f'points="{_points_text(shape.points_xy)}"')
-    elif isinstance(shape, Points):
-        tag = "skeleton"
-        head.pop()  # CVAT writes no occluded on a skeleton
-        if shape.occluded:
-            head.append('occluded="1"')
-        for name, (x, y) in zip(shape.names or (), shape.points_xy.tolist()):
-            children.append(
-                f'      <points label="{w.attr(name, where)}" source="{w.attr(shape.source, where)}" '
-                f'outside="0" occluded="0" points="{x!r},{y!r}"/>'
-            )
-    elif isinstance(shape, Ellipse):
-        head += [f'{k}="{_f(getattr(shape, k))}"' for k in ("cx", "cy", "rx", "ry")]
-        if shape.rotation_deg:
-            head.append(f'rotation="{_f(shape.rotation_deg)}"')
-    elif isinstance(shape, Box):
-        x1, y1, x2, y2 = shape.xyxy
-        head += [f'xtl="{_f(x1)}"', f'ytl="{_f(y1)}"', f'xbr="{_f(x2)}"', f'ybr="{_f(y2)}"']
-        if shape.rotation_deg:
-            head.append(f'rotation="{_f(shape.rotation_deg)}"')
-    elif isinstance(shape, Mask):
-        h, wd = shape.bitmap.shape
-        if h == 0 or wd == 0:
-            raise DatasetError(f"{where}: a mask of size {h} x {wd} cannot be written to CVAT")
-        rle = ", ".join(map(str, _rle(shape.bitmap)))
-        head += [f'rle="{rle}"', f'left="{shape.left}"', f'top="{shape.top}"']
-        head += [f'width="{wd}"', f'height="{h}"']
-    elif isinstance(shape, Tag):
-        tag = "tag"
-    else:
-        raise DatasetError(f"{where}: cannot write a {type(shape).__name__} to CVAT XML")
-    if not isinstance(shape, Tag) or shape.z_order:
-        head.append(f'z_order="{int(shape.z_order)}"')
-    if shape.group:
-        head.append(f'group_id="{int(shape.group)}"')
-    for key, value in shape.attributes.items():
-        children.append(
-            f'      <attribute name="{w.attr(key, where)}">{w.text(str(value), where)}</attribute>'
-        )
-    if children:
-        w.lines.append(f"    <{tag} {' '.join(head)}>")
-        w.lines.extend(children)
-        w.lines.append(f"    </{tag}>")
-    else:
-        w.lines.append(f"    <{tag} {' '.join(head)}/>")
-
-
-def _render(dataset: Dataset) -> str:
-    declared = {label.name for label in dataset.labels}
-    nodes = _skeleton_nodes(dataset)
-    w = _Writer()
-    w.lines += [
-        '<?xml version="1.0" encoding="utf-8"?>',
-        "<annotations>",
-        "  <version>1.1</version>",
-        "  <meta>",
-        "    <job>",
-        f"      <size>{len(dataset.items)}</size>",
-        "      <mode>annotation</mode>",
-    ]
-    _write_labels(w, dataset, nodes)
-    w.lines += ["    </job>", "  </meta>"]
-    for index, item in enumerate(dataset.items):
-        where = f"item {item.name!r}"
-        h, wd = item.size_hw
-        image_id = item.id if item.id is not None else index
-        head = f'<image id="{int(image_id)}" name="{w.attr(item.name, where)}"'
-        if item.subset:
-            head += f' subset="{w.attr(item.subset, where)}"'
-        head += f' width="{wd}" height="{h}"'
-        if not item.shapes:
-            w.lines.append(f"  {head}/>")
-            continue
-        w.lines.append(f"  {head}>")
-        for shape in item.shapes:
-            if shape.label not in declared:
-                raise DatasetError(
-                    f"{where}: the shape label {shape.label!r} is not among the dataset's labels "
-                    f"{sorted(declared)}"
-                )
-            _write_shape(w, shape, where)
-        w.lines.append("  </image>")
-    w.lines += ["</annotations>", ""]
-    return "\n".join(w.lines)
-
-
-def write_cvat(dataset: Dataset, path: str | Path) -> None:
-    """Write ``dataset`` as a "CVAT for images 1.1" XML file (a job export).
-
-    Parameters
-    ----------
-    dataset : Dataset
-        Labels (with color, type and attributes) and items. Items keep their ``subset``
-        (a project-style ``subset=`` attribute) and ``id`` (the item's index when None).
-    path : str or Path
-        The ``.xml`` file to write. It is written to a temporary file beside it and moved
-        into place, so a reader never sees half a file.
-
-    Raises
-    ------
-    DatasetError
-        A shape's label is not among the dataset's labels, a string holds a character XML
-        cannot carry (e.g. ``"\\x00"``), or a mask is empty.
-    OutputError
-        ``path`` is a folder, its folder does not exist, or it is the input export's file
-        (``dataset.source``, or a file in the export folder).
-
-    Notes
-    -----
-    Coordinates are written exactly (the shortest decimal that reads back to the same
-    float64, e.g. ``0.30000000000000004``), where CVAT itself writes 2 decimals; rotations
-    only when non-zero; masks as CVAT RLE over the mask's own box; points with ``names``
-    as ``<skeleton>`` elements, their node names declared as sublabels (``<parent>``).
-    :func:`read_cvat` reads the file back to equal labels and shapes. Not kept: ``Label.edge``
-    (CVAT has no place for it), ``group=0`` (CVAT's "no group"), the dataset's notes.
-    Image files are not copied.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{path}: is a folder; expected the path of the .xml file to write")
-    source = Path(dataset.source) if dataset.source else None
-    if source is not None and path.exists() and source.exists() and (
-            path.resolve() == source.resolve() or (source.is_dir() and path.resolve().is_relative_to(source.resolve()))):
-        raise OutputError(f"{path}: would replace a file of the input export ({source}); write the XML elsewhere")
-    if not path.parent.is_dir():
-        raise OutputError(f"{path}: the folder {path.parent} does not exist")
-    text = _render(dataset)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException as err:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(err, OSError):
-            raise OutputError(f"{path}: cannot write ({err})") from err
-        raise
