@@ -22,6 +22,13 @@ that succeeds, rasterizes every item's masks. Each input is one of:
 
 The process's address space is capped at its size + ``--memory-gib`` so that a runaway
 allocation shows up as ``other`` (MemoryError) instead of waking the OOM killer.
+
+``--atheris-seconds S`` then fuzzes each reader for S CPU seconds with atheris (coverage-guided
+libFuzzer, ``tests/robustness/atheris_fuzz.py``, seeded with the same seed exports, one process
+per reader) and prints a second table: inputs, ok, our errors, and other (libFuzzer stops at the
+first foreign exception, whose traceback is printed and whose input is kept in ``--keep DIR``)::
+
+    nice .venv/bin/python benchmarks/fuzz_stats.py --n 0 --atheris-seconds 300 --keep fuzz_out
 """
 
 from __future__ import annotations
@@ -50,6 +57,9 @@ def main() -> None:
     parser.add_argument("--memory-gib", type=float, default=4.0, help="address space allowed beyond the start")
     parser.add_argument("--show", type=int, default=3, help="print this many failures per reader")
     parser.add_argument("--no-shared", action="store_true", help="only the synthetic seeds")
+    parser.add_argument("--atheris-seconds", type=float, default=0.0,
+                        help="then fuzz each reader this many CPU seconds with atheris (0: not)")
+    parser.add_argument("--keep", type=Path, help="atheris: keep its corpora and crash inputs here")
     args = parser.parse_args()
 
     logging.getLogger("tifffile").setLevel(logging.CRITICAL)  # it logs what it then raises
@@ -67,7 +77,7 @@ def main() -> None:
         work = Path(tmp) / "work"
         work.mkdir()
         with memory_cap(int(args.memory_gib * (1 << 30))):
-            for reader in readers:
+            for reader in readers if args.n else ():
                 rnd = random.Random(f"{args.seed}-{reader}")
                 counts: Counter = Counter()
                 start = time.perf_counter()
@@ -89,6 +99,7 @@ def main() -> None:
                 rows.append((reader, args.n, counts["ok"], counts["error"], counts["named"], counts["crash"],
                              counts["timeout"], len(by_reader[reader]), time.perf_counter() - start, slowest))
                 slow_cases.append((reader, slowest_case))
+        atheris_rows = _atheris(seeds, readers, args, Path(tmp)) if args.atheris_seconds > 0 else []
 
     head = ("reader", "inputs", "ok", "our errors", "named file", "other", "timeouts", "seeds", "time s", "slowest read s")
     widths = [max(len(h), 9) for h in head]
@@ -108,7 +119,47 @@ def main() -> None:
         for case in cases[: args.show]:
             print(f"\n--- {reader} {case.outcome}: seed {case.seed}, file {case.file}, {'; '.join(case.how)}")
             print(case.detail or repr(case.error))
-    sys.exit(1 if any(failures.values()) else 0)
+    if atheris_rows:
+        print(f"\natheris, {args.atheris_seconds:g} CPU s per reader:")
+        head = ("reader", "inputs", "ok", "our errors", "other", "wall s")
+        print(" | ".join(h.rjust(10) for h in head))
+        print("-|-".join("-" * 10 for _ in head))
+        for reader, n, ok, errors, other, wall, _tail in atheris_rows:
+            print(" | ".join(str(c).rjust(10) for c in (reader, n, ok, errors, other, f"{wall:.0f}")))
+        for reader, *_rest, tail in atheris_rows:
+            if tail:
+                print(f"\n--- atheris {reader}: a foreign exception\n{tail}")
+    sys.exit(1 if any(failures.values()) or any(r[4] for r in atheris_rows) else 0)
+
+
+def _atheris(seeds, readers, args, tmp: Path) -> list[tuple]:
+    """Fuzz each reader with atheris for ``--atheris-seconds`` CPU seconds, one process each."""
+    import re
+    import subprocess
+
+    from robustness.atheris_fuzz import write_manifest
+
+    manifest = tmp / "atheris_seeds.json"
+    write_manifest(seeds, manifest)
+    keep = args.keep or tmp / "atheris"
+    rows = []
+    for reader in readers:
+        work = keep / reader
+        start = time.perf_counter()
+        run = subprocess.run([sys.executable, str(ROOT / "tests" / "robustness" / "atheris_fuzz.py"),
+                              "--manifest", str(manifest), "--work", str(work), "--reader", reader,
+                              "--fuzz-seconds", str(args.atheris_seconds), "--seconds", str(args.seconds),
+                              "--memory-gib", str(args.memory_gib), "--", f"-seed={args.seed + 1}"],
+                             capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        found = re.findall(rf"^atheris {reader}: (\d+) inputs, (\d+) ok, (\d+) our errors$", run.stdout, re.M)
+        n, ok, errors = map(int, found[-1]) if found else (0, 0, 0)
+        other = int(run.returncode != 0)
+        tail = "" if not other else (run.stdout + run.stderr)[-4000:]
+        rows.append((reader, n + other, ok, errors, other, wall, tail))
+        if sys.stderr.isatty():
+            print(f"atheris {reader}: {n + other} inputs, {other} other", file=sys.stderr)
+    return rows
 
 
 if __name__ == "__main__":

@@ -50,15 +50,25 @@ MAX_MEMBERS = 1_000_000
 
 
 def is_zip(path: str | Path) -> bool:
-    """True when ``path`` is a file that starts like a zip archive."""
+    """True when ``path`` is a file that ends like a zip archive (its end-of-central-directory
+    record), or one that starts with a zip member whose directory Python cannot read (a
+    multi-disk or damaged zip64 record: :class:`SafeZip` then says why it is refused)."""
     try:
         return zipfile.is_zipfile(path)
     except OSError:
         return False
+    except (zipfile.BadZipFile, ValueError, EOFError, struct.error):
+        try:
+            with open(path, "rb") as fh:
+                return fh.read(4) == b"PK\x03\x04"
+        except OSError:
+            return False
 
 
 def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
     name = info.filename
+    if not name:
+        return "its name is empty"
     if "\x00" in name:
         return "its name holds a NUL character"
     posix = name.replace("\\", "/")

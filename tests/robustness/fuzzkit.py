@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-__all__ = ["Seed", "Case", "build_seeds", "mutate", "run_case", "memory_cap", "time_limit", "READERS"]
+__all__ = ["Seed", "Case", "build_seeds", "mutate", "run_case", "check_read", "memory_cap", "time_limit", "READERS"]
 
 READERS = ("cvat", "coco", "via", "labelbox", "yolo", "labelme", "masks")
 
@@ -882,12 +882,18 @@ def _use(ds) -> None:
 
 def run_case(seed: Seed, rnd: random.Random, work: Path, *, seconds: float = 20.0) -> Case:
     """Mutate one file of a copy of ``seed`` under ``work``, read it, and classify the outcome."""
+    root, rel, how = _prepare(seed, rnd, work)
+    detect = rnd.random() < 0.2  # one case in five lets defectlab detect the format (the sniffers)
+    return check_read(seed, root, rel, [how], detect=detect, seconds=seconds)
+
+
+def check_read(seed: Seed, root: Path, rel: str, how: list[str], *, detect: bool, seconds: float = 20.0) -> Case:
+    """Read the (mutated) copy of ``seed`` at ``root`` (its file ``rel`` changed as ``how`` says),
+    with the seed's format or, with ``detect``, the format detected; classify the outcome."""
     import defectlab
     from defectlab.errors import DefectlabError, ParseError
 
-    root, rel, how = _prepare(seed, rnd, work)
-    detect = rnd.random() < 0.2  # one case in five lets defectlab detect the format (the sniffers)
-    case = Case(seed.name, seed.reader, rel, [how] + (["format detected"] if detect else []), "ok")
+    case = Case(seed.name, seed.reader, rel, how + (["format detected"] if detect else []), "ok")
     options = {k: (root / "masks" if k == "masks" else v) for k, v in seed.options}
     start = time.perf_counter()
     try:

@@ -28,19 +28,15 @@ from hypothesis import strategies as st
 
 from defectlab.errors import ParseError
 
-from .fuzzkit import READERS, build_seeds, memory_cap, run_case
+from .fuzzkit import READERS, memory_cap, run_case
 
 #: Examples per reader: sized so the file runs in well under a minute on 2 cores.
 EXAMPLES = 60
 
 
 @pytest.fixture(scope="module")
-def seeds(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> dict:
-    root = tmp_path_factory.mktemp("fuzz")
-    by_reader: dict[str, list] = {}
-    for seed in build_seeds(root / "seeds", shared_data):
-        by_reader.setdefault(seed.reader, []).append(seed)
-    return {"root": root, "by_reader": by_reader}
+def seeds(fuzz_seeds: dict) -> dict:
+    return fuzz_seeds
 
 
 def test_every_reader_has_seeds_and_the_shared_samples_are_among_them(seeds: dict) -> None:

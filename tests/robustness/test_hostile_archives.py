@@ -220,3 +220,38 @@ def test_cli_convert_of_a_hostile_zip_fails_cleanly(tmp_path: Path) -> None:
     assert "evil.zip!../../pwned.txt: refusing the archive" in " ".join(run.stderr.split())
     assert snapshot(tmp_path) == before
     assert not (tmp_path.parent / "pwned.txt").exists() and not os.path.exists("pwned.txt")
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_a_member_with_an_empty_name_is_refused(tmp_path: Path, reader: str) -> None:
+    """Regression (atheris): an empty member name raised IndexError in SafeZip (``ZipInfo.is_dir``)."""
+    archive = write_zip(tmp_path / "e.zip", export_members(reader), extra=[(zipfile.ZipInfo(""), b"x")])
+    with pytest.raises(ParseError, match=r"e\.zip!: refusing the archive: the member its name is empty"):
+        defectlab.read(archive, format=reader)
+    with pytest.raises(ParseError, match=r"its name is empty"):
+        defectlab.read(archive)
+
+
+def _zip64_tail() -> bytes:
+    """A zip64 end-of-central-directory locator (disk 1 of 2) and an empty end record: what
+    ``zipfile.is_zipfile`` answers with BadZipFile ("zipfiles that span multiple disks")."""
+    import struct
+
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 1, 0, 2)
+    return locator + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0, 0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("reader", ["cvat", "coco", "via", "labelbox", "labelme", "yolo", "masks", None])
+def test_a_zip64_record_in_a_files_tail_is_our_error(tmp_path: Path, reader: str | None) -> None:
+    """Regression (atheris): any file whose tail held a zip64 end-of-directory record made
+    ``is_zip`` raise BadZipFile, in every reader that sniffs for a zip."""
+    path = tmp_path / "tail.json"
+    path.write_bytes(b'{"images": [], "annotations": [], "categories": []}' + _zip64_tail())
+    with pytest.raises(defectlab.DefectlabError):
+        defectlab.read(path, format=reader)
+    real = write_zip(tmp_path / "multi.zip", export_members("cvat"))  # a zip that claims to span disks
+    data = real.read_bytes()
+    real.write_bytes(data[:-22] + _zip64_tail())
+    with pytest.raises(ParseError, match=r"multi\.zip: not a readable zip archive \(.*multiple disks"):
+        defectlab.read(real, format="cvat")
+

@@ -179,6 +179,20 @@ def test_unknown_encoding_in_the_declaration(tmp_path: Path) -> None:
         defectlab.read(path)
 
 
+@pytest.mark.parametrize("encoding", ["utf-7", "shift_jis", "utf-32", "big5"])
+def test_multi_byte_encoding_in_the_declaration(tmp_path: Path, encoding: str) -> None:
+    """Regression (atheris): ``encoding="utf-7"`` raised expat's ValueError "multi-byte encodings
+    are not supported", in read and detect."""
+    path = tmp_path / "enc.xml"
+    path.write_text(HEADER.format(doctype="", xbr="8").replace('encoding="utf-8"', f'encoding="{encoding}"'))
+    with pytest.raises(ParseError, match=r"enc\.xml, line 1: the XML declaration names an encoding the XML "
+                                         r"parser cannot read .*save the file as UTF-8"):
+        read_cvat(path)
+    assert not sniff_cvat(path)
+    with pytest.raises(FormatError):
+        defectlab.read(path)
+
+
 def test_utf16_xml_with_its_declaration_is_read_like_utf8(tmp_path: Path) -> None:
     """XML may be UTF-16 (it says so in a byte-order mark): read, not refused."""
     text = HEADER.format(doctype="", xbr="8").replace('encoding="utf-8"', 'encoding="utf-16"')

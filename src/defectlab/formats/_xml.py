@@ -211,9 +211,14 @@ def parse_xml(source: bytes | BinaryIO, path: str) -> Node:
             parser.Parse(b"", True)
     except expat.ExpatError as err:
         raise _expat_error(path, err) from err
+    except ParseError:
+        raise
     except LookupError as err:  # <?xml ... encoding="no-such-codec"?>
-        raise ParseError(path, f"the XML declaration names an encoding Python does not know ({err})",
-                         line=1) from None
+        raise ParseError(path, f"the XML declaration names an encoding Python does not know ({err}); "
+                         "save the file as UTF-8", line=1) from None
+    except ValueError as err:  # encoding="utf-7" / "shift_jis": expat reads no multi-byte codec but its own
+        raise ParseError(path, f"the XML declaration names an encoding the XML parser cannot read ({err}); "
+                         "save the file as UTF-8", line=1) from None
     return root[0]
 
 
@@ -235,7 +240,7 @@ def root_tag(head: bytes) -> str | None:
         parser.Parse(head, False)
     except _StopParsing:
         return found[0]
-    except (expat.ExpatError, ParseError, LookupError):
+    except (expat.ExpatError, ValueError, LookupError):  # ParseError is a ValueError
         return None
     return None
 
