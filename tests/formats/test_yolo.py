@@ -265,6 +265,122 @@ def test_nc_alone_names_classes_like_ultralytics(tmp_path: Path) -> None:
 def test_not_a_yolo_folder(tmp_path: Path) -> None:
     with pytest.raises(ParseError, match="not a YOLO dataset"):
         read_yolo(tmp_path)
+    (tmp_path / "a.json").write_text("{}")
+    with pytest.raises(ParseError, match="not a YOLO dataset: .*or a folder of .txt label files"):
+        read_yolo(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# A plain label folder (one .txt per image, the images elsewhere, no data.yaml), as published
+# in-situ TEM data comes: "Annotation Data New/" beside "Raw Images/"
+# ---------------------------------------------------------------------------------------------
+
+#: Frames of one in-situ series, with a YOLO-seg polygon and a box each (size differs per frame).
+IN_SITU = {
+    "in-situ-Frame-2": ((320, 240), "0 0.10 0.20 0.30 0.20 0.20 0.40\n1 0.5 0.5 0.25 0.125\n"),
+    "in-situ-Frame-10": ((160, 120), "1 0.25 0.75 0.5 0.25\n"),
+    "in-situ-Frame-124": ((320, 240), ""),  # an empty label file: a frame without objects
+}
+
+
+def _plain(root: Path, *, with_images: bool = True) -> tuple[Path, Path]:
+    labels, raw = root / "Annotation Data New", root / "Raw Images"
+    labels.mkdir()
+    raw.mkdir()
+    for stem, (size_wh, text) in IN_SITU.items():
+        (labels / f"{stem}.txt").write_text(text)
+        if with_images:
+            Image.new("L", size_wh).save(raw / f"{stem}.jpg")
+    if with_images:
+        Image.new("L", (64, 64)).save(raw / "in-situ-Frame-999.jpg")  # a frame nobody labeled
+    return labels, raw
+
+
+def test_a_plain_label_folder_pairs_labels_and_images_by_stem(tmp_path: Path) -> None:
+    labels, raw = _plain(tmp_path)
+    ds = read_yolo(labels, images=raw)
+    assert ds.format == "yolo" and sorted(it.name for it in ds) == sorted(f"{s}.jpg" for s in IN_SITU)
+    assert [lab.name for lab in ds.labels] == ["class_0", "class_1"]
+    codes = [n.code for n in ds.notes]
+    assert codes == ["made-up-names", "unlabeled-image"]
+    assert "classes=" in str(ds.notes[0]) and "in-situ-Frame-999.jpg" in str(ds.notes[1])
+    names = ["class_0", "class_1"]
+    for item in ds:
+        stem = item.name[:-4]
+        assert item.image.path == raw / item.name and item.size_hw == IN_SITU[stem][0][::-1]
+        assert _same([_ours(s) for s in item.shapes], _expected(labels / f"{stem}.txt", raw / item.name, names))
+        assert len(item.shapes) == len(IN_SITU[stem][1].splitlines())
+    assert {type(s) for it in ds for s in it.shapes} == {Box, Polygon}  # YOLO-seg polygons and boxes
+
+
+@pytest.mark.parametrize("classes", ["bubble,loop", ["bubble", "loop"], {0: "bubble", 1: "loop"}])
+def test_a_plain_label_folder_takes_its_class_names_from_classes(tmp_path: Path, classes) -> None:
+    labels, raw = _plain(tmp_path)
+    ds = read_yolo(labels, images=raw, classes=classes)
+    assert [lab.name for lab in ds.labels] == ["bubble", "loop"]
+    assert "made-up-names" not in [n.code for n in ds.notes]
+    polygon = next(s for it in ds for s in it.shapes if isinstance(s, Polygon))
+    assert polygon.label == "bubble"
+
+
+def test_a_plain_label_folder_finds_classes_txt_or_data_yaml_names(tmp_path: Path) -> None:
+    labels, raw = _plain(tmp_path)
+    (tmp_path / "classes.txt").write_text("bubble\nloop\n")  # beside the label folder
+    assert [lab.name for lab in read_yolo(labels, images=raw).labels] == ["bubble", "loop"]
+    (tmp_path / "classes.txt").unlink()
+    (tmp_path / "data.yaml").write_text("names: [cavity, dislocation loop]\n")  # names only, no splits
+    ds = read_yolo(labels, images=raw)
+    assert [lab.name for lab in ds.labels] == ["cavity", "dislocation loop"]
+    ds = read_yolo(labels, images=raw, classes=["a", "b"])  # classes= wins, and says so
+    assert [lab.name for lab in ds.labels] == ["a", "b"] and "classes-option" in [n.code for n in ds.notes]
+
+
+def test_a_plain_label_folder_with_images_beside_the_labels(tmp_path: Path) -> None:
+    labels, raw = _plain(tmp_path)
+    for p in raw.glob("in-situ-Frame-1*.jpg"):
+        shutil.move(p, labels / p.name)
+    ds = read_yolo(labels)
+    assert sorted(it.name for it in ds) == ["in-situ-Frame-10.jpg", "in-situ-Frame-124.jpg"]
+    assert [n.code for n in ds.notes].count("label-without-image") == 1  # Frame-2's image is elsewhere
+
+
+def test_a_plain_label_folder_is_detected_and_read_through_the_registry(tmp_path: Path) -> None:
+    import defectlab
+
+    labels, raw = _plain(tmp_path)
+    assert defectlab.detect_format(labels) == "yolo"
+    assert len(defectlab.read(labels, images=raw, classes="bubble,loop")) == 3
+    assert not sniff_yolo(raw)  # images alone are not an export
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("Frames were recorded at 25 fps.\n")
+    assert not sniff_yolo(tmp_path / "notes")
+
+
+def test_a_plain_label_folder_without_its_images_or_with_too_few_names(tmp_path: Path) -> None:
+    from defectlab.errors import ImageError
+
+    labels, raw = _plain(tmp_path)
+    with pytest.raises(ImageError, match=r"Annotation Data New: no image file for any of its label files.*images=DIR"):
+        read_yolo(labels)
+    with pytest.raises(ParseError, match=r"in-situ-Frame-10\.txt, line 1, column 1: class index 1 is out of range"):
+        read_yolo(labels, images=raw, classes=["bubble"])
+    for bad, match in (("", "class names"), (["a", "a"], "given twice"), ({1: "a"}, "indices 0..0")):
+        with pytest.raises(ValueError, match=match):
+            read_yolo(labels, images=raw, classes=bad)
+
+
+def test_a_folder_of_several_exports_says_which_and_asks_to_pick_one(tmp_path: Path, shared_data: Path) -> None:
+    import defectlab
+    from defectlab.errors import FormatError
+
+    for name in ("DL_for_Microscopy_Train_eg_lab.xml", "DL_for_Microscopy_Train_Lab_1.xml"):
+        shutil.copyfile(shared_data / "workshop" / name, tmp_path / name)
+    with pytest.raises(FormatError, match=r"holds several exports: DL_for_Microscopy_Train_Lab_1\.xml \(cvat\), "
+                                          r"DL_for_Microscopy_Train_eg_lab\.xml \(cvat\); pick one: read "):
+        defectlab.read(tmp_path)
+    with pytest.raises(ParseError, match=r"found several XML files: .*; pick one: read .*Lab_1\.xml"):
+        defectlab.read(tmp_path, format="cvat")
+    assert len(defectlab.read(tmp_path / "DL_for_Microscopy_Train_Lab_1.xml")) >= 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -167,14 +167,46 @@ def detect_format(path: str | Path) -> str:
         if is_zip(path):  # an unsafe, unreadable or bomb archive: say why (ParseError), whatever its format
             with SafeZip(path) as archive:
                 archive.check_all()
-    for name in format_names(readable=True):
-        sniff = FORMATS[name].sniff
-        if sniff is not None and sniff(path):
-            return name
+    name = _sniff(path)
+    if name is not None:
+        return name
+    if path.is_dir():
+        found = _exports_in(path)
+        if len(found) > 1:
+            listed = ", ".join(f"{p.name} ({fmt})" for p, fmt in found[:10])
+            raise FormatError(f"{path}: holds several exports: {listed}; pick one: read {found[0][0]} "
+                              "(the file itself, not the folder)")
     raise FormatError(
         f"{path}: not a labeling export defectlab recognises; readable formats: "
         f"{', '.join(format_names(readable=True))}"
     )
+
+
+def _sniff(path: Path) -> str | None:
+    for name in format_names(readable=True):
+        sniff = FORMATS[name].sniff
+        if sniff is not None and sniff(path):
+            return name
+    return None
+
+
+#: Suffixes of the files that can each be an export by themselves (see :func:`_exports_in`).
+_EXPORT_SUFFIXES = (".xml", ".json", ".ndjson", ".yaml", ".yml", ".zip")
+
+
+def _exports_in(folder: Path, limit: int = 50) -> list[tuple[Path, str]]:
+    """The files right in ``folder`` that are exports by themselves, with their formats (the
+    first ``limit`` candidates by name)."""
+    try:
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _EXPORT_SUFFIXES and p.is_file())
+    except OSError:
+        return []
+    found = []
+    for p in files[:limit]:
+        name = _sniff(p)
+        if name is not None:
+            found.append((p, name))
+    return found
 
 
 def read(path: str | Path, *, format: str | None = None, **options: Any) -> Dataset:

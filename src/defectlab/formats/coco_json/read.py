@@ -81,7 +81,8 @@ def _pick(names: list[str], where: str, notes: list[Note]) -> list[str]:
         return nested
     found = top or nested
     if found:
-        raise ParseError(where, f"expected one COCO annotation file, found several JSON files: {sorted(found)[:10]}")
+        raise ParseError(where, f"expected one COCO annotation file, found several JSON files: {sorted(found)[:10]}; "
+                         f"pick one: read {where}/{sorted(found)[0]} (the file itself)")
     raise ParseError(
         where, "no COCO annotation file: expected annotations/instances_<subset>.json, "
         f"<split>/{ROBOFLOW_FILE} or a single .json file"

@@ -67,7 +67,8 @@ def _pick_xml(names: list[str], where: str) -> str:
     found = top or nested
     if found:
         raise ParseError(
-            where, f"expected one annotations.xml, found several XML files: {sorted(found)[:10]}"
+            where, f"expected one annotations.xml, found several XML files: {sorted(found)[:10]}; "
+            f"pick one: read {where}/{sorted(found)[0]} (the file itself)"
         )
     raise ParseError(where, "no annotations.xml (nor any other .xml file) in this CVAT export")
 

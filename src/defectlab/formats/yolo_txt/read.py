@@ -483,6 +483,26 @@ class _YoloReader:
         top.label_dirs.append((images_dir, root / "labels"))
         return [by_subset[k] for k in sorted(by_subset, key=lambda s: (s is None, s or ""))]
 
+    def splits_from_labels(self, root: Path) -> list[_Split]:
+        """A plain label folder: ``.txt`` files paired with images by stem (in ``images=``, else
+        beside them)."""
+        split = _Split(None)
+        if self.images is None:
+            self.images = root  # labels beside their images (darknet's layout)
+        split.label_dirs.append((self.images, root))
+        return [split]
+
+    def note_unlabeled(self, items: list[Item], display: str) -> None:
+        """Images of ``images=`` that no label file names: not items (the labels make the dataset)."""
+        if self.images is None:
+            return
+        labeled = {it.image.path.resolve() for it in items if it.image is not None}
+        unlabeled = [p for p in _image_files(self.images) if p.resolve() not in labeled]
+        if unlabeled:
+            self.note("unlabeled-image", f"{len(unlabeled)} image(s) in {self.images} have no label file "
+                      f"and are not read, e.g. {unlabeled[0].name} (in a plain label folder the label "
+                      "files make the dataset; an empty .txt marks an image without objects)", where=display)
+
     # -- images for labels that have none --------------------------------------------------
 
     def _stems(self, folder: Path) -> dict[str, Path]:
@@ -544,7 +564,8 @@ class _YoloReader:
                     rel_stem = PurePosixPath(label.relative_to(label_dir).as_posix()[: -len(".txt")])
                     image = self.find_image(rel_stem, split.name)
                     if image is None:
-                        looked = f"{image_dir}" + (f" and {self.images}" if self.images else "")
+                        looked = f"{image_dir}" + (f" and {self.images}" if self.images and self.images != image_dir
+                                                   else "")
                         self.note(
                             "label-without-image",
                             f"no image file for this label file (looked in {looked}); skipped: without "
@@ -587,7 +608,7 @@ class _YoloReader:
             self.note(
                 "made-up-names",
                 f"no data.yaml, classes.txt or obj.names: the {top + 1} classes are called "
-                "class_0, class_1, ...",
+                "class_0, class_1, ...; name them with classes=[...] (--classes a,b,c)",
                 where=display,
             )
         items = [
@@ -616,6 +637,83 @@ class _YoloReader:
             )
 
 
+def _classes_option(classes: Any) -> list[str] | None:
+    """``classes=`` as a list of names by index: names in order, ``"a,b,c"``, or ``{index: name}``."""
+    if classes is None:
+        return None
+    if isinstance(classes, str):
+        classes = [c.strip() for c in classes.split(",")]
+    if isinstance(classes, dict):
+        keys = sorted(classes)
+        if not all(isinstance(k, int) and not isinstance(k, bool) for k in keys) or keys != list(range(len(keys))):
+            raise ValueError(f"classes: expected the indices 0..{len(keys) - 1} as keys, got {keys[:10]}")
+        classes = [classes[k] for k in keys]
+    names = list(classes)
+    if not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ValueError(f"classes: expected class names (non-empty strings) in index order, got {names!r}")
+    dup = [n for n, c in Counter(names).items() if c > 1]
+    if dup:
+        raise ValueError(f"classes: the name {dup[0]!r} is given twice; expected unique names")
+    if len(names) > current_limits().max_classes:
+        raise ValueError(f"classes: {len(names)} names is over the limit of {current_limits().max_classes} classes")
+    return names
+
+
+def _label_files(folder: Path, limit: int | None = None) -> list[Path]:
+    """The ``.txt`` files right in ``folder`` that may be label files (not ``classes.txt``), sorted."""
+    found = []
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        if entry.suffix.lower() == ".txt" and entry.name not in NAMES_FILES and entry.is_file():
+            found.append(entry)
+            if limit is not None and len(found) >= limit:
+                break
+    return found
+
+
+def _looks_like_label_line(line: str) -> bool:
+    tokens = line.split()
+    if len(tokens) != 5 and (len(tokens) < 7 or len(tokens) % 2 == 0) or not tokens[0].isdigit():
+        return False
+    try:
+        return all(-COORD_TOLERANCE <= float(v) <= 1 + COORD_TOLERANCE for v in tokens[1:])
+    except ValueError:
+        return False
+
+
+def _looks_like_label_folder(folder: Path) -> bool:
+    """A few ``.txt`` files right in ``folder`` whose first lines are YOLO label lines."""
+    seen_line = False
+    for label in _label_files(folder, limit=3):
+        with open(label, "rb") as fh:
+            head = fh.read(SNIFF_BYTES).decode("utf-8", "replace")
+        first = next((line for line in head.splitlines() if line.strip()), None)
+        if first is None:
+            continue  # an empty label file: an image without objects
+        if not _looks_like_label_line(first):
+            return False
+        seen_line = True
+    return seen_line
+
+
+def _names_beside(folder: Path, notes: list[Note]) -> list[str] | None:
+    """Class names for a plain label folder: ``classes.txt`` / ``obj.names`` in it or its parent,
+    else the ``names`` of a data.yaml there."""
+    for where in (folder, folder.parent):
+        for name in NAMES_FILES:
+            if (where / name).is_file():
+                return _read_names_file(where / name)
+    for yaml_path in (_find_yaml(folder), folder.parent / "data.yaml"):
+        if yaml_path is not None and yaml_path.is_file():
+            doc = _load_yaml(yaml_path)
+            if "names" in doc.data or "nc" in doc.data:
+                return _names(doc, notes)
+    return None
+
+
 def _find_yaml(folder: Path) -> Path | None:
     if (folder / "data.yaml").is_file():
         return folder / "data.yaml"
@@ -624,22 +722,31 @@ def _find_yaml(folder: Path) -> Path | None:
         return found[0]
     if len(found) > 1:
         names = [p.name for p in found[:10]]
-        raise ParseError(folder, f"expected one data.yaml, found several YAML files: {names}")
+        raise ParseError(folder, f"expected one data.yaml, found several YAML files: {names}; "
+                         f"pick one: read {folder / names[0]} (the file itself)")
     return None
 
 
-def read_yolo(path: str | Path, *, images: str | Path | None = None) -> Dataset:
-    """Read a YOLO detection or segmentation dataset (Ultralytics or Roboflow layout).
+def read_yolo(path: str | Path, *, images: str | Path | None = None, classes: Any = None) -> Dataset:
+    """Read a YOLO detection or segmentation dataset (Ultralytics or Roboflow layout, or a plain
+    folder of label files).
 
     Parameters
     ----------
     path : str or Path
-        A ``data.yaml``; a folder holding one (or a single other ``.yaml``); or a bare folder
+        A ``data.yaml``; a folder holding one (or a single other ``.yaml``); a bare folder
         with ``images/`` and ``labels/`` (subsets from the folders under ``images/``, class
-        names from an optional ``classes.txt`` or ``obj.names``).
+        names from an optional ``classes.txt`` or ``obj.names``); or a plain folder of
+        ``.txt`` label files, one per image, as published data often comes: each is paired
+        by stem with an image in ``images`` (or beside it), class names from ``classes``, a
+        ``classes.txt`` / ``obj.names`` / data.yaml ``names`` in the folder or its parent,
+        else ``class_0``, ``class_1``, ... (with a note).
     images : str or Path, optional
         A folder to look for the image of a label file that has none in the export (tried as
         ``<images>/<subset>/<stem>.*``, ``<images>/<stem>.*``).
+    classes : list of str, str or dict, optional
+        The class names by index (``["cavity", "loop"]``, ``"cavity,loop"`` or ``{0: "cavity",
+        1: "loop"}``); they replace the names the export gives (with a note when they differ).
 
     Returns
     -------
@@ -653,8 +760,10 @@ def read_yolo(path: str | Path, *, images: str | Path | None = None) -> Dataset:
 
     Raises
     ------
+    ValueError
+        ``classes`` is not a list of unique names.
     ParseError
-        No data.yaml nor images/ + labels/; YAML that is invalid or not a mapping; ``names``
+        No data.yaml, images/ + labels/, nor label files; YAML that is invalid or not a mapping; ``names``
         and ``nc`` both missing, not matching, or names not unique; a label line with a wrong
         number of fields, a non-numeric field, a coordinate outside [0, 1], or a class index
         out of range — each naming the file and the line (and column).
@@ -692,19 +801,37 @@ def read_yolo(path: str | Path, *, images: str | Path | None = None) -> Dataset:
         raise ParseError(path, "no such file or folder")
     if path.is_file() and is_zip(path):
         raise ParseError(path, "a zip archive: extract it, then read its folder")
+    given = _classes_option(classes)
     reader = _YoloReader(images_dir)
     yaml_path = path if path.is_file() else _find_yaml(path)
-    if yaml_path is not None:
-        doc = _load_yaml(yaml_path)
+    doc = _load_yaml(yaml_path) if yaml_path is not None else None
+    plain = False
+    if doc is not None and (path.is_file() or any(doc.data.get(k) for k in (*SPLITS, "validation"))
+                            or not _label_files(path, limit=1)):
         names: list[str] | None = _names(doc, reader.notes)
         splits = reader.splits_from_yaml(doc)
     elif (path / "images").is_dir() and (path / "labels").is_dir():
         names_file = _names_file(path)
         names = _read_names_file(names_file) if names_file else None
         splits = reader.splits_from_folder(path)
+    elif _label_files(path, limit=1):
+        names = _names_beside(path, reader.notes)
+        splits = reader.splits_from_labels(path)
+        plain = True
     else:
-        raise ParseError(path, "not a YOLO dataset: expected a data.yaml, or images/ and labels/ folders")
+        raise ParseError(path, "not a YOLO dataset: expected a data.yaml, images/ and labels/ folders, "
+                         "or a folder of .txt label files (one per image; their images in images=)")
+    if given is not None:
+        if names is not None and names != given:
+            reader.note("classes-option", f"classes= {given} replace the names the export gives {names}",
+                        where=str(path))
+        names = given
     items, names = reader.items(splits, names, str(path))
+    if plain and not items:
+        raise ImageError(f"{path}: no image file for any of its label files (looked for <stem>.jpg, .png, ... in "
+                         f"{reader.images}); point to the images with images=DIR (--images DIR)")
+    if plain:
+        reader.note_unlabeled(items, str(path))
     labels = tuple(Label(n) for n in names)
     return Dataset(labels, tuple(items), tuple(reader.notes), source=str(path), format="yolo")
 
@@ -723,8 +850,9 @@ def sniff_yolo(path: str | Path) -> bool:
     """True when ``path`` looks like a YOLO dataset (reads a few KiB and folder names only).
 
     A ``.yaml``/``.yml`` file with top-level ``names`` or ``nc`` and a split key; a folder
-    holding such a ``data.yaml``; or a folder with ``images/`` and ``labels/`` sub-folders
-    whose label files are ``.txt`` (or that holds no label file yet).
+    holding such a ``data.yaml``; a folder with ``images/`` and ``labels/`` sub-folders
+    whose label files are ``.txt`` (or that holds no label file yet); or a folder whose
+    first ``.txt`` files start with YOLO label lines.
     """
     path = Path(path)
     try:
@@ -734,7 +862,7 @@ def sniff_yolo(path: str | Path) -> bool:
                 # a bare images/ + labels/ folder; label *images* (instance TIFFs, masks) are not YOLO
                 labels = path / "labels"
                 if not ((path / "images").is_dir() and labels.is_dir()):
-                    return False
+                    return _looks_like_label_folder(path)
                 return next(labels.rglob("*.txt"), None) is not None or (
                     next((p for p in labels.rglob("*") if p.is_file()), None) is None)
             path = yaml_path
