@@ -596,3 +596,24 @@ def test_written_coco_is_read_by_read_coco_without_images(tmp_path: Path):
     assert sorted(it.name for it in back) == ["a.png", "b.png", "c.png"]
     assert all(it.image is not None for it in back)
     assert back.labels == ds.labels
+
+
+@pytest.mark.parametrize("folder", ["imgs", "img", "Images", "JPEGImages", "frames"])
+def test_common_image_folder_names_beside_the_export_are_searched(tmp_path: Path, folder: str):
+    """#14.10: a public COCO set keeps its images in imgs/ beside the json: found without --images."""
+    from PIL import Image
+
+    doc = {"images": [{"id": 1, "file_name": "loop_01.png", "width": 8, "height": 6},
+                      {"id": 2, "file_name": "loop_02.png", "width": 8, "height": 6}],
+           "categories": [{"id": 1, "name": "loop"}], "annotations": []}
+    (tmp_path / "train.json").write_text(json.dumps(doc))
+    (tmp_path / folder).mkdir()
+    for name in ("loop_01.png", "loop_02.png"):
+        Image.new("L", (8, 6)).save(tmp_path / folder / name)
+    ds = read_coco(tmp_path / "train.json")
+    assert [n.code for n in ds.notes] == []
+    assert [it.image.path for it in ds] == [tmp_path / folder / "loop_01.png", tmp_path / folder / "loop_02.png"]
+    (tmp_path / "images").mkdir()  # images/ comes first, as COCO, CVAT and datumaro write it
+    Image.new("L", (8, 6)).save(tmp_path / "images" / "loop_01.png")
+    assert read_coco(tmp_path / "train.json")[0].image.path == tmp_path / "images" / "loop_01.png"
+

@@ -362,7 +362,7 @@ def test_a_plain_label_folder_without_its_images_or_with_too_few_names(tmp_path:
     labels, raw = _plain(tmp_path)
     with pytest.raises(ImageError, match=r"Annotation Data New: no image file for any of its label files.*images=DIR"):
         read_yolo(labels)
-    with pytest.raises(ParseError, match=r"in-situ-Frame-10\.txt, line 1, column 1: class index 1 is out of range"):
+    with pytest.raises(ParseError, match=r"in-situ-Frame-2\.txt, line 2, column 1: class index 1 is out of range"):
         read_yolo(labels, images=raw, classes=["bubble"])
     for bad, match in (("", "class names"), (["a", "a"], "given twice"), ({1: "a"}, "indices 0..0")):
         with pytest.raises(ValueError, match=match):
@@ -375,8 +375,8 @@ def test_a_folder_of_several_exports_says_which_and_asks_to_pick_one(tmp_path: P
 
     for name in ("DL_for_Microscopy_Train_eg_lab.xml", "DL_for_Microscopy_Train_Lab_1.xml"):
         shutil.copyfile(shared_data / "workshop" / name, tmp_path / name)
-    with pytest.raises(FormatError, match=r"holds several exports: DL_for_Microscopy_Train_Lab_1\.xml \(cvat\), "
-                                          r"DL_for_Microscopy_Train_eg_lab\.xml \(cvat\); pick one: read "):
+    with pytest.raises(FormatError, match=r"holds several exports: DL_for_Microscopy_Train_eg_lab\.xml \(cvat\), "
+                                          r"DL_for_Microscopy_Train_Lab_1\.xml \(cvat\); pick one: read "):
         defectlab.read(tmp_path)
     with pytest.raises(ParseError, match=r"found several XML files: .*; pick one: read .*Lab_1\.xml"):
         defectlab.read(tmp_path, format="cvat")

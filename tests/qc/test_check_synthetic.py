@@ -62,6 +62,23 @@ def test_every_planted_problem_is_found_and_nothing_else(planted):
     assert ranks == sorted(ranks)
 
 
+def test_every_finding_is_short_and_says_where(planted):
+    """#14.10: a finding carries its (x, y) and a short message; the long explanation lives once in
+    CHECKS (34 workshop findings used to repeat the same 300 characters)."""
+    ds, _ = planted
+    result = check(ds)
+    by_name = {it.name: it for it in ds}
+    for f in result.findings:
+        assert len(f.message) <= 120, f
+        assert CHECKS[f.code].explanation not in f.message
+        if f.shape is not None and by_name[f.image].shapes[f.shape].kind != "tag":
+            assert f.xy is not None and f"at ({round(f.xy[0], 1):g}, {round(f.xy[1], 1):g})" in str(f), f
+            x1, y1, x2, y2 = f.box_xyxy
+            assert f.xy == ((x1 + x2) / 2, (y1 + y2) / 2)
+            loc = f.to_dict()["location"]
+            assert (loc["x"], loc["y"]) == (round(f.xy[0], 3), round(f.xy[1], 3))
+
+
 def test_planted_hole_and_overlaps_against_independent_pixels(planted):
     ds, _ = planted
     item = next(it for it in ds if it.name == "planted.png")
@@ -140,7 +157,8 @@ def test_result_to_json_and_the_check_table():
     d = json.loads(json.dumps(result.to_dict()))
     assert [(f["code"], f["severity"], f["image"], f["shape"]) for f in d["findings"]] == [
         ("image-missing", "error", "a.png", None), ("shape-duplicate", "error", "a.png", 1)]
-    assert d["findings"][1]["location"] == {"box_xyxy": [5.0, 5.0, 15.0, 15.0]}
+    assert d["findings"][1]["location"] == {"x": 10.0, "y": 10.0, "box_xyxy": [5.0, 5.0, 15.0, 15.0]}
+    assert str(result.findings[1]) == "error: [shape-duplicate] a.png shape 1 at (10, 10): same label and pixel IoU 1.000 with shape 0"
     assert d["counts"] == {"error": 2, "warning": 0, "info": 0}
     assert d["edges"] == [{"label": "cavity", "edge": "inner", "how": "guess"}]
     for code, spec in CHECKS.items():

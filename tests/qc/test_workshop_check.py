@@ -80,4 +80,10 @@ def test_edge_findings_follow_the_measured_offsets(workshop):
     assert flagged == {i for i, off in offsets.items() if abs(off) > result.config.edge_tolerance}
     # labelers drew these bubbles slightly outside the rim's inner edge: never inside it by > 1 px
     assert max(offsets.values()) < 1.0
-    assert all("guessed" in f.message for f in result.findings if f.code == "edge-off-convention")
+    # the guess is said once (result.edges), not in each finding (#14.10: messages stay short)
+    assert {how for _edge, how in result.edges.values()} == {"guess"}
+    edge_findings = [f for f in result.findings if f.code == "edge-off-convention"]
+    assert edge_findings and all(len(f.message) < 60 and "guessed" not in f.message for f in edge_findings)
+    for f in edge_findings:  # each names its place: the center of the shape's bounds
+        x1, y1, x2, y2 = ds[0].shapes[f.shape].bbox_xyxy()
+        assert f.xy == pytest.approx(((x1 + x2) / 2, (y1 + y2) / 2))

@@ -14,7 +14,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-__all__ = ["register", "parse_edges", "parse_size"]
+__all__ = ["register", "parse_edges", "parse_size", "error_dict"]
 
 #: Exit code when findings at or above --fail-on exist.
 EXIT_FINDINGS = 2
@@ -60,6 +60,19 @@ def parse_size(value: str) -> tuple[int, int]:
     except ValueError:
         raise ValueError(f"--image-size: expected WIDTHxHEIGHT such as 1024x1024, got {value!r}") from None
     return hi, wi
+
+
+def error_dict(err: Exception) -> dict:
+    """``{"type", "message", "file", "line"}`` of an error (file and line where it names them).
+
+    Examples
+    --------
+    >>> from defectlab.errors import ParseError
+    >>> error_dict(ParseError("a.xml", "malformed XML", line=3))
+    {'type': 'ParseError', 'message': 'a.xml, line 3: malformed XML', 'file': 'a.xml', 'line': 3}
+    """
+    return {"type": type(err).__name__, "message": str(err), "file": getattr(err, "path", None),
+            "line": getattr(err, "line", None)}
 
 
 def register(app: typer.Typer) -> None:
@@ -130,7 +143,7 @@ def register(app: typer.Typer) -> None:
                 check_fix_target(fix_out, export, overwrite=overwrite)
             edges = parse_edges(edge or [])
             size_hw = parse_size(image_size) if image_size else None
-            dataset = read(export, images=images) if images is not None else read(export)
+            dataset = read(export, images=images, lenient=True) if images is not None else read(export, lenient=True)
             result = run_check(
                 dataset, edges=edges, solidity=solidity, edge_tolerance=edge_tolerance,
                 hole_area_px=hole_area, min_area_px=min_area, duplicate_iou=duplicate_iou, overlap=overlap,
@@ -144,6 +157,10 @@ def register(app: typer.Typer) -> None:
                                 outside_tolerance_px=outside_tolerance, line_width=line_width, out=fix_out,
                                 overwrite=overwrite)
         except (DefectlabError, ValueError) as err:
+            if as_json:  # scripts read JSON whatever happens
+                print(json.dumps({"source": str(export), "error": error_dict(err), "findings": [], "failed": True},
+                                 indent=2, ensure_ascii=False))
+                raise typer.Exit(1)
             fail(err)
         failed = result.failed(fail_on.value)
         if as_json:

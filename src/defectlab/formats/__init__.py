@@ -30,7 +30,7 @@ from typing import Any, Callable
 from ..errors import FormatError
 from ..model import Dataset
 
-__all__ = ["Format", "FORMATS", "detect_format", "format_names", "read", "write"]
+__all__ = ["Format", "FORMATS", "detect_format", "format_names", "lenient_formats", "read", "write"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,13 @@ class Format:
     read: Callable[..., Dataset] | None = None
     write: Callable[..., Any] | None = None
     sniff: Callable[[Path], bool] | None = None
+
+    @property
+    def lenient(self) -> bool:
+        """True when the reader takes ``lenient=True`` (see :func:`read`)."""
+        import inspect
+
+        return self.read is not None and "lenient" in inspect.signature(self.read).parameters
 
 
 def _cvat() -> Format:
@@ -196,9 +203,11 @@ _EXPORT_SUFFIXES = (".xml", ".json", ".ndjson", ".yaml", ".yml", ".zip")
 
 def _exports_in(folder: Path, limit: int = 50) -> list[tuple[Path, str]]:
     """The files right in ``folder`` that are exports by themselves, with their formats (the
-    first ``limit`` candidates by name)."""
+    first ``limit`` candidates in natural order)."""
+    from ..ordering import natural_sorted
+
     try:
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _EXPORT_SUFFIXES and p.is_file())
+        files = natural_sorted(p for p in folder.iterdir() if p.suffix.lower() in _EXPORT_SUFFIXES and p.is_file())
     except OSError:
         return []
     found = []
@@ -209,7 +218,7 @@ def _exports_in(folder: Path, limit: int = 50) -> list[tuple[Path, str]]:
     return found
 
 
-def read(path: str | Path, *, format: str | None = None, **options: Any) -> Dataset:
+def read(path: str | Path, *, format: str | None = None, lenient: bool = False, **options: Any) -> Dataset:
     """Read a labeling export into a :class:`Dataset`.
 
     Parameters
@@ -218,6 +227,11 @@ def read(path: str | Path, *, format: str | None = None, **options: Any) -> Data
         A file, a folder holding the export, or a .zip as the labeling tool downloads it.
     format : str, optional
         A registered format name; detected from the path when omitted.
+    lenient : bool
+        Keep reading past what the strict reader refuses but can locate (a shape with an
+        undeclared label, a missing attribute, a 2-point polygon, a non-numeric coordinate),
+        each noted with its file, line and shape (:attr:`Format.lenient` readers: see
+        :func:`lenient_formats`); the others read strictly. :func:`defectlab.qc.check` reads so.
     **options
         Passed to the format's reader (e.g. ``images="path/to/images"``).
 
@@ -235,7 +249,14 @@ def read(path: str | Path, *, format: str | None = None, **options: Any) -> Data
     fmt = FORMATS[name]
     if fmt.read is None:
         raise FormatError(f"format {name!r} cannot be read; readable formats: {', '.join(format_names(readable=True))}")
+    if lenient and fmt.lenient:
+        options["lenient"] = True
     return fmt.read(path, **options)
+
+
+def lenient_formats() -> list[str]:
+    """The formats whose reader has a lenient mode (``read(..., lenient=True)``)."""
+    return [n for n in format_names(readable=True) if FORMATS[n].lenient]
 
 
 def write(dataset: Dataset, path: str | Path, *, format: str, **options: Any) -> Any:

@@ -9,7 +9,12 @@ from typing import Iterable
 
 from ..model import ImageSource
 
-__all__ = ["ImageFinder", "is_file", "is_dir", "exists"]
+__all__ = ["ImageFinder", "IMAGE_FOLDERS", "is_file", "is_dir", "exists"]
+
+#: Folder names beside an export that image files are looked for in, in order (CVAT, COCO and
+#: datumaro write ``images/``; published sets also use ``imgs/``, ``img/``, ``Images/``, VOC's
+#: ``JPEGImages/``, ``frames/`` for in-situ series).
+IMAGE_FOLDERS = ("images", "imgs", "img", "Images", "JPEGImages", "frames")
 
 
 def is_file(path: Path) -> bool:
@@ -94,9 +99,10 @@ class ImageFinder:
         if base not in ("", ".", "..") and base not in user:
             user.append(base)
         if safe:
-            if sub_ok:
-                export.append(f"images/{subset}/{posix}")
-            export.append(f"images/{posix}")
+            for folder in IMAGE_FOLDERS:
+                if sub_ok:
+                    export.append(f"{folder}/{subset}/{posix}")
+                export.append(f"{folder}/{posix}")
             if sub_ok:
                 export.append(f"{subset}/{posix}")
             export.append(posix)
@@ -127,7 +133,7 @@ class ImageFinder:
         if self.images is not None:
             places.append(str(self.images))
         if self.folder is not None:
-            places.append(str(self.folder))
+            places.append(f"{self.folder} (and its {'/, '.join(IMAGE_FOLDERS[:3])}/, ...)")
         if self.archive is not None:
             places.append(f"{self.archive}!{self.prefix}")
         return " and ".join(places)

@@ -77,6 +77,7 @@ from ..limits import check_shape, check_size_hw
 from ..model import (
     Box, Dataset, Ellipse, ImageSource, Item, Label, Mask, Note, Points, Polygon, Polyline, Shape, Tag,
 )
+from ..ordering import natural_sorted
 from ._images import ImageFinder, is_file
 from ._json import json_pointer, load_json, to_float
 from ._text import SNIFF_BYTES, read_file
@@ -402,7 +403,7 @@ def read_labelme(path: str | Path, *, images: str | Path | None = None) -> Datas
     if not path.exists():
         raise ParseError(path, "no such file or folder")
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*.json") if p.is_file())
+        files = natural_sorted(p for p in path.rglob("*.json") if p.is_file())
         if not files:
             raise ParseError(path, "no .json files in this folder: expected LabelMe JSON files")
         reader = _LabelmeReader(path, images_dir)

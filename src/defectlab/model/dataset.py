@@ -96,12 +96,21 @@ class Item:
 
 @dataclass(frozen=True, slots=True)
 class Note:
-    """Something a reader or writer skipped or changed, and why — never done silently."""
+    """Something a reader or writer skipped or changed, and why — never done silently.
+
+    ``code`` and ``message`` say what; ``item`` (an item's name) and ``where`` (free text:
+    ``"line 12"``, a JSON pointer) say where, for people. A lenient read (``lenient=True``) also
+    fills ``file``, ``line`` and ``shape`` (the index in ``item.shapes`` of a shape kept despite the
+    problem; None for one left out) for :func:`defectlab.qc.check` to turn into findings.
+    """
 
     code: str
     message: str
     item: str | None = None
     where: str | None = None
+    file: str | None = None
+    line: int | None = None
+    shape: int | None = None
 
     def __str__(self) -> str:
         place = " ".join(p for p in (self.item, self.where) if p)

@@ -50,7 +50,7 @@ from ..model import Dataset, ImageSource, Item, Note
 from ..raster import DEFAULT_LINE_WIDTH
 from .augment import Augment
 from .resize import fit as fit_item
-from .splits import SPLITS, SpatialSplit, parse_fractions, spatial_split, split_images
+from .splits import SPLITS, SpatialSplit, parse_fractions, spatial_split, split_sources
 from .tiling import DEFAULT_MIN_VISIBLE, Window, stable_seed, tile_image, tile_item, tile_windows
 
 __all__ = ["prepare", "PrepareReport", "normalize_image", "MANIFEST", "NORMALIZATIONS", "read_manifest"]
@@ -454,12 +454,14 @@ def prepare(
         raise DatasetError("split='keep' uses the export's subsets; it cannot be combined with a spatial split")
     if use_spatial and not tile_hw:
         raise DatasetError("a spatial split needs tiles (--tile); with whole images split by image instead")
+    split_notes: list[Note] = []  # frames of one series kept in one split, or why not (splits.split_sources)
     if keep_subsets:
         split_of = {name: _subset_split(it.subset, name) for name, it in originals.items()}
     else:
-        split_of = {} if use_spatial else split_images(work_items, fractions, seed=seed, stratify=stratify)
+        split_of, split_notes = ({}, []) if use_spatial else split_sources(work_items, fractions, seed=seed,
+                                                                            stratify=stratify)
 
-    notes: list[Note] = list(ds.notes)
+    notes: list[Note] = list(ds.notes) + split_notes
     spatial_splits: dict[str, SpatialSplit] = {}
     tiles_by_split: dict[str, list[Item]] = {s: [] for s in SPLITS}
     counts = {s: {"source_images": 0, "tiles": 0, "augmented_tiles": 0, "empty_tiles_kept": 0,

@@ -13,6 +13,17 @@ stratification by label counts — images holding the rarest labels are placed f
 in the split that still lacks most of its rarest label (ties: the emptier split, then the
 seeded order), so that every split sees every label when the counts allow.
 
+Frames of one series
+--------------------
+Frames of an in-situ series (``…-Frame-2.jpg``, ``…-Frame-10.jpg``: one name stem, a number) look
+alike; a frame in test whose neighbour is in train makes the test figures flatter.
+:func:`split_sources` (what ``prepare`` uses) therefore keeps each series (:func:`series_key`)
+in one split: series are given to the splits largest first, each to the split that lacks most
+images (ties: train, val, test). It does so when there are enough series for every split with a
+share and the counts stay near the fractions (each split within a quarter of the images of its
+target, and at least one image); otherwise it splits by image as :func:`split_images` does and
+a note says why the validation and test figures will flatter.
+
 A single micrograph
 -------------------
 The usual start (and the workshop's case) is one labeled image. :func:`spatial_split` then
@@ -43,12 +54,17 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+import re
+from pathlib import PurePosixPath
+
 import numpy as np
 
 from ..errors import DatasetError
-from ..model import Item
+from ..model import Item, Note
+from ..ordering import natural_sorted
 
-__all__ = ["SPLITS", "parse_fractions", "allocate", "split_images", "SpatialSplit", "spatial_split"]
+__all__ = ["SPLITS", "parse_fractions", "allocate", "split_images", "series_key", "split_sources", "SpatialSplit",
+           "spatial_split"]
 
 #: Split names, in order.
 SPLITS: tuple[str, str, str] = ("train", "val", "test")
@@ -177,6 +193,120 @@ def split_images(
                 assigned[i] = s
             pos += capacity[s]
     return {names[i]: SPLITS[assigned[i]] for i in range(n)}
+
+
+_TRAILING_NUMBER = re.compile(r"(.*?)(\d+)")
+
+
+def series_key(name: str) -> str | None:
+    """The series an image belongs to: its path without the suffix and the trailing number
+    (``"in-situ-Frame-"`` for ``"in-situ-Frame-124.jpg"``); None when the stem ends in no number.
+
+    >>> series_key("run3/in-situ-Frame-124.jpg"), series_key("overview.png")
+    ('run3/in-situ-Frame-', None)
+    """
+    path = PurePosixPath(name.replace("\\", "/"))
+    match = _TRAILING_NUMBER.fullmatch(path.stem)
+    if match is None:
+        return None
+    return str(path.parent / match.group(1)) if str(path.parent) != "." else match.group(1)
+
+
+def _series_groups(names: Sequence[str]) -> dict[str, list[str]]:
+    """Group name -> member names: a series of >= 2 frames is one group, any other image its own."""
+    by_key: dict[str | None, list[str]] = {}
+    for nm in names:
+        by_key.setdefault(series_key(nm), []).append(nm)
+    groups: dict[str, list[str]] = {}
+    for key, members in by_key.items():
+        if key is not None and len(members) > 1:
+            groups[key] = natural_sorted(members)
+        else:
+            groups.update({nm: [nm] for nm in members})
+    return groups
+
+
+def split_sources(
+    items: Sequence[Item],
+    fractions: str | Sequence[float] = (0.8, 0.1, 0.1),
+    *,
+    seed: int = 0,
+    stratify: bool = False,
+    by_series: bool = True,
+) -> tuple[dict[str, str], list[Note]]:
+    """Assign source images to splits, keeping the frames of a series together (see the module
+    docstring); what ``prepare`` uses.
+
+    Parameters
+    ----------
+    items, fractions, seed, stratify
+        As for :func:`split_images`. With series kept together, ``stratify`` is not applied
+        (a note says so).
+    by_series : bool
+        Keep each series in one split when possible; False splits by image (and notes the
+        series that are split up).
+
+    Returns
+    -------
+    (dict, list of Note)
+        Item name -> split name, in item order; notes on how the split was made.
+
+    Examples
+    --------
+    >>> from defectlab.model import Item
+    >>> frames = [Item(f"run{r}-Frame-{k}.jpg", (64, 64)) for r in range(5) for k in (2, 10, 124)]
+    >>> split, notes = split_sources(frames, (0.6, 0.2, 0.2), seed=0)
+    >>> all(len({split[f"run{r}-Frame-{k}.jpg"] for k in (2, 10, 124)}) == 1 for r in range(5))
+    True
+    >>> sorted(Counter(split.values()).items()), notes[0].code
+    ([('test', 3), ('train', 9), ('val', 3)], 'split-by-series')
+    """
+    names = [it.name for it in items]
+    groups = _series_groups(names)
+    series = {k: v for k, v in groups.items() if len(v) > 1}
+    if not series:
+        return split_images(items, fractions, seed=seed, stratify=stratify), []
+    fr = parse_fractions(fractions)
+    n = len(names)
+    target = allocate(n, fr)
+    described = ", ".join(f"{k}<n> ({len(v)})" for k, v in list(series.items())[:3]) + (" ..." if len(series) > 3 else "")
+    if by_series:
+        assigned = _assign_groups(groups, target, seed)
+        ok = all((c > 0 if t > 0 else True) and abs(c - t) <= max(1, t // 4) for c, t in zip(assigned[1], target))
+        if ok:
+            split_of = {nm: assigned[0][nm] for nm in names}
+            notes = [Note("split-by-series", f"{len(series)} series of frames ({described}) each kept in one split "
+                          f"(frames of one series look alike); {len(groups)} groups: "
+                          + ", ".join(f"{s} {c}" for s, c in zip(SPLITS, assigned[1])) + " images")]
+            if stratify:
+                notes.append(Note("stratify-not-applied", "stratify is not applied when series are kept together"))
+            return split_of, notes
+    split_of = split_images(items, fractions, seed=seed, stratify=stratify)
+    broken = [k for k, members in series.items() if len({split_of[m] for m in members}) > 1]
+    if not broken:
+        return split_of, []
+    why = ("series were not kept together (by_series=False)" if not by_series else
+           f"{len(groups)} group(s) of images cannot be split near {', '.join(f'{s} {c}' for s, c in zip(SPLITS, target))}")
+    return split_of, [Note("series-split", f"frames of {len(broken)} series ({described}) are split across "
+                           f"train/val/test ({why}): neighbouring frames look alike, so the validation and test "
+                           "figures will flatter; hold out whole series (more series, or another export)")]
+
+
+def _assign_groups(groups: dict[str, list[str]], target: Sequence[int], seed: int) -> tuple[dict[str, str], list[int]]:
+    """Groups largest first (ties: a seeded order independent of the input order), each to the
+    split that lacks most images of its target (ties: the earlier split)."""
+    keys = natural_sorted(groups)
+    rng = np.random.default_rng(seed)
+    rank = {k: r for r, k in enumerate(keys[i] for i in rng.permutation(len(keys)))}
+    have = [0, 0, 0]
+    split_of: dict[str, str] = {}
+    for key in sorted(keys, key=lambda k: (-len(groups[k]), rank[k])):
+        open_ = [s for s in range(3) if target[s] > 0]
+        best = max(open_, key=lambda s: (target[s] - have[s], -s))
+        have[best] += len(groups[key])
+        for nm in groups[key]:
+            split_of[nm] = SPLITS[best]
+    return split_of, have
 
 
 @dataclass(frozen=True)

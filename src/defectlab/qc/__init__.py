@@ -51,6 +51,7 @@ from .geometry import geometry_findings
 from .images import empty_findings, load_image, size_findings
 from .labels import label_findings
 from .overlaps import hole_findings, overlap_findings
+from .reading import read_findings
 from .result import FAIL_ON, CheckResult
 from .shape_quality import solidity_findings
 from .stats import LabelStats, ShapeRecord, label_stats, outlier_findings
@@ -96,7 +97,11 @@ def check(
     Parameters
     ----------
     dataset : Dataset, str or Path
-        A dataset, or the path of an export (read with :func:`defectlab.read`).
+        A dataset, or the path of an export, read leniently (``defectlab.read(path,
+        lenient=True)``): what the strict reader refuses but can locate — an undeclared label, a
+        missing attribute, a 2-point polygon, a non-numeric coordinate — becomes a finding with
+        its file, line and shape (``read-refused``, ``shape-too-few-vertices``,
+        ``label-undeclared``); only an unreadable file is an error.
     images : str or Path, optional
         Where the image files are, when ``dataset`` is a path (as ``defectlab.read``'s).
     edges : mapping, optional
@@ -137,7 +142,7 @@ def check(
     if not isinstance(dataset, Dataset):
         from ..formats import read
 
-        dataset = read(dataset, images=images) if images is not None else read(dataset)
+        dataset = read(dataset, images=images, lenient=True) if images is not None else read(dataset, lenient=True)
     elif images is not None:
         raise ValueError("check: images= is for reading an export from a path; a Dataset already knows its images")
     dataset = _unique_names(dataset)
@@ -148,9 +153,7 @@ def check(
     conventions = resolve_edges(dataset.labels, dict(edges or {}))
     needs_pixels = any(edge for edge, _ in conventions.values())
 
-    findings: list[Finding] = []
-    findings += [Finding("read-note", n.item, f"[{n.code}] {n.message}" + (f" ({n.where})" if n.where else ""))
-                 for n in dataset.notes if n.code != "missing-image"]
+    findings, places = read_findings(dataset.notes)
     findings += label_findings(dataset)
     findings += size_findings(dataset.items, expected_hw=config.image_size_hw)
     findings += empty_findings(dataset.items)
@@ -180,6 +183,9 @@ def check(
                                        tuple(map(float, box)), solidities.get(i, math.nan),
                                        offsets.get(i, math.nan)))
     findings += outlier_findings(records, z=config.outlier_z)
+    if places:  # shapes a lenient read kept despite a problem: their findings name the file and line
+        findings = [replace(f, file=places[(f.image, f.shape)][0], line=places[(f.image, f.shape)][1])
+                    if f.file is None and (f.image, f.shape) in places else f for f in findings]
 
     order = {it.name: k for k, it in enumerate(dataset.items)}
     findings.sort(key=lambda f: (severity_rank(f.severity), -1 if f.image is None else order.get(f.image, 0),

@@ -345,10 +345,8 @@ def edge_findings(data, conventions: dict[str, tuple[str | None, str]], *, toler
         if abs(off) > tolerance_px:
             side = "outside" if off > 0 else "inside"
             looks = "too small" if off > 0 else "too large"
-            guessed = " (convention guessed from the label name; set it with --edge / edges=)" if how == "guess" else ""
+            # short: the convention (and whether it was guessed) is said once, in result.edges
             found.append(Finding(
-                "edge-off-convention", item.name,
-                f"the dark band's {edge} edge lies {abs(off):.1f} px {side} the drawn boundary; {shape.label!r} "
-                f"is drawn along the {edge} edge{guessed} (tolerance {tolerance_px:g} px): the outline looks "
-                f"{looks}", shape=i, label=shape.label, box_xyxy=tuple(map(float, shape.bbox_xyxy())), value=off))
+                "edge-off-convention", item.name, f"{edge} edge {abs(off):.1f} px {side} the outline: {looks}",
+                shape=i, label=shape.label, box_xyxy=tuple(map(float, shape.bbox_xyxy())), value=off))
     return found, offsets

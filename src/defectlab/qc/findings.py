@@ -16,12 +16,16 @@ Examples
 >>> f = Finding("shape-duplicate", "a.png", "same label, IoU 0.99 with shape 3", shape=4, label="cavity",
 ...             related=(3,), box_xyxy=(10.0, 12.0, 20.0, 22.0))
 >>> f.severity, f.to_dict()["location"]
-('error', {'box_xyxy': [10.0, 12.0, 20.0, 22.0]})
+('error', {'x': 15.0, 'y': 17.0, 'box_xyxy': [10.0, 12.0, 20.0, 22.0]})
+>>> f.where()
+'a.png shape 4 at (15, 17)'
+
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 __all__ = ["Severity", "SEVERITIES", "CheckSpec", "CHECKS", "Finding", "severity_rank"]
@@ -116,6 +120,10 @@ _SPECS = (
               "the shape's area is far from its label's typical area (robust z-score of log area)",
               "check that the label and the outline are right"),
     # reader
+    CheckSpec("read-refused", "error", "reader",
+              "a part of the export the strict reader refuses (a missing or non-numeric attribute, a value out "
+              "of range); check read past it and left it out, so it is neither checked nor trained on",
+              "correct the element at the line given (or delete it) in the labeling tool, and export again"),
     CheckSpec("read-note", "info", "reader", "the reader skipped or changed something in the export",
               "see the message; fix the export if something was lost"),
 )
@@ -150,6 +158,10 @@ class Finding:
         Where in the image, px (the shape's or the hole's bounds).
     value : float, optional
         The measured quantity the check compared with its threshold.
+    xy : (x, y), optional
+        The point to look at, px; default: the center of ``box_xyxy``.
+    file, line : str and int, optional
+        Where in the export's files (set for what a lenient read refused or noted).
     """
 
     code: str
@@ -160,13 +172,21 @@ class Finding:
     related: tuple[int, ...] = ()
     box_xyxy: tuple[float, float, float, float] | None = None
     value: float | None = None
+    xy: tuple[float, float] | None = None
+    file: str | None = None
+    line: int | None = None
 
     def __post_init__(self) -> None:
         if self.code not in CHECKS:
             raise ValueError(f"finding: expected a code in CHECKS, got {self.code!r}")
         object.__setattr__(self, "related", tuple(int(i) for i in self.related))
         if self.box_xyxy is not None:
-            object.__setattr__(self, "box_xyxy", tuple(float(v) for v in self.box_xyxy))
+            box = tuple(float(v) for v in self.box_xyxy)
+            object.__setattr__(self, "box_xyxy", box)
+            if self.xy is None:
+                object.__setattr__(self, "xy", ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2))
+        if self.xy is not None:
+            object.__setattr__(self, "xy", (float(self.xy[0]), float(self.xy[1])))
 
     @property
     def severity(self) -> Severity:
@@ -177,10 +197,16 @@ class Finding:
         return CHECKS[self.code]
 
     def where(self) -> str:
-        """``"a.png shape 3"``, ``"a.png"`` or ``"export"``."""
-        if self.image is None:
-            return "export"
-        return f"{self.image} shape {self.shape}" if self.shape is not None else self.image
+        """``"a.png shape 3 at (12.5, 40)"``, ``"a.png"``, ``"annotations.xml line 12"`` or ``"export"``."""
+        place = "export" if self.image is None else self.image
+        if self.image is not None and self.shape is not None:
+            place += f" shape {self.shape}"
+        if self.xy is not None:
+            place += f" at ({round(self.xy[0], 1):g}, {round(self.xy[1], 1):g})"
+        if self.line is not None:
+            source = f"{Path(self.file).name} " if self.file else ""
+            place += f" ({source}line {self.line})"
+        return place
 
     def __str__(self) -> str:
         return f"{self.severity}: [{self.code}] {self.where()}: {self.message}"
@@ -195,6 +221,19 @@ class Finding:
             "label": self.label,
             "related": list(self.related),
             "message": self.message,
-            "location": None if self.box_xyxy is None else {"box_xyxy": [_num(v) for v in self.box_xyxy]},
+            "location": self.location(),
             "value": None if self.value is None else _num(self.value),
         }
+
+    def location(self) -> dict[str, Any] | None:
+        """``{"x", "y", "box_xyxy", "file", "line"}`` (the keys known), or None when nothing is."""
+        out: dict[str, Any] = {}
+        if self.xy is not None:
+            out["x"], out["y"] = _num(self.xy[0]), _num(self.xy[1])
+        if self.box_xyxy is not None:
+            out["box_xyxy"] = [_num(v) for v in self.box_xyxy]
+        if self.file is not None:
+            out["file"] = self.file
+        if self.line is not None:
+            out["line"] = self.line
+        return out or None

@@ -197,12 +197,17 @@ class FixResult:
         """
         from .._output import output_dir
         from .._output import input_paths
+        from .reading import left_out
 
         src = self.original or self.dataset
         out = Path(out)
         check_fix_target(out, src, overwrite=overwrite)
         fmt = src.format if src.format in _SAME_FORMAT else "cvat"
         notes: list[str] = []
+        refused = left_out(src.notes)
+        if refused:
+            notes.append(f"{len(refused)} part(s) of the export the strict reader refuses are not in the repaired "
+                         f"copy (see the read-refused findings), e.g. {refused[0]}")
         if fmt != src.format:
             what = f"format {src.format!r} cannot be written back" if src.format else "the dataset has no export format"
             notes.append(f"{what}; the repaired copy is CVAT XML (annotations.xml + images/), which CVAT and "

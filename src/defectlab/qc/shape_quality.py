@@ -60,8 +60,7 @@ def solidity_findings(data: ItemData, *, threshold: float) -> tuple[list[Finding
         measured[i] = s
         if s < threshold and not shape.occluded:
             out.append(Finding("shape-concave", item.name,
-                               f"solidity {s:.2f} < {threshold:g}: maybe two touching defects drawn as one, "
-                               "or an occluded defect (mark it occluded)",
+                               f"solidity {s:.2f} < {threshold:g}",  # the why: CHECKS["shape-concave"]
                                shape=i, label=shape.label, box_xyxy=tuple(map(float, crop.box_xyxy())),
                                value=s))
     return out, measured

@@ -44,7 +44,8 @@ Layouts read
 
 Images are looked up by ``file_name`` in the ``images=`` folder first, then under the export
 root (the folder above ``annotations/``, else the JSON's folder) as ``images/<subset>/``,
-``images/``, ``<subset>/`` and the root itself.
+``images/`` (then the same under ``imgs/``, ``img/``, ``Images/``, ``JPEGImages/``, ``frames/``),
+``<subset>/`` and the root itself.
 
 What the reader does (each thing skipped is a :class:`~defectlab.model.Note`)
 ---------------------------------------------------------------------------

@@ -165,6 +165,7 @@ class _Ann:
     label: str
     data: dict
     extra: dict
+    undeclared: bool = False  # (lenient) its category_id names no category
 
 
 @dataclass
@@ -186,10 +187,18 @@ def _attr_text(value: Any) -> str:
 class _Reader:
     """One COCO document; checks every value it uses and names it by JSON pointer."""
 
-    def __init__(self, source: _Source, notes: list[Note]) -> None:
+    def __init__(self, source: _Source, notes: list[Note], lenient: bool = False) -> None:
         self.src = source
         self.path = source.display
         self.notes = notes
+        self.lenient = lenient
+
+    def refuse(self, err: ParseError, what: str, left_out: str, item: str | None = None) -> None:
+        """Lenient reading: the error becomes a ``refused-<what>`` note (re-raised when strict)."""
+        if not self.lenient:
+            raise err
+        self.notes.append(Note(f"refused-{what}", f"{err.message} (at {err.where}); {left_out} left out", item=item,
+                               where=f"{self.src.rel} {err.where}", file=self.path))
 
     # -- checked values ----------------------------------------------------------------------
 
@@ -269,18 +278,10 @@ class _Reader:
         anns: dict[int, list[_Ann]] = {image_id: [] for image_id in images}
         unknown: Counter = Counter()
         for i, ann in enumerate(self.array(doc.get("annotations", []), "/annotations")):
-            where = f"/annotations/{i}"
-            ann = self.obj(ann, where)
-            image_id = self.integer(self.get(ann, "image_id", where), f"{where}/image_id")
-            if image_id not in anns:
-                raise self.error(f"{where}/image_id", f"no image with id {image_id}")
-            cat_id = self.integer(self.get(ann, "category_id", where), f"{where}/category_id")
-            if cat_id not in by_id:
-                raise self.error(f"{where}/category_id", f"unknown category id {cat_id}; the categories are {sorted(by_id)}")
-            out.used.add(by_id[cat_id].name)
-            unknown.update(k for k in ann if k not in _KNOWN_ANN_KEYS)
-            extra = self.obj(ann[EXTRA], f"{where}/{EXTRA}") if EXTRA in ann else {}
-            anns[image_id].append(_Ann(i, by_id[cat_id].name, ann, extra))
+            try:
+                self.annotation_entry(i, ann, anns, by_id, out, unknown)
+            except ParseError as err:
+                self.refuse(err, "shape", "the annotation")
         if unknown:
             self.notes.append(Note("ignored-field", f"annotation keys not read: {sorted(unknown)}", where=self.src.rel))
         subset = None if self.src.subset == DEFAULT_SUBSET else self.src.subset
@@ -293,21 +294,42 @@ class _Reader:
             out.items.append(Item(name, size_hw, tuple(shapes), image, subset, image_id))
         return out
 
+    def annotation_entry(self, i: int, ann: Any, anns: dict[int, list[_Ann]], by_id: dict[int, _Category],
+                         out: _File, unknown: Counter) -> None:
+        where = f"/annotations/{i}"
+        ann = self.obj(ann, where)
+        image_id = self.integer(self.get(ann, "image_id", where), f"{where}/image_id")
+        if image_id not in anns:
+            raise self.error(f"{where}/image_id", f"no image with id {image_id}")
+        cat_id = self.integer(self.get(ann, "category_id", where), f"{where}/category_id")
+        undeclared = cat_id not in by_id
+        if undeclared and not self.lenient:
+            raise self.error(f"{where}/category_id", f"unknown category id {cat_id}; the categories are {sorted(by_id)}")
+        label = f"category {cat_id}" if undeclared else by_id[cat_id].name
+        out.used.add(label)
+        unknown.update(k for k in ann if k not in _KNOWN_ANN_KEYS)
+        extra = self.obj(ann[EXTRA], f"{where}/{EXTRA}") if EXTRA in ann else {}
+        anns[image_id].append(_Ann(i, label, ann, extra, undeclared))
+
     def categories(self, value: Any) -> list[_Category]:
         cats: list[_Category] = []
         ids: set[int] = set()
         names: set[str] = set()
         for i, cat in enumerate(self.array(value, "/categories")):
             where = f"/categories/{i}"
-            cat = self.obj(cat, where)
-            cid = self.integer(self.get(cat, "id", where), f"{where}/id")
-            name = self.get(cat, "name", where)
-            if not isinstance(name, str) or not name:
-                raise self.error(f"{where}/name", f"expected a non-empty name, got {_short(name)}")
-            if cid in ids:
-                raise self.error(f"{where}/id", f"the category id {cid} is declared twice")
-            if name in names:
-                raise self.error(f"{where}/name", f"the category name {name!r} is declared twice")
+            try:
+                cat = self.obj(cat, where)
+                cid = self.integer(self.get(cat, "id", where), f"{where}/id")
+                name = self.get(cat, "name", where)
+                if not isinstance(name, str) or not name:
+                    raise self.error(f"{where}/name", f"expected a non-empty name, got {_short(name)}")
+                if cid in ids:
+                    raise self.error(f"{where}/id", f"the category id {cid} is declared twice")
+                if name in names:
+                    raise self.error(f"{where}/name", f"the category name {name!r} is declared twice")
+            except ParseError as err:
+                self.refuse(err, "label", "the category (its annotations are undeclared)")
+                continue
             ids.add(cid)
             names.add(name)
             sup = cat.get("supercategory") or ""
@@ -318,28 +340,36 @@ class _Reader:
     def images(self, value: list) -> dict[int, tuple[str, tuple[int, int], int]]:
         out: dict[int, tuple[str, tuple[int, int], int]] = {}
         for j, im in enumerate(value):
-            where = f"/images/{j}"
-            im = self.obj(im, where)
-            image_id = self.integer(self.get(im, "id", where), f"{where}/id")
-            if image_id in out:
-                raise self.error(f"{where}/id", f"the image id {image_id} is declared twice")
-            name = self.get(im, "file_name", where)
-            if not isinstance(name, str) or not name:
-                raise self.error(f"{where}/file_name", f"expected a non-empty file name, got {_short(name)}")
-            size = []
-            for key in ("height", "width"):
-                v = self.integer(self.get(im, key, where), f"{where}/{key}")
-                side = current_limits().max_image_side
-                if not 0 < v <= side:
-                    raise self.error(f"{where}/{key}", f"expected an image {key} from 1 to {side}, got {v}"
-                                     + (f" ({hint('max_image_side')})" if v > side else ""))
-                size.append(v)
             try:
-                check_size_hw((size[0], size[1]))
-            except ValueError as err:
-                raise self.error(where, str(err)) from None
-            out[image_id] = (name, (size[0], size[1]), j)
+                self.image_entry(j, im, out)
+            except ParseError as err:
+                self.refuse(err, "image", "the image with its annotations", im.get("file_name") if isinstance(im, dict)
+                            and isinstance(im.get("file_name"), str) else None)
         return out
+
+    def image_entry(self, j: int, im: Any, out: dict[int, tuple[str, tuple[int, int], int]]) -> None:
+        """One entry of ``images`` into ``out``: id -> (file name, size, index)."""
+        where = f"/images/{j}"
+        im = self.obj(im, where)
+        image_id = self.integer(self.get(im, "id", where), f"{where}/id")
+        if image_id in out:
+            raise self.error(f"{where}/id", f"the image id {image_id} is declared twice")
+        name = self.get(im, "file_name", where)
+        if not isinstance(name, str) or not name:
+            raise self.error(f"{where}/file_name", f"expected a non-empty file name, got {_short(name)}")
+        size = []
+        for key in ("height", "width"):
+            v = self.integer(self.get(im, key, where), f"{where}/{key}")
+            side = current_limits().max_image_side
+            if not 0 < v <= side:
+                raise self.error(f"{where}/{key}", f"expected an image {key} from 1 to {side}, got {v}"
+                                 + (f" ({hint('max_image_side')})" if v > side else ""))
+            size.append(v)
+        try:
+            check_size_hw((size[0], size[1]))
+        except ValueError as err:
+            raise self.error(where, str(err)) from None
+        out[image_id] = (name, (size[0], size[1]), j)
 
     # -- annotations -------------------------------------------------------------------------
 
@@ -349,14 +379,22 @@ class _Reader:
         for a in anns:
             where = f"/annotations/{a.index}"
             try:
-                found = self.annotation(a, size_hw, item, taken)
-                for shape in found:
-                    check_shape(shape)
-                shapes += found
-            except ValueError as err:  # the model's own checks (x2 < x1, radii < 0, …), limits
-                if isinstance(err, ParseError):
-                    raise
-                raise self.error(where, f"invalid annotation: {err}") from err
+                try:
+                    found = self.annotation(a, size_hw, item, taken)
+                    for shape in found:
+                        check_shape(shape)
+                except ValueError as err:  # the model's own checks (x2 < x1, radii < 0, …), limits
+                    if isinstance(err, ParseError):
+                        raise
+                    raise self.error(where, f"invalid annotation: {err}") from err
+            except ParseError as err:
+                self.refuse(err, "shape", "the annotation", item)
+                continue
+            if a.undeclared:
+                for k in range(len(shapes), len(shapes) + len(found)):
+                    self.notes.append(Note("undeclared-label", f"annotation {a.index}: category_id names no category",
+                                           item=item, where=f"{self.src.rel} {where}", file=self.path, shape=k))
+            shapes += found
         return shapes
 
     def common(self, a: _Ann) -> tuple[dict[str, Any], float | None]:
@@ -507,7 +545,7 @@ def _label_of(cat: _Category) -> Label:
         return Label(cat.name)
 
 
-def read_coco(path: str | Path, *, images: str | Path | None = None) -> Dataset:
+def read_coco(path: str | Path, *, images: str | Path | None = None, lenient: bool = False) -> Dataset:
     """Read a COCO instances export (COCO, datumaro, CVAT "COCO 1.0", Roboflow "COCO JSON").
 
     Parameters
@@ -519,6 +557,12 @@ def read_coco(path: str | Path, *, images: str | Path | None = None) -> Dataset:
     images : str or Path, optional
         A folder to look for image files in first (as ``<subset>/<file_name>``,
         ``<file_name>``, then the base name).
+    lenient : bool
+        Read past what the strict reader refuses (see :func:`defectlab.formats.read`): an
+        annotation whose ``category_id`` names no category is kept under the label
+        ``"category <id>"`` (note ``undeclared-label``); an annotation, image or category entry
+        with a missing or wrong value is left out (``refused-shape``, ``refused-image``,
+        ``refused-label``, each naming its JSON pointer).
 
     Returns
     -------
@@ -556,7 +600,7 @@ def read_coco(path: str | Path, *, images: str | Path | None = None) -> Dataset:
     if images_dir is not None and not images_dir.is_dir():
         raise ImageError(f"{images_dir}: no such folder (given as images=)")
     notes: list[Note] = []
-    files = [_Reader(src, notes).read() for src in _sources(path, images_dir, notes)]
+    files = [_Reader(src, notes, lenient).read() for src in _sources(path, images_dir, notes)]
 
     used = set().union(*(f.used for f in files)) if files else set()
     parents = {c.supercategory for f in files for c in f.categories if c.supercategory and c.supercategory != c.name}

@@ -124,9 +124,10 @@ class _ItemDraft:
 class _CvatReader:
     """One read of one CVAT XML document; collects notes on the way."""
 
-    def __init__(self, display: str, finder: ImageFinder) -> None:
+    def __init__(self, display: str, finder: ImageFinder, lenient: bool = False) -> None:
         self.path = display
         self.finder = finder
+        self.lenient = lenient
         self.notes: list[Note] = []
         self.labels: list[Label] = []
         self.label_names: set[str] = set()
@@ -147,8 +148,25 @@ class _CvatReader:
         where = f"<{node.tag}>" + (f" attribute {attr!r}" if attr else "")
         return ParseError(self.path, message, line=node.line, column=node.column, where=where)
 
-    def note(self, code: str, message: str, node: Node, item: str | None = None) -> None:
-        self.notes.append(Note(code, message, item=item, where=f"line {node.line}"))
+    def note(self, code: str, message: str, node: Node, item: str | None = None, shape: int | None = None) -> None:
+        self.notes.append(Note(code, message, item=item, where=f"line {node.line}", file=self.path, line=node.line,
+                               shape=shape))
+
+    def refuse(self, err: ParseError, what: str, left_out: str, item: str | None = None) -> None:
+        """Lenient reading: what the strict reader raises becomes a ``refused-<what>`` note saying
+        what was ``left_out`` (re-raised when reading strictly)."""
+        if not self.lenient:
+            raise err
+        self.notes.append(Note(f"refused-{what}", f"{err.message}; {left_out} left out", item=item,
+                               where=f"line {err.line}", file=self.path, line=err.line))
+
+    def lenient_shape(self, node: Node, item: str | None, index: int, track: Node | None = None) -> Shape | None:
+        """:meth:`shape`, or None (with a note) for a shape the strict reader refuses, when lenient."""
+        try:
+            return self.shape(node, item, track, index=index)
+        except ParseError as err:
+            self.refuse(err, "shape", f"the <{node.tag}>", item)
+            return None
 
     def attr(self, node: Node, key: str) -> str:
         value = node.attrib.get(key)
@@ -297,8 +315,9 @@ class _CvatReader:
 
     # -- one shape element -----------------------------------------------------------------
 
-    def shape(self, node: Node, item: str | None, track: Node | None = None) -> Shape | None:
-        """The shape of ``node`` (in ``track`` for video exports), or None when it is skipped."""
+    def shape(self, node: Node, item: str | None, track: Node | None = None, index: int | None = None) -> Shape | None:
+        """The shape of ``node`` (in ``track`` for video exports), or None when it is skipped;
+        ``index``: the place it takes in its item's shapes (for the notes of a lenient read)."""
         tag = node.tag
         if tag not in SHAPE_ELEMENTS:
             supported = ", ".join(f"<{s}>" for s in SHAPE_ELEMENTS)
@@ -315,9 +334,12 @@ class _CvatReader:
             return None
         if label not in self.label_names:
             declared = [lab.name for lab in self.labels]
-            raise self.error(
-                owner, f"undeclared label {label!r}; the declared labels are {declared}", "label"
-            )
+            if not self.lenient:
+                raise self.error(
+                    owner, f"undeclared label {label!r}; the declared labels are {declared}", "label"
+                )
+            self.note("undeclared-label", f"undeclared label {label!r}; the declared labels are {declared}",
+                      owner, item, shape=index)
         group = self.integer(owner, "group_id", 0)
         attributes: dict[str, str] = {}
         for child in node.children:
@@ -344,6 +366,11 @@ class _CvatReader:
             shape = cls(**common, **geometry)
             check_shape(shape)
         except ValueError as err:  # the model's validation (too few points, x2 < x1, ...), limits
+            few = cls in (Polygon, Polyline) and len(geometry["points_xy"]) < (3 if cls is Polygon else 2)
+            if self.lenient and few:
+                self.note("too-few-vertices", f"a <{tag}> of {len(geometry['points_xy'])} point(s) left out: {err}",
+                          node, item)
+                return None
             raise self.error(node, f"invalid <{tag}>: {err}") from err
         return shape
 
@@ -354,40 +381,47 @@ class _CvatReader:
         if labels_node is None:
             return
         for node in labels_node.findall("label"):
-            name = node.findtext("name")
-            if not name:
-                raise self.error(node, "a <label> without a <name>")
-            parent = (node.findtext("parent") or "").strip()
-            if parent:
-                self.sublabels.setdefault(parent, set()).add(name)
-                continue
-            if name in self.label_names:
-                raise self.error(node, f"the label {name!r} is declared twice")
-            color = (node.findtext("color") or "").strip() or None
-            if color is not None and not _COLOR.fullmatch(color):
-                color_node = node.find("color")
-                raise self.error(
-                    color_node if color_node is not None else node,
-                    f"expected a label color like '#61b21f', got {color!r}",
+            try:
+                self.read_label(node)
+            except ParseError as err:
+                self.refuse(err, "label", "the <label> (its shapes are undeclared)")
+
+    def read_label(self, node: Node) -> None:
+        """One ``<label>`` of the meta (a skeleton node is a sublabel of its parent)."""
+        name = node.findtext("name")
+        if not name:
+            raise self.error(node, "a <label> without a <name>")
+        parent = (node.findtext("parent") or "").strip()
+        if parent:
+            self.sublabels.setdefault(parent, set()).add(name)
+            return
+        if name in self.label_names:
+            raise self.error(node, f"the label {name!r} is declared twice")
+        color = (node.findtext("color") or "").strip() or None
+        if color is not None and not _COLOR.fullmatch(color):
+            color_node = node.find("color")
+            err = self.error(color_node if color_node is not None else node,
+                             f"expected a label color like '#61b21f', got {color!r}")
+            self.refuse(err, "label", f"the color of label {name!r}")
+            color = None
+        attributes = []
+        attrs_node = node.find("attributes")
+        for spec in attrs_node.findall("attribute") if attrs_node is not None else ():
+            attr_name = spec.findtext("name")
+            if not attr_name:
+                raise self.error(spec, f"an <attribute> of label {name!r} without a <name>")
+            attributes.append(
+                AttributeSpec(
+                    name=attr_name,
+                    input_type=(spec.findtext("input_type") or "").strip() or "text",
+                    default=spec.findtext("default_value") or "",
+                    values=_split_values(spec.findtext("values") or ""),
+                    mutable=(spec.findtext("mutable") or "").strip().lower() in ("true", "1"),
                 )
-            attributes = []
-            attrs_node = node.find("attributes")
-            for spec in attrs_node.findall("attribute") if attrs_node is not None else ():
-                attr_name = spec.findtext("name")
-                if not attr_name:
-                    raise self.error(spec, f"an <attribute> of label {name!r} without a <name>")
-                attributes.append(
-                    AttributeSpec(
-                        name=attr_name,
-                        input_type=(spec.findtext("input_type") or "").strip() or "text",
-                        default=spec.findtext("default_value") or "",
-                        values=_split_values(spec.findtext("values") or ""),
-                        mutable=(spec.findtext("mutable") or "").strip().lower() in ("true", "1"),
-                    )
-                )
-            label_type = (node.findtext("type") or "").strip() or "any"
-            self.labels.append(Label(name, color=color, attributes=tuple(attributes), type=label_type))
-            self.label_names.add(name)
+            )
+        label_type = (node.findtext("type") or "").strip() or "any"
+        self.labels.append(Label(name, color=color, attributes=tuple(attributes), type=label_type))
+        self.label_names.add(name)
 
     def meta_int(self, owner: Node, tag: str) -> int | None:
         child = owner.find(tag)
@@ -468,7 +502,10 @@ class _CvatReader:
         tracks: list[Node] = []
         for node in root.children:
             if node.tag == "image":
-                images.append(self.image(node))
+                try:
+                    images.append(self.image(node))
+                except ParseError as err:
+                    self.refuse(err, "image", "the <image> with its shapes", node.attrib.get("name"))
             elif node.tag == "track":
                 tracks.append(node)
             elif node.tag not in ("version", "meta"):
@@ -500,7 +537,7 @@ class _CvatReader:
         subset = node.attrib.get("subset") or None
         draft = _ItemDraft(name, (height, width), subset, image_id)
         for child in node.children:
-            shape = self.shape(child, name)
+            shape = self.lenient_shape(child, name, len(draft.shapes))
             if shape is not None:
                 draft.shapes.append(shape)
         draft.image = self.finder.find(name, subset)
@@ -517,16 +554,20 @@ class _CvatReader:
         for track in tracks:
             subset = track.attrib.get("subset") or None
             for node in track.children:
-                if node.tag == "attribute" or self.flag(node, "outside"):
+                try:
+                    if node.tag == "attribute" or self.flag(node, "outside"):
+                        continue
+                    frame = self.integer(node, "frame")
+                except ParseError as err:
+                    self.refuse(err, "shape", f"the <{node.tag}> of the <track>")
                     continue
-                frame = self.integer(node, "frame")
                 draft = by_frame.get((subset, frame))
                 if draft is None:
                     self.note(
                         "track-frame-without-image", f"no <image> with id {frame} for this track shape", node
                     )
                     continue
-                shape = self.shape(node, draft.name, track)
+                shape = self.lenient_shape(node, draft.name, len(draft.shapes), track)
                 if shape is not None:
                     draft.shapes.append(shape)
 
@@ -568,13 +609,19 @@ class _CvatReader:
             for node in track.children:
                 if node.tag == "attribute":
                     continue
-                frame = self.integer(node, "frame")
-                seen.setdefault(space.task_id, set()).add(frame)
-                if self.flag(node, "outside"):
+                try:
+                    frame = self.integer(node, "frame")
+                    outside = self.flag(node, "outside")
+                except ParseError as err:
+                    self.refuse(err, "shape", f"the <{node.tag}> of the <track>")
                     continue
-                shape = self.shape(node, frame_file(space, frame)[0], track)
+                seen.setdefault(space.task_id, set()).add(frame)
+                if outside:
+                    continue
+                here = shapes.setdefault((space.task_id, frame), [])
+                shape = self.lenient_shape(node, frame_file(space, frame)[0], len(here), track)
                 if shape is not None:
-                    shapes.setdefault((space.task_id, frame), []).append(shape)
+                    here.append(shape)
 
         drafts = []
         for space in spaces.values():
@@ -621,7 +668,7 @@ def _split_values(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in parts if p.strip())
 
 
-def read_cvat(path: str | Path, *, images: str | Path | None = None) -> Dataset:
+def read_cvat(path: str | Path, *, images: str | Path | None = None, lenient: bool = False) -> Dataset:
     """Read a CVAT XML export ("CVAT for images 1.1" or "CVAT for video 1.1").
 
     Parameters
@@ -633,10 +680,18 @@ def read_cvat(path: str | Path, *, images: str | Path | None = None) -> Dataset:
     images : str or Path, optional
         A folder to look for image files in first, as ``images/<subset>/<name>``,
         ``images/<name>`` and ``images/<basename>`` (here ``images`` is this folder). Then
-        the export itself is searched: ``images/<subset>/<name>``, ``images/<name>``,
+        the export itself is searched: ``images/<subset>/<name>``, ``images/<name>`` (then
+        the same under ``imgs/``, ``img/``, ``Images/``, ``JPEGImages/``, ``frames/``),
         ``<subset>/<name>``, ``<name>`` relative to the XML's folder or the zip's root. A
         name that is absolute or climbs out with ``..`` is only looked up by its basename
         in this folder.
+    lenient : bool
+        Read what the strict reader refuses but can locate, as :func:`defectlab.qc.check` does:
+        a shape with an undeclared label is kept (note ``undeclared-label``); a polygon of fewer
+        than 3 points, a polyline of fewer than 2 (``too-few-vertices``), a shape, ``<image>`` or
+        ``<label>`` with a missing or non-numeric attribute or any other refused value
+        (``refused-shape``, ``refused-image``, ``refused-label``) is left out. Each note carries
+        the file, line and (for a kept shape) the shape's index. Malformed XML is still an error.
 
     Returns
     -------
@@ -682,7 +737,7 @@ def read_cvat(path: str | Path, *, images: str | Path | None = None) -> Dataset:
     if images_dir is not None and not images_dir.is_dir():
         raise ImageError(f"{images_dir}: no such folder (given as images=)")
     root, display, finder = _load(path, images_dir)
-    reader = _CvatReader(display, finder)
+    reader = _CvatReader(display, finder, lenient)
     labels, items = reader.read(root)
     try:
         return Dataset(tuple(labels), tuple(items), tuple(reader.notes), source=str(path), format="cvat")

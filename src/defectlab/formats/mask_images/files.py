@@ -6,6 +6,7 @@ import os
 from pathlib import Path, PurePosixPath
 
 from ...model import ImageSource
+from ...ordering import natural_sorted
 from ...safe_zip import SafeZip
 from .._text import read_file
 
@@ -36,8 +37,8 @@ class _Tree:
                 if shallow and rel_dir == ".":  # one mask file: its folder, images/ and JPEGImages/
                     dirnames[:] = [d for d in ("images", "JPEGImages") if d in dirnames]
                 else:
-                    dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for name in sorted(filenames):
+                    dirnames[:] = natural_sorted(d for d in dirnames if not d.startswith("."))
+                for name in natural_sorted(filenames):
                     if not name.startswith("."):
                         self.files.append(name if rel_dir == "." else f"{rel_dir}/{name}")
         else:
@@ -46,7 +47,7 @@ class _Tree:
             tops = {n.split("/", 1)[0] for n in names}
             if len(tops) == 1 and all("/" in n for n in names) and not tops & _KNOWN_DIRS:
                 self.prefix = f"{tops.pop()}/"  # one folder holds the whole export
-            self.files = sorted(n[len(self.prefix):] for n in names if not n.endswith("/"))
+            self.files = natural_sorted(n[len(self.prefix):] for n in names if not n.endswith("/"))
         self._set = set(self.files)
 
     def close(self) -> None:
@@ -137,8 +138,8 @@ class _ImageIndex:
 def _user_images(folder: Path) -> list[tuple[str, ImageSource]]:
     out = []
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
+        dirnames[:] = natural_sorted(d for d in dirnames if not d.startswith("."))
+        for name in natural_sorted(filenames):
             if _is_image_name(name):
                 p = Path(dirpath) / name
                 out.append((p.relative_to(folder).as_posix(), ImageSource(p)))

@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
-import math
 import os
-from collections import Counter
-from dataclasses import dataclass, field
-from itertools import islice
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
-
-import numpy as np
 
 from ...errors import ImageError, ParseError
 from ...imaging.io import image_size_hw
 from ...limits import check_size_hw
-from ...limits import current as current_limits
-from ...limits import hint as limit_hint
-from ...model import Box, Dataset, ImageSource, Item, Label, Note, Polygon, Shape
+from ...model import Dataset, ImageSource, Item, Label, Note
+from ...ordering import natural_sorted
 from ...safe_zip import is_zip
 from .._images import exists, is_dir, is_file
 from .._text import SNIFF_BYTES, decode_text, read_file
-from .spec import ANY_SPLIT_FOLDER, COORD_TOLERANCE, IMG_SUFFIXES, NAMES_FILES, SPLIT_FOLDERS, SPLITS
+from .data_yaml import _classes_option, _find_yaml, _load_yaml, _names, _names_beside, _names_file, _read_names_file, _Yaml
+from .label_files import _label_files, _looks_like_label_folder, _parse_labels, _row_shape, _Row
+from .spec import ANY_SPLIT_FOLDER, IMG_SUFFIXES, NAMES_FILES, SPLIT_FOLDERS, SPLITS
 
 __all__ = ["read_yolo", "sniff_yolo"]
-
-#: Largest data.yaml read: PyYAML scans ~0.2 MB/s of worst-case text (brackets), and a real one is a few KB.
-_MAX_YAML_BYTES = 1 << 20
 
 
 # ---------------------------------------------------------------------------------------------
@@ -50,11 +43,11 @@ def _label_path(image: Path) -> Path:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    """Image files under ``folder``, recursively, sorted."""
+    """Image files under ``folder``, recursively, in natural order (``Frame-2`` before ``Frame-10``)."""
     found = []
     for dirpath, _dirs, files in os.walk(folder):
         found += [Path(dirpath) / f for f in files if Path(f).suffix.lower() in IMG_SUFFIXES]
-    return sorted(found)
+    return natural_sorted(found)
 
 
 def _item_name(image: Path, base: Path | None) -> str:
@@ -77,246 +70,6 @@ def _item_name(image: Path, base: Path | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Label files
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Row:
-    """One label line: class index, normalized numbers (4 for a box, 2N for a polygon), line."""
-
-    class_id: int
-    values: np.ndarray
-    line: int
-
-
-def _parse_labels(path: Path, n_classes: int | None) -> list[_Row]:
-    """The rows of a label file; ParseError naming the file, line and column of a bad field."""
-    text = decode_text(read_file(path), str(path), expected="a YOLO label file")
-    rows: list[_Row] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        tokens = line.split()
-        if not tokens:
-            continue
-        n = len(tokens)
-        if n != 5 and (n < 7 or n % 2 == 0):
-            hint = " (6 fields look like a prediction with a confidence, not a label)" if n == 6 else ""
-            raise ParseError(
-                path,
-                f"expected 5 fields (class xc yc w h) or an odd number >= 7 (class x1 y1 x2 y2 x3 y3 ...), "
-                f"got {n}{hint}",
-                line=lineno,
-            )
-        columns = []
-        pos = 0
-        for tok in tokens:
-            pos = line.index(tok, pos)
-            columns.append(pos + 1)
-            pos += len(tok)
-        try:
-            cls = float(tokens[0])
-        except ValueError:
-            cls = math.nan
-        if not (math.isfinite(cls) and cls == int(cls) and cls >= 0):
-            raise ParseError(path, f"expected a class index (a whole number >= 0), got {tokens[0]!r}",
-                             line=lineno, column=columns[0])
-        class_id = int(cls)
-        if n_classes is None and class_id >= current_limits().max_classes:
-            raise ParseError(path, f"class index {class_id} is over the limit of {current_limits().max_classes} "
-                             f"classes ({limit_hint('max_classes')})", line=lineno, column=columns[0])
-        if n_classes is not None and class_id >= n_classes:
-            raise ParseError(path, f"class index {class_id} is out of range: the dataset names {n_classes} "
-                             f"classes (0..{n_classes - 1})", line=lineno, column=columns[0])
-        values = np.empty(n - 1, dtype=np.float64)
-        for k, tok in enumerate(tokens[1:]):
-            try:
-                v = float(tok)
-            except ValueError:
-                v = math.nan
-            if not math.isfinite(v):
-                raise ParseError(path, f"expected a number for field {k + 2}, got {tok!r}",
-                                 line=lineno, column=columns[k + 1])
-            if not -COORD_TOLERANCE <= v <= 1 + COORD_TOLERANCE:
-                raise ParseError(
-                    path,
-                    f"expected a normalized coordinate in [0, 1] for field {k + 2}, got {tok} (pixel "
-                    "coordinates? YOLO divides x by the image width, y by its height)",
-                    line=lineno,
-                    column=columns[k + 1],
-                )
-            values[k] = v
-        rows.append(_Row(class_id, values, lineno))
-    return rows
-
-
-def _row_shape(row: _Row, label: str, size_hw: tuple[int, int]) -> Shape:
-    """The shape of a row in absolute pixels (not rounded)."""
-    h, w = size_hw
-    v = row.values
-    if len(v) == 4:
-        xc, yc, bw, bh = v.tolist()
-        cx, cy, half_w, half_h = xc * w, yc * h, bw * w / 2, bh * h / 2
-        return Box(label=label, xyxy=(cx - half_w, cy - half_h, cx + half_w, cy + half_h), source="file")
-    points_xy = v.reshape(-1, 2) * np.array([w, h], dtype=np.float64)
-    return Polygon(label=label, points_xy=points_xy, source="file")
-
-
-# ---------------------------------------------------------------------------------------------
-# data.yaml
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Yaml:
-    """A parsed data.yaml: its values and the 1-based line of each top-level key and of each name."""
-
-    path: Path
-    data: dict[str, Any]
-    lines: dict[str, int]
-    name_lines: list[int]
-
-    def error(self, key: str, message: str) -> ParseError:
-        return ParseError(self.path, message, line=self.lines.get(key), where=f"key {key!r}")
-
-
-def _yaml_loader() -> type:
-    """A SafeLoader that refuses aliases (``*name``): a data.yaml has no use for them, and
-    nested aliases expand exponentially (the YAML "billion laughs")."""
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
-            if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()
-                raise yaml.composer.ComposerError(
-                    None, None, f"found the alias *{event.anchor}: aliases are not allowed in a data.yaml",
-                    event.start_mark)
-            return super().compose_node(parent, index)
-
-    return Loader
-
-
-def _load_yaml(path: Path) -> _Yaml:
-    import yaml
-
-    raw = read_file(path)
-    if len(raw) > _MAX_YAML_BYTES:
-        raise ParseError(path, f"a data.yaml of {len(raw)} bytes is not plausible (limit {_MAX_YAML_BYTES})")
-    text = decode_text(raw, str(path), expected="a YOLO data.yaml")
-    try:
-        loader = _yaml_loader()(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        place = {"line": mark.line + 1, "column": mark.column + 1} if mark else {}
-        raise ParseError(path, f"not valid YAML: {err.problem or err.context}", **place) from err
-    except yaml.YAMLError as err:
-        raise ParseError(path, f"not valid YAML ({err})") from err
-    except ValueError as err:  # a constructor's, e.g. Python refusing an integer of 5000 digits
-        raise ParseError(path, f"not a usable data.yaml ({err})") from None
-    except RecursionError:
-        raise ParseError(path, "YAML nested too deeply to be a data.yaml") from None
-    if not isinstance(data, dict):
-        line = node.start_mark.line + 1 if node is not None else 1
-        got = "an empty file" if data is None else f"a {type(data).__name__}"
-        raise ParseError(path, f"expected a mapping with keys train, val, names, ...; got {got}", line=line)
-    lines: dict[str, int] = {}
-    name_lines: list[int] = []
-    for key_node, value_node in node.value:
-        key = str(key_node.value)
-        lines[key] = key_node.start_mark.line + 1
-        if key == "names" and isinstance(value_node, yaml.SequenceNode):
-            name_lines = [n.start_mark.line + 1 for n in value_node.value]
-        elif key == "names" and isinstance(value_node, yaml.MappingNode):
-            name_lines = [k.start_mark.line + 1 for k, _ in value_node.value]
-    data = {str(k): v for k, v in data.items()}
-    return _Yaml(path, data, lines, name_lines)
-
-
-def _names(doc: _Yaml, notes: list[Note]) -> list[str]:
-    """Class names by index from ``names`` (list or map) and ``nc``."""
-    names, nc = doc.data.get("names"), doc.data.get("nc")
-    if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc < 0):
-        raise doc.error("nc", f"expected the class count (a whole number >= 0) for 'nc', got {nc!r}")
-    if nc is not None and nc > current_limits().max_classes:
-        raise doc.error("nc", f"{nc} classes is over the limit of {current_limits().max_classes} "
-                        f"({limit_hint('max_classes')})")
-    if names is None:
-        if nc is None:
-            raise ParseError(doc.path, "missing key 'names' (the class names; 'nc' alone would do too)",
-                             where="key 'names'")
-        notes.append(Note("made-up-names", f"no 'names': the {nc} classes are called class_0, class_1, ... "
-                          "as Ultralytics does", where=doc.path.name))
-        return [f"class_{i}" for i in range(nc)]
-    if not isinstance(names, (list, dict)):
-        raise doc.error("names", f"expected a list or an {{index: name}} map for 'names', got {names!r}")
-    values = list(names.values()) if isinstance(names, dict) else names
-    lines = doc.name_lines if len(doc.name_lines) == len(values) else [doc.lines.get("names")] * len(values)
-    if isinstance(names, list):
-        pairs = list(zip(range(len(names)), names, lines))
-    elif isinstance(names, dict):
-        pairs = []
-        for (k, v), line in zip(names.items(), lines):
-            if isinstance(k, bool) or not isinstance(k, (int, str)) or not str(k).strip().isdigit():
-                raise doc.error(
-                    "names", f"expected class indices (whole numbers >= 0) as the keys of 'names', got {k!r}"
-                )
-            pairs.append((int(k), v, line))
-    else:
-        raise doc.error("names", f"expected a list or an {{index: name}} map for 'names', got {names!r}")
-    pairs.sort(key=lambda t: t[0])
-    indices = [k for k, _, _ in pairs]
-    if indices != list(range(len(pairs))):
-        present = set(indices)  # the first missing indices (a huge index must not make a huge range)
-        missing = list(islice((i for i in range(max(indices, default=-1) + 1) if i not in present), 5))
-        raise doc.error("names", f"expected class indices 0..{len(pairs) - 1} in 'names', "
-                        f"got {indices[:10]}{' ...' if len(indices) > 10 else ''}"
-                        + (f" (missing {missing[:5]})" if missing else " (an index twice)"))
-    out: list[str] = []
-    for i, v, line in pairs:
-        if isinstance(v, bool) or v is None or not isinstance(v, (str, int, float)) or str(v).strip() == "":
-            raise ParseError(doc.path, f"expected a class name for class {i}, got {v!r} "
-                             "(quote names like yes, no, null in YAML)", line=line, where="key 'names'")
-        out.append(str(v))
-    dup = [n for n, c in Counter(out).items() if c > 1]
-    if dup:
-        idx = [i for i, n in enumerate(out) if n == dup[0]]
-        raise doc.error(
-            "names", f"the class name {dup[0]!r} is given to classes {idx}; expected unique names"
-        )
-    if nc is not None and nc != len(out):
-        raise doc.error("nc", f"'nc' is {nc} but 'names' has {len(out)} names; expected them to match")
-    return out
-
-
-def _names_file(root: Path) -> Path | None:
-    for name in NAMES_FILES:
-        for folder in (root, root / "labels"):
-            if (folder / name).is_file():
-                return folder / name
-    return None
-
-
-def _read_names_file(path: Path) -> list[str]:
-    text = decode_text(read_file(path), str(path), expected="class names, one a line")
-    names = [line.strip() for line in text.splitlines()]
-    while names and not names[-1]:
-        names.pop()
-    for lineno, name in enumerate(names, start=1):
-        if not name:
-            raise ParseError(path, "expected a class name on every line, got an empty line", line=lineno)
-        if name in names[: lineno - 1]:
-            raise ParseError(
-                path, f"the class name {name!r} appears twice; expected unique names", line=lineno
-            )
-    return names
-
-
-# ---------------------------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------------------------
 
@@ -331,8 +84,9 @@ class _Split:
 
 
 class _YoloReader:
-    def __init__(self, images: Path | None) -> None:
+    def __init__(self, images: Path | None, lenient: bool = False) -> None:
         self.images = images
+        self.lenient = lenient
         self.notes: list[Note] = []
         self._listing: dict[Path, dict[str, Path]] = {}
 
@@ -476,7 +230,7 @@ class _YoloReader:
             subset = rel[0] if len(rel) > 1 else None
             split = by_subset.setdefault(subset, _Split(subset))
             split.images.append((image, images_dir / subset if subset else images_dir))
-        for sub in sorted(p for p in (root / "labels").iterdir() if p.is_dir()):
+        for sub in natural_sorted(p for p in (root / "labels").iterdir() if p.is_dir()):
             by_subset.setdefault(sub.name, _Split(sub.name)).label_dirs.append((images_dir / sub.name, sub))
         top = by_subset.setdefault(None, _Split(None))
         # last, so that the subsets claim the label files in their own folders first
@@ -510,7 +264,7 @@ class _YoloReader:
         if listing is None:
             listing = {}
             try:
-                for entry in sorted(folder.iterdir()):
+                for entry in natural_sorted(folder.iterdir()):
                     if entry.is_file() and entry.suffix.lower() in IMG_SUFFIXES:
                         listing.setdefault(entry.name.rsplit(".", 1)[0], entry)
             except OSError:
@@ -556,7 +310,7 @@ class _YoloReader:
         # pass 2: label files no image claims: their image may be in images=, else they are skipped
         for split, entries in work:
             for image_dir, label_dir in split.label_dirs:
-                for label in sorted(label_dir.rglob("*.txt")):
+                for label in natural_sorted(label_dir.rglob("*.txt")):
                     key = os.path.normpath(label)
                     if key in claimed or label.name in NAMES_FILES or not label.is_file():
                         continue
@@ -575,7 +329,7 @@ class _YoloReader:
                         continue
                     entries.append((image, (rel_stem.parent / image.name).as_posix(), label))
         # pass 3: sizes from the image headers, then the label lines
-        pending: list[tuple[str, tuple[int, int], Path, str | None, list[_Row]]] = []
+        pending: list[tuple[str, tuple[int, int], Path, str | None, Path, list[_Row]]] = []
         no_label: list[str] = []
         for split, entries in work:
             for image, name, label in entries:
@@ -590,11 +344,13 @@ class _YoloReader:
                     raise ImageError(f"{image}: {err}") from None
                 self.check_exif(image)
                 if label.is_file():
-                    rows = _parse_labels(label, n_classes)
+                    refused: list[Note] | None = [] if self.lenient else None
+                    rows = _parse_labels(label, n_classes, refused)
+                    self.notes += [replace(n, item=name) for n in refused or ()]
                 else:
                     rows = []
                     no_label.append(str(image))
-                pending.append((name, size_hw, image, split.name, rows))
+                pending.append((name, size_hw, image, split.name, label, rows))
         if no_label:
             self.note(
                 "no-label-file",
@@ -611,11 +367,18 @@ class _YoloReader:
                 "class_0, class_1, ...; name them with classes=[...] (--classes a,b,c)",
                 where=display,
             )
-        items = [
-            Item(name, size_hw, tuple(_row_shape(r, names[r.class_id], size_hw) for r in rows),
-                 image=ImageSource(image), subset=subset)
-            for name, size_hw, image, subset, rows in pending
-        ]
+        items = []
+        for name, size_hw, image, subset, label, rows in pending:
+            shapes = []
+            for r in rows:
+                if r.class_id >= len(names):  # only when lenient: a class the names do not cover
+                    self.notes.append(Note("undeclared-label", f"class index {r.class_id} is out of range: the dataset "
+                                           f"names {len(names)} classes (0..{len(names) - 1})", item=name,
+                                           where=f"line {r.line}", file=str(label), line=r.line,
+                                           shape=len(shapes)))
+                shapes.append(_row_shape(r, names[r.class_id] if r.class_id < len(names) else f"class_{r.class_id}",
+                                         size_hw))
+            items.append(Item(name, size_hw, tuple(shapes), image=ImageSource(image), subset=subset))
         return items, names
 
     def check_exif(self, image: Path) -> None:
@@ -637,97 +400,8 @@ class _YoloReader:
             )
 
 
-def _classes_option(classes: Any) -> list[str] | None:
-    """``classes=`` as a list of names by index: names in order, ``"a,b,c"``, or ``{index: name}``."""
-    if classes is None:
-        return None
-    if isinstance(classes, str):
-        classes = [c.strip() for c in classes.split(",")]
-    if isinstance(classes, dict):
-        keys = sorted(classes)
-        if not all(isinstance(k, int) and not isinstance(k, bool) for k in keys) or keys != list(range(len(keys))):
-            raise ValueError(f"classes: expected the indices 0..{len(keys) - 1} as keys, got {keys[:10]}")
-        classes = [classes[k] for k in keys]
-    names = list(classes)
-    if not names or not all(isinstance(n, str) and n.strip() for n in names):
-        raise ValueError(f"classes: expected class names (non-empty strings) in index order, got {names!r}")
-    dup = [n for n, c in Counter(names).items() if c > 1]
-    if dup:
-        raise ValueError(f"classes: the name {dup[0]!r} is given twice; expected unique names")
-    if len(names) > current_limits().max_classes:
-        raise ValueError(f"classes: {len(names)} names is over the limit of {current_limits().max_classes} classes")
-    return names
-
-
-def _label_files(folder: Path, limit: int | None = None) -> list[Path]:
-    """The ``.txt`` files right in ``folder`` that may be label files (not ``classes.txt``), sorted."""
-    found = []
-    try:
-        entries = sorted(folder.iterdir())
-    except OSError:
-        return []
-    for entry in entries:
-        if entry.suffix.lower() == ".txt" and entry.name not in NAMES_FILES and entry.is_file():
-            found.append(entry)
-            if limit is not None and len(found) >= limit:
-                break
-    return found
-
-
-def _looks_like_label_line(line: str) -> bool:
-    tokens = line.split()
-    if len(tokens) != 5 and (len(tokens) < 7 or len(tokens) % 2 == 0) or not tokens[0].isdigit():
-        return False
-    try:
-        return all(-COORD_TOLERANCE <= float(v) <= 1 + COORD_TOLERANCE for v in tokens[1:])
-    except ValueError:
-        return False
-
-
-def _looks_like_label_folder(folder: Path) -> bool:
-    """A few ``.txt`` files right in ``folder`` whose first lines are YOLO label lines."""
-    seen_line = False
-    for label in _label_files(folder, limit=3):
-        with open(label, "rb") as fh:
-            head = fh.read(SNIFF_BYTES).decode("utf-8", "replace")
-        first = next((line for line in head.splitlines() if line.strip()), None)
-        if first is None:
-            continue  # an empty label file: an image without objects
-        if not _looks_like_label_line(first):
-            return False
-        seen_line = True
-    return seen_line
-
-
-def _names_beside(folder: Path, notes: list[Note]) -> list[str] | None:
-    """Class names for a plain label folder: ``classes.txt`` / ``obj.names`` in it or its parent,
-    else the ``names`` of a data.yaml there."""
-    for where in (folder, folder.parent):
-        for name in NAMES_FILES:
-            if (where / name).is_file():
-                return _read_names_file(where / name)
-    for yaml_path in (_find_yaml(folder), folder.parent / "data.yaml"):
-        if yaml_path is not None and yaml_path.is_file():
-            doc = _load_yaml(yaml_path)
-            if "names" in doc.data or "nc" in doc.data:
-                return _names(doc, notes)
-    return None
-
-
-def _find_yaml(folder: Path) -> Path | None:
-    if (folder / "data.yaml").is_file():
-        return folder / "data.yaml"
-    found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".yaml", ".yml"))
-    if len(found) == 1:
-        return found[0]
-    if len(found) > 1:
-        names = [p.name for p in found[:10]]
-        raise ParseError(folder, f"expected one data.yaml, found several YAML files: {names}; "
-                         f"pick one: read {folder / names[0]} (the file itself)")
-    return None
-
-
-def read_yolo(path: str | Path, *, images: str | Path | None = None, classes: Any = None) -> Dataset:
+def read_yolo(path: str | Path, *, images: str | Path | None = None, classes: Any = None,
+              lenient: bool = False) -> Dataset:
     """Read a YOLO detection or segmentation dataset (Ultralytics or Roboflow layout, or a plain
     folder of label files).
 
@@ -747,6 +421,11 @@ def read_yolo(path: str | Path, *, images: str | Path | None = None, classes: An
     classes : list of str, str or dict, optional
         The class names by index (``["cavity", "loop"]``, ``"cavity,loop"`` or ``{0: "cavity",
         1: "loop"}``); they replace the names the export gives (with a note when they differ).
+    lenient : bool
+        Read past what the strict reader refuses (see :func:`defectlab.formats.read`): a label
+        line with a class index beyond the names is kept as ``class_<index>`` (note
+        ``undeclared-label``); any other bad line is left out (``refused-shape``), each noted
+        with its file and line.
 
     Returns
     -------
@@ -802,7 +481,7 @@ def read_yolo(path: str | Path, *, images: str | Path | None = None, classes: An
     if path.is_file() and is_zip(path):
         raise ParseError(path, "a zip archive: extract it, then read its folder")
     given = _classes_option(classes)
-    reader = _YoloReader(images_dir)
+    reader = _YoloReader(images_dir, lenient)
     yaml_path = path if path.is_file() else _find_yaml(path)
     doc = _load_yaml(yaml_path) if yaml_path is not None else None
     plain = False
