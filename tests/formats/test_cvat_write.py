@@ -99,9 +99,14 @@ def test_written_file_is_cvat_shaped(tmp_path: Path) -> None:
     write_cvat(ds, path)
     root = ET.parse(path).getroot()  # an independent parser reads it
     assert root.tag == "annotations" and root.findtext("version") == "1.1"
-    job = root.find("meta/job")
-    assert job is not None and job.findtext("size") == "3"
-    labels = job.findall("labels/label")
+    # two subsets: a project export, as CVAT writes one (#14.11: never <job>, which datumaro refuses)
+    assert root.find("meta/job") is None and root.find("meta/task") is None
+    project = root.find("meta/project")
+    tasks = project.findall("tasks/task")
+    assert [(tk.findtext("id"), tk.findtext("subset"), tk.findtext("size"), tk.findtext("mode")) for tk in tasks] == [
+        ("1", "Train", "2", "annotation"), ("2", "Validation", "1", "annotation")]
+    assert project.findtext("subsets").split("\n") == ["Train", "Validation"]
+    labels = project.findall("labels/label")
     classes = [lab for lab in labels if lab.find("parent") is None]
     assert [lab.findtext("name") for lab in classes] == [lab.name for lab in ds.labels]
     assert [lab.findtext("color") for lab in classes] == ["#61b21f", "#FF0000", None, None, None]
@@ -117,6 +122,7 @@ def test_written_file_is_cvat_shaped(tmp_path: Path) -> None:
     assert [(im.get("name"), im.get("subset"), im.get("width"), im.get("height")) for im in images] == [
         ("a.png", "Train", "1000", "1024"), ("sub/ünï & <b>.tif", "Train", "9", "7"), ("a.png", "Validation", "1000", "1024"),
     ]
+    assert [im.get("task_id") for im in images] == ["1", "1", "2"]
     first = list(images[0])
     assert [el.tag for el in first] == [
         "polygon", "polyline", "points", "skeleton", "ellipse", "ellipse", "box", "box", "mask", "mask", "tag",

@@ -128,6 +128,7 @@ class _CvatReader:
         self.path = display
         self.finder = finder
         self.lenient = lenient
+        self.default_subset: str | None = None
         self.notes: list[Note] = []
         self.labels: list[Label] = []
         self.label_names: set[str] = set()
@@ -491,6 +492,8 @@ class _CvatReader:
                 owner = meta.find(kind)
                 if owner is not None:
                     break
+        # a task export names the task's subset once, in its meta (a project export: on each <image>)
+        self.default_subset = ((owner.findtext("subset") or "").strip() or None) if kind == "task" and owner is not None else None
         version = root.find("version")
         if version is not None and version.text.strip() not in ("1.0", "1.1"):
             self.note(
@@ -534,7 +537,7 @@ class _CvatReader:
         except ValueError as err:
             raise self.error(node, str(err)) from None
         image_id = self.integer(node, "id") if "id" in node.attrib else None
-        subset = node.attrib.get("subset") or None
+        subset = node.attrib.get("subset") or self.default_subset
         draft = _ItemDraft(name, (height, width), subset, image_id)
         for child in node.children:
             shape = self.lenient_shape(child, name, len(draft.shapes))
@@ -580,7 +583,7 @@ class _CvatReader:
                 subset = (task.findtext("subset") or "").strip() or None
                 spaces[task_id] = self.frame_space(task, task_id, subset)
         elif owner is not None:
-            spaces[None] = self.frame_space(owner, None, None)
+            spaces[None] = self.frame_space(owner, None, self.default_subset)
         sole = next(iter(spaces.values())) if len(spaces) == 1 else None
         files: dict[tuple[int | None, int], tuple[str, ImageSource | None]] = {}
 

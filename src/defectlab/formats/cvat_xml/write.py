@@ -183,28 +183,55 @@ def _write_shape(w: _Writer, shape: Shape, where: str) -> None:
         w.lines.append(f"    <{tag} {' '.join(head)}/>")
 
 
+def _subsets(dataset: Dataset) -> list[str | None]:
+    """The items' subsets (None: no subset), in order of first appearance."""
+    return list(dict.fromkeys(it.subset or None for it in dataset.items))
+
+
+def _meta(w: _Writer, dataset: Dataset, subsets: list[str | None]) -> dict[str | None, int]:
+    """``<meta>`` as CVAT writes it: a task export (``<task>``) for items of one subset (or none),
+    a project export (``<project>`` with one ``<task>`` per subset) for several; the task id of
+    each subset."""
+    nodes = _skeleton_nodes(dataset)
+    counts = {s: sum((it.subset or None) == s for it in dataset.items) for s in subsets}
+    w.lines.append("  <meta>")
+    if len(subsets) <= 1:
+        w.lines += ["    <task>", f"      <size>{len(dataset.items)}</size>", "      <mode>annotation</mode>",
+                    "      <overlap>0</overlap>"]
+        if subsets and subsets[0]:
+            w.element(3, "subset", subsets[0], "the subset")
+        _write_labels(w, dataset, nodes)
+        w.lines += ["    </task>", "  </meta>"]
+        return {s: 0 for s in subsets}
+    w.lines += ["    <project>", "      <tasks>"]
+    ids = {s: k for k, s in enumerate(subsets, start=1)}
+    for s in subsets:
+        w.lines += ["        <task>", f"          <id>{ids[s]}</id>"]
+        w.element(5, "name", s or "default", "the subset")
+        w.lines += [f"          <size>{counts[s]}</size>", "          <mode>annotation</mode>"]
+        w.element(5, "subset", s or "", "the subset")
+        w.lines.append("        </task>")
+    w.lines.append("      </tasks>")
+    w.element(3, "subsets", "\n".join(s for s in subsets if s), "the subsets")
+    _write_labels(w, dataset, nodes)
+    w.lines += ["    </project>", "  </meta>"]
+    return ids
+
+
 def _render(dataset: Dataset) -> str:
     declared = {label.name for label in dataset.labels}
-    nodes = _skeleton_nodes(dataset)
+    subsets = _subsets(dataset)
+    project = len(subsets) > 1
     w = _Writer()
-    w.lines += [
-        '<?xml version="1.0" encoding="utf-8"?>',
-        "<annotations>",
-        "  <version>1.1</version>",
-        "  <meta>",
-        "    <job>",
-        f"      <size>{len(dataset.items)}</size>",
-        "      <mode>annotation</mode>",
-    ]
-    _write_labels(w, dataset, nodes)
-    w.lines += ["    </job>", "  </meta>"]
+    w.lines += ['<?xml version="1.0" encoding="utf-8"?>', "<annotations>", "  <version>1.1</version>"]
+    task_ids = _meta(w, dataset, subsets)
     for index, item in enumerate(dataset.items):
         where = f"item {item.name!r}"
         h, wd = item.size_hw
         image_id = item.id if item.id is not None else index
         head = f'<image id="{int(image_id)}" name="{w.attr(item.name, where)}"'
-        if item.subset:
-            head += f' subset="{w.attr(item.subset, where)}"'
+        if project and item.subset:
+            head += f' subset="{w.attr(item.subset, where)}" task_id="{task_ids[item.subset]}"'
         head += f' width="{wd}" height="{h}"'
         if not item.shapes:
             w.lines.append(f"  {head}/>")
@@ -222,11 +249,12 @@ def _render(dataset: Dataset) -> str:
     return "\n".join(w.lines)
 
 
-def _image_relpath(item: Item) -> PurePosixPath:
-    """Where :func:`~defectlab.formats.cvat_xml.read_cvat` finds the item's image in an export
-    folder: ``images/[<subset>/]<name>`` (names are checked by ``check_items`` first)."""
+def _image_relpath(item: Item, project: bool) -> PurePosixPath:
+    """Where CVAT's zip holds the item's image (and so datumaro and :func:`read_cvat` look):
+    ``images/<name>`` in a task export, ``images/<subset>/<name>`` in a project export (names
+    are checked by ``check_items`` first)."""
     parts = PurePosixPath(item.name.replace("\\", "/")).parts
-    return PurePosixPath("images", *((item.subset,) if item.subset else ()), *parts)
+    return PurePosixPath("images", *((item.subset,) if project and item.subset else ()), *parts)
 
 
 def _write_text(path: Path, text: str, mode: int) -> None:
@@ -355,8 +383,9 @@ def write_cvat(
     text = _render(dataset)
     with output_dir(out, overwrite=overwrite, inputs=input_paths(dataset)) as tmp:
         (tmp / ANNOTATIONS_FILE).write_text(text, encoding="utf-8", newline="\n")
+        project = len(_subsets(dataset)) > 1
         for item in dataset.items if copy else ():
-            dest = tmp.joinpath(*_image_relpath(item).parts)
+            dest = tmp.joinpath(*_image_relpath(item, project).parts)
             dest.parent.mkdir(parents=True, exist_ok=True)
             if item.image.member is not None:
                 dest.write_bytes(item.image.read_bytes())
