@@ -609,6 +609,19 @@ def test_bad_instances_csv(tmp_path):
         read_masks(tmp_path)
 
 
+@pytest.mark.parametrize("text, match", [
+    # found by atheris: a bare carriage return inside a field made the csv module raise its own error
+    ("image,instance_id,class_id,label\na,1,1,c\ravity\n", r"instances\.csv, line 3: expected whole numbers"),
+    ("image,instance_id,class_id,label\na,1,1," + "x" * 200_000 + "\n", r"instances\.csv, line 2: not a readable CSV"),
+])
+def test_instances_csv_that_the_csv_module_refuses(tmp_path, text, match):
+    (tmp_path / "labels").mkdir()
+    tifffile.imwrite(tmp_path / "labels" / "a.tif", np.ones((4, 4), np.int32))
+    (tmp_path / "instances.csv").write_bytes(text.encode())
+    with pytest.raises(ParseError, match=match):
+        read_masks(tmp_path)
+
+
 def test_bad_arguments(tmp_path):
     save_png(tmp_path / "a.png", np.zeros((4, 4), np.uint8))
     with pytest.raises(ValueError, match="kind"):

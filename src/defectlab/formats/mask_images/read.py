@@ -200,7 +200,13 @@ class _Reader:
         return any(_is_wide(self.tree.source(r)) for r in rels if _is_mask_name(r))
 
     def read_instances_csv(self, data: bytes, display: str) -> None:
-        reader = csv.DictReader(io.StringIO(decode_text(data, display)))
+        reader = csv.DictReader(io.StringIO(decode_text(data, display), newline=""))
+        try:
+            self._instances_rows(reader, display)
+        except csv.Error as err:  # e.g. a NUL, or a line break inside an unquoted field
+            raise ParseError(display, f"not a readable CSV file ({err})", line=reader.line_num + 1) from None  # the line being read
+
+    def _instances_rows(self, reader: csv.DictReader, display: str) -> None:
         missing = [c for c in INSTANCES_CSV_COLUMNS if c not in (reader.fieldnames or ())]
         if missing:
             raise ParseError(
