@@ -613,6 +613,8 @@ def test_bad_instances_csv(tmp_path):
     # found by atheris: a bare carriage return inside a field made the csv module raise its own error
     ("image,instance_id,class_id,label\na,1,1,c\ravity\n", r"instances\.csv, line 3: expected whole numbers"),
     ("image,instance_id,class_id,label\na,1,1," + "x" * 200_000 + "\n", r"instances\.csv, line 2: not a readable CSV"),
+    # found by atheris: class 0 is the background, yet its label reached a shape and no class was declared
+    ("image,instance_id,class_id,label\na,1,0,lo'p\n", r"instances\.csv, line 2: expected instance_id and class_id >= 1"),
 ])
 def test_instances_csv_that_the_csv_module_refuses(tmp_path, text, match):
     (tmp_path / "labels").mkdir()

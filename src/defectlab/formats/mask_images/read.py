@@ -220,6 +220,9 @@ class _Reader:
                     display, f"expected whole numbers for instance_id and class_id, got "
                     f"{row['instance_id']!r}, {row['class_id']!r}", line=reader.line_num,
                 ) from None
+            if iid < 1 or cid < 1:  # found by atheris: class 0 (background) named a label never declared
+                raise ParseError(display, f"expected instance_id and class_id >= 1 (0 is the background), got "
+                                 f"{iid}, {cid}", line=reader.line_num)
             if not row["label"]:
                 raise ParseError(display, "expected a non-empty label", line=reader.line_num)
             self.per_instance[(row["image"], iid)] = (cid, row["label"])
