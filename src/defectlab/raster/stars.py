@@ -412,8 +412,8 @@ def paint_stars(
 ) -> np.ndarray:
     """(H, W) int32 instance ids of stars (star ``i`` is ``i + 1``), the surest on top.
 
-    Where stars overlap a pixel holds the one with the highest score (default: the later
-    one); an instance image cannot hold both, the polygons do.
+    Where stars overlap a pixel holds the one with the highest score (ties: the earlier one;
+    without scores: the later one); an instance image cannot hold both, the polygons do.
 
     Examples
     --------
@@ -428,7 +428,8 @@ def paint_stars(
     if n == 0:
         return out.reshape(h, w)
     star, cell = star_pixels(points_xy, distances, size_hw)
-    rank = np.arange(n) if scores is None else np.argsort(np.argsort(np.asarray(scores), kind="stable"), kind="stable")
+    # rank: by score, ties to the earlier star (the order NMS keeps them in); no scores: later on top
+    rank = np.arange(n) if scores is None else np.argsort(np.lexsort((-np.arange(n), np.asarray(scores))))
     # the highest rank wins each cell: sort by (cell, rank) and keep each cell's last entry
     by = np.lexsort((rank[star], cell))
     cell, star = cell[by], star[by]
