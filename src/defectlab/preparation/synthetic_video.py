@@ -52,13 +52,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..model import Ellipse, Label, Polygon, Shape
+from ..tracking.cvat_video import VideoTrack, write_cvat_video
 from .synthetic import INTENSITY_RANGE, SYNTHETIC_LABELS, SyntheticConfig, synthetic_item
 
 __all__ = ["SyntheticVideoConfig", "SyntheticVideo", "TrueTrack", "VIDEO_LABELS", "make_synthetic_video",
@@ -164,24 +165,13 @@ class SyntheticVideoConfig:
 
 
 @dataclass
-class TrueTrack:
-    """One defect's true life: its shape on each frame it is wholly in the field."""
+class TrueTrack(VideoTrack):
+    """One defect's true life: its shape on each frame it is wholly in the field, and what became of it."""
 
-    track_id: int
-    label: str
-    shapes: dict[int, Shape] = field(default_factory=dict)
     fate: str = "present"  # present | vanished | merged | left | split
     parents: tuple[int, ...] = ()
     children: tuple[int, ...] = ()
     growth_px_per_frame: float = 0.0  # d(equivalent radius)/d(frame)
-
-    @property
-    def first(self) -> int:
-        return min(self.shapes)
-
-    @property
-    def last(self) -> int:
-        return max(self.shapes)
 
 
 @dataclass
@@ -219,7 +209,6 @@ class _Defect:
     parents: tuple[int, ...] = ()
     children: tuple[int, ...] = ()
     path: dict[int, tuple[float, float]] = field(default_factory=dict)  # frame -> extra offset (merges)
-    radius_override: dict[int, float] = field(default_factory=dict)
 
 
 def _r(v: float) -> float:
@@ -407,7 +396,7 @@ def _truth(rng: np.random.Generator, cfg: SyntheticVideoConfig, defects: list[_D
             continue
         tid = len(tracks) + 1
         ids[k] = tid
-        tracks.append(TrueTrack(tid, d.label, growth_px_per_frame=d.growth))
+        tracks.append(TrueTrack(tid, d.label, {}, growth_px_per_frame=d.growth))
     jitter = rng.normal(0.0, cfg.jitter_px, (len(defects), T, 2)) if cfg.jitter_px > 0 else np.zeros((len(defects), T, 2))
     ox, oy = origin
     ddx, ddy = cfg.drift_px
@@ -449,9 +438,10 @@ def _truth(rng: np.random.Generator, cfg: SyntheticVideoConfig, defects: list[_D
     style_of = {ids[k]: d.style for k, d in enumerate(defects) if k in ids}
     out = []
     for t in kept:
-        out.append(TrueTrack(new[t.track_id], t.label, t.shapes, t.fate,
-                             tuple(new[p] for p in t.parents if p in new), tuple(new[c] for c in t.children if c in new),
-                             t.growth_px_per_frame))
+        out.append(TrueTrack(new[t.track_id], t.label, t.shapes, fate=t.fate,
+                             parents=tuple(new[p] for p in t.parents if p in new),
+                             children=tuple(new[c] for c in t.children if c in new),
+                             growth_px_per_frame=t.growth_px_per_frame))
     return out, {new[tid]: s for tid, s in style_of.items() if tid in new}
 
 
@@ -602,14 +592,12 @@ def make_synthetic_video(
 def _write(video: SyntheticVideo, out: Path, cfg: SyntheticVideoConfig, seed: int, overwrite: bool) -> None:
     from .._output import output_dir
     from ..imaging.io import write_image
-    from ..tracking.cvat_video import VideoTrack, write_cvat_video
-
     with output_dir(out, overwrite=overwrite) as tmp:
         if video.frames:
             (tmp / "images").mkdir()
             for f, image in enumerate(video.frames):
                 write_image(tmp / "images" / f"frame_{f:06d}.png", image)
-        write_cvat_video([VideoTrack(t.track_id, t.label, t.shapes) for t in video.tracks], tmp / "annotations.xml",
+        write_cvat_video(video.tracks, tmp / "annotations.xml",
                          labels=VIDEO_LABELS, size_hw=cfg.size_hw, n_frames=cfg.n_frames, name="synthetic video")
         rate = cfg.pixel_size_nm / cfg.frame_interval_s
         with open(tmp / "truth.csv", "w", newline="", encoding="utf-8") as fh:

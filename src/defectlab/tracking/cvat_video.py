@@ -61,13 +61,13 @@ import numpy as np
 from ..errors import ParseError
 from ..model import Box, Dataset, Ellipse, Label, Mask, Points, Polygon, Polyline, Shape
 
-__all__ = ["VideoTrack", "VideoTracks", "read_cvat_tracks", "write_cvat_video", "DEFAULT_KEYFRAME_TOLERANCE"]
+__all__ = ["VideoTrack", "VideoTracks", "annotations_xml", "read_cvat_tracks", "write_cvat_video", "DEFAULT_KEYFRAME_TOLERANCE"]
 
 #: Largest miss, px, of CVAT's linear interpolation between written keyframes (ellipses, boxes).
 DEFAULT_KEYFRAME_TOLERANCE = 0.5
 
 
-@dataclass(frozen=True)
+@dataclass
 class VideoTrack:
     """One object over the frames: ``shapes`` maps frame -> its shape on that frame.
 
@@ -264,6 +264,18 @@ def write_cvat_video(
     Path(path).write_text("\n".join(out) + "\n", encoding="utf-8")
 
 
+def annotations_xml(path: str | Path) -> Path | None:
+    """The XML (or zip) of an export given as a file or a folder; None when a folder holds none or several."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    xml = path / "annotations.xml"
+    if xml.is_file():
+        return xml
+    found = sorted(path.glob("*.xml"))
+    return found[0] if len(found) == 1 else None
+
+
 def read_cvat_tracks(path: str | Path, *, images: str | Path | None = None) -> VideoTracks:
     """Read a CVAT for video 1.1 export with the id of every shape's track.
 
@@ -292,14 +304,9 @@ def read_cvat_tracks(path: str | Path, *, images: str | Path | None = None) -> V
 
     path = Path(path)
     ds = read(path, format="cvat", **({"images": images} if images is not None else {}))
-    xml = path
-    if path.is_dir():
-        xml = path / "annotations.xml"
-        if not xml.is_file():
-            found = sorted(path.glob("*.xml"))
-            if len(found) != 1:
-                raise ParseError(path, "expected one annotations.xml in the folder")
-            xml = found[0]
+    xml = annotations_xml(path)
+    if xml is None:
+        raise ParseError(path, "expected one annotations.xml in the folder")
     if is_zip(xml):
         with SafeZip(xml) as zf:
             member = next((n for n in zf.names() if n.rsplit("/", 1)[-1] == "annotations.xml"), None)

@@ -333,14 +333,11 @@ def load_detections(source: Dataset | Detections | str | Path, *, images: str | 
 
 def _has_tracks(path: Path) -> bool:
     """True when a CVAT XML holds ``<track`` elements (reads only its first megabyte or the archive member)."""
-    xml = path
-    if path.is_dir():
-        xml = path / "annotations.xml"
-        if not xml.is_file():
-            found = sorted(path.glob("*.xml"))
-            if len(found) != 1:
-                return False
-            xml = found[0]
+    from .cvat_video import annotations_xml
+
+    xml = annotations_xml(path)
+    if xml is None:
+        return False
     try:
         if xml.suffix.lower() == ".zip":
             import zipfile

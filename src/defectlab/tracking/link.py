@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -106,7 +106,7 @@ class LinkOptions:
                                                  "choices": ("auto", "none")})
     area_tolerance: float = field(default=0.25, metadata={
         "help": "A merge (split) is kept when the areas add up within this fraction.", "min": 0.0, "max": 1.0})
-    border_px: float = field(default=3.0, metadata={
+    border_px: float = field(default=1.0, metadata={
         "help": "A track ending this close to the field's edge (px) has left the field.", "min": 0.0})
 
     def __post_init__(self) -> None:
@@ -294,7 +294,6 @@ def link(det: Detections, options: LinkOptions = LinkOptions(), *, pixel_size_nm
     y = det.y - drift[det.frame, 1]
     r = equivalent_diameter(det.area_px) / 2
     groups = sorted(set(det.label.tolist())) if options.per_class else [None]
-    node_track: dict[int, tuple[Any, int]] = {}  # detection row -> (group, local node)
     import networkx as nx
 
     graph = nx.DiGraph()
@@ -329,7 +328,89 @@ def link(det: Detections, options: LinkOptions = LinkOptions(), *, pixel_size_nm
     graph.add_nodes_from(range(N))
     notes: list[Any] = []
     _check_events(graph, det, options.area_tolerance, notes)
+    _coalescences(graph, det, x, y, r, d_px, options)
     return _tracks(graph, det, drift, d_px, options, notes)
+
+
+def _coalescences(graph: Any, det: Detections, x: np.ndarray, y: np.ndarray, r: np.ndarray, d_px: float,
+                  options: LinkOptions) -> None:
+    """Merges and splits laptrack cannot see (in place).
+
+    laptrack joins a segment's end to the *middle* of another segment; when two defects coalesce
+    into one whose center is farther than ``max_displacement`` from both (two cavities of like
+    size), both tracks end and a new one starts. Here a track start is the merge of two track
+    ends on the frames just before it (up to ``gap_frames`` earlier) when their rims are within
+    ``max_displacement`` of its rim and their areas add up to its area within ``area_tolerance``;
+    a track end is a split into two such starts likewise.
+    """
+    T = det.n_frames
+    a = det.area_px
+    tol = options.area_tolerance
+    nodes = np.arange(len(det))
+    indeg = np.array([graph.in_degree(n) for n in nodes]) if len(det) else np.zeros(0, int)
+    outdeg = np.array([graph.out_degree(n) for n in nodes]) if len(det) else np.zeros(0, int)
+    ends = nodes[(outdeg == 0) & (det.frame < T - 1)]
+    starts = nodes[(indeg == 0) & (det.frame > 0)]
+
+    def near(n: int, cands: np.ndarray) -> np.ndarray:
+        if cands.size == 0:
+            return cands
+        gap = np.hypot(x[cands] - x[n], y[cands] - y[n]) - r[cands] - r[n]
+        ok = gap <= d_px
+        if options.per_class:
+            ok &= det.label[cands] == det.label[n]
+        return cands[ok]
+
+    def fits(n: int, parts: Sequence[int]) -> float | None:
+        """Relative area error when ``n`` is the sum of ``parts`` (None when it is not)."""
+        total = float(a[list(parts)].sum())
+        e = abs(a[n] - total) / total
+        if e <= tol and a[n] > max(a[list(parts)]) * (1 + tol / 2):
+            return e
+        return None
+
+    def best(n: int, linked: list[int], cands: np.ndarray) -> list[int]:
+        """The candidates to join to ``n`` (besides the one already linked) whose areas add up best."""
+        if len(linked) > 1:
+            return []
+        options_: list[tuple[float, list[int]]] = []
+        if linked:
+            for c in cands:
+                e = fits(n, [linked[0], int(c)])
+                if e is not None:
+                    options_.append((e, [int(c)]))
+        else:
+            for i in range(len(cands)):
+                for j in range(i + 1, len(cands)):
+                    e = fits(n, [int(cands[i]), int(cands[j])])
+                    if e is not None:
+                        options_.append((e, [int(cands[i]), int(cands[j])]))
+        return min(options_)[1] if options_ else []
+
+    gap = options.gap_frames
+    by_frame_end = {f: ends[det.frame[ends] == f] for f in np.unique(det.frame[ends])} if ends.size else {}
+    by_frame_start = {f: starts[det.frame[starts] == f] for f in np.unique(det.frame[starts])} if starts.size else {}
+    empty = np.zeros(0, dtype=np.int64)
+    if options.merges:
+        for n in nodes[det.frame > 0]:
+            preds = list(graph.predecessors(n))
+            if len(preds) > 1:
+                continue
+            f = int(det.frame[n])
+            pool = np.concatenate([by_frame_end.get(g, empty) for g in range(f - 1 - gap, f)])
+            pool = np.array([e for e in near(int(n), pool) if graph.out_degree(e) == 0 and e not in preds], dtype=np.int64)
+            for e in best(int(n), preds, pool):
+                graph.add_edge(e, int(n))
+    if options.splits:
+        for n in nodes[det.frame < T - 1]:
+            succ = list(graph.successors(n))
+            if len(succ) > 1:
+                continue
+            f = int(det.frame[n])
+            pool = np.concatenate([by_frame_start.get(g, empty) for g in range(f + 1, f + 2 + gap)])
+            pool = np.array([c for c in near(int(n), pool) if graph.in_degree(c) == 0 and c not in succ], dtype=np.int64)
+            for c in best(int(n), succ, pool):
+                graph.add_edge(int(n), c)
 
 
 def _check_events(graph: Any, det: Detections, tol: float, notes: list[Any]) -> None:
@@ -400,7 +481,9 @@ def _tracks(graph: Any, det: Detections, drift: np.ndarray, d_px: float, options
         elif det.frame[end] == T - 1:
             fate[tid] = "present"
         else:
-            reach = r[end] + options.border_px + d_px
+            f = int(det.frame[end])
+            step = float(np.hypot(*(drift[min(f + 1, T - 1)] - drift[f]))) if T > 1 else 0.0
+            reach = r[end] + options.border_px + step * (options.gap_frames + 1)  # where the next frames' drift takes it
             near = det.x[end] < reach or det.y[end] < reach or det.x[end] > w - reach or det.y[end] > h - reach
             fate[tid] = "left" if near else "vanished"
     return Linked(det, track_id, drift, fate, parents, children, d_px, notes)

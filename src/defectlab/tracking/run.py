@@ -17,7 +17,6 @@ Output folder (written atomically)::
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
