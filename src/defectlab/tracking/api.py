@@ -75,11 +75,11 @@ def track(
     from .run import TrackOptions
     from .run import track as run
 
-    result = run(source, options=LinkOptions(max_displacement=max_displacement, gap_frames=gap, merges=merges,
-                                             splits=splits, per_class=per_class, drift=drift),
-                 track_options=TrackOptions(pixel_size=pixel_size, frame_interval=frame_interval,
-                                            prelabel_shape=prelabel_shape, fill_gaps=fill_gaps, overlay=overlay),
-                 frames=frames, images=images)
+    link = LinkOptions.build(max_displacement=max_displacement, gap_frames=gap, merges=merges, splits=splits,
+                             per_class=per_class, drift=drift)
+    opts = TrackOptions.build(pixel_size=pixel_size, frame_interval=frame_interval, prelabel_shape=prelabel_shape,
+                              fill_gaps=fill_gaps, overlay=overlay)
+    result = run(source, options=link, track_options=opts, frames=frames, images=images)
     if out is not None:
         result.write(out, overwrite=overwrite)
     return result

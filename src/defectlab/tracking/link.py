@@ -48,11 +48,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
 from ..errors import DatasetError
+from ..options import Options, option
 from .detections import Detections, equivalent_diameter
 
 __all__ = ["LinkOptions", "Linked", "link", "estimate_drift", "parse_distance"]
@@ -87,40 +88,39 @@ def parse_distance(value: str | float, *, pixel_size_nm: float | None, what: str
     return px
 
 
+def _distance(value: Any) -> str | float:
+    """A max displacement as given: ``"5px"``, ``"3nm"`` (checked now, resolved to px at link time), or px."""
+    if isinstance(value, str):
+        v = value.strip()
+        if v.lower().endswith(("px", "pixel", "pixels")):
+            parse_distance(v, pixel_size_nm=None)
+        else:
+            parse_distance(v, pixel_size_nm=1.0)  # a length with a unit: its check, whatever the pixel size
+        return v
+    return parse_distance(value, pixel_size_nm=None)
+
+
 @dataclass(frozen=True, slots=True)
-class LinkOptions:
-    """How detections are linked into tracks (``defectlab track`` options)."""
+class LinkOptions(Options):
+    """How detections are linked into tracks (``defectlab track``'s linking options)."""
 
-    max_displacement: str | float = field(default="5px", metadata={
-        "help": "Farthest a defect moves between two frames, after drift correction: 5px, or 3nm with a pixel size.",
-        "cli": "--max-displacement"})
-    gap_frames: int = field(default=2, metadata={
-        "help": "Frames a defect may be missed and keep its id (gap closing); 0 for none.", "cli": "--gap", "min": 0})
-    merges: bool = field(default=True, metadata={"help": "Find coalescences: two defects becoming one.",
-                                                 "cli": "--merges/--no-merges"})
-    splits: bool = field(default=True, metadata={"help": "Find splits: one defect becoming two.",
-                                                 "cli": "--splits/--no-splits"})
-    per_class: bool = field(default=True, metadata={"help": "Link each class on its own (a cavity never becomes a loop).",
-                                                    "cli": "--per-class/--all-classes"})
-    drift: str = field(default="auto", metadata={"help": "Remove the specimen's drift before linking (auto) or not (none).",
-                                                 "choices": ("auto", "none")})
-    area_tolerance: float = field(default=0.25, metadata={
-        "help": "A merge (split) is kept when the areas add up within this fraction.", "min": 0.0, "max": 1.0})
-    border_px: float = field(default=1.0, metadata={
-        "help": "A track ending this close to the field's edge (px) has left the field.", "min": 0.0})
+    verb: ClassVar[str] = "track"
 
-    def __post_init__(self) -> None:
-        if isinstance(self.gap_frames, bool) or int(self.gap_frames) != self.gap_frames or self.gap_frames < 0:
-            raise ValueError(f"expected gap_frames >= 0, got {self.gap_frames!r}")
-        object.__setattr__(self, "gap_frames", int(self.gap_frames))
-        if self.drift not in ("auto", "none"):
-            raise ValueError(f"expected drift 'auto' or 'none', got {self.drift!r}")
-        if not 0 <= float(self.area_tolerance) <= 1:
-            raise ValueError(f"expected area_tolerance in [0, 1], got {self.area_tolerance!r}")
-        if not float(self.border_px) >= 0:
-            raise ValueError(f"expected border_px >= 0, got {self.border_px!r}")
-        if isinstance(self.max_displacement, (int, float)):
-            parse_distance(self.max_displacement, pixel_size_nm=None)
+    max_displacement: str | float = option(
+        "5px", help="Farthest a defect moves between two frames, after drift correction: 5px, or 3nm with a pixel size.",
+        convert=_distance, metavar="DISTANCE")
+    gap_frames: int = option(2, help="Frames a defect may be missed and keep its id (gap closing); 0 for none.",
+                             cli="--gap", min=0)
+    merges: bool = option(True, help="Find coalescences: two defects becoming one.", cli="--merges/--no-merges")
+    splits: bool = option(True, help="Find splits: one defect becoming two.", cli="--splits/--no-splits")
+    per_class: bool = option(True, help="Link each class on its own (a cavity never becomes a loop).",
+                             cli="--per-class/--all-classes")
+    drift: str = option("auto", help="Remove the specimen's drift before linking (auto) or not (none).",
+                        choices=("auto", "none"))
+    area_tolerance: float = option(0.25, help="A merge (split) is kept when the areas add up within this fraction.",
+                                   min=0.0, max=1.0)
+    border_px: float = option(1.0, help="A track ending this close to the field's edge (px, plus the drift) has "
+                                        "left the field.", min=0.0)
 
 
 @dataclass

@@ -18,13 +18,15 @@ Output folder (written atomically)::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
+from ..measurement.options import length_nm
 from ..model import Dataset
+from ..options import Options, option
 from .detections import Detections, load_detections
 from .kinetics import Kinetics, kinetics
 from .link import LinkOptions, Linked, link
@@ -32,30 +34,29 @@ from .link import LinkOptions, Linked, link
 __all__ = ["TrackOptions", "TrackResult", "track"]
 
 
+def _interval(value: Any) -> float:
+    from ..imaging.frames import parse_interval
+
+    return parse_interval(value)
+
+
 @dataclass(frozen=True, slots=True)
-class TrackOptions:
-    """What ``defectlab track`` does besides linking (``LinkOptions``)."""
+class TrackOptions(Options):
+    """What ``defectlab track`` does besides linking (:class:`~defectlab.tracking.link.LinkOptions`)."""
 
-    pixel_size: str | float | None = field(default=None, metadata={
-        "help": "Pixel size, overriding the files' calibration: 0.38nm (a bare number is nm).", "cli": "--pixel-size"})
-    frame_interval: str | float | None = field(default=None, metadata={
-        "help": "Time between frames, overriding the files': 0.5s, 40ms, 25fps.", "cli": "--frame-interval"})
-    prelabel_shape: str = field(default="ellipse", metadata={
-        "help": "Shape of the CVAT track pre-labels: ellipse (CVAT interpolates it) or as-read.",
-        "choices": ("ellipse", "as-read"), "cli": "--prelabel-shape"})
-    fill_gaps: bool = field(default=True, metadata={
-        "help": "Fill the frames a track was missed on by interpolation (in outputs and scores).",
-        "cli": "--fill-gaps/--no-fill-gaps"})
-    overlay: bool = field(default=True, metadata={"help": "Write overlay.gif and the gallery (needs the frames).",
-                                                  "cli": "--overlay/--no-overlay"})
-    overlay_frames: int = field(default=100, metadata={"help": "Most frames in overlay.gif (evenly spaced).",
-                                                       "min": 1})
+    verb: ClassVar[str] = "track"
 
-    def __post_init__(self) -> None:
-        if self.prelabel_shape not in ("ellipse", "as-read"):
-            raise ValueError(f"expected prelabel_shape 'ellipse' or 'as-read', got {self.prelabel_shape!r}")
-        if isinstance(self.overlay_frames, bool) or int(self.overlay_frames) < 1:
-            raise ValueError(f"expected overlay_frames >= 1, got {self.overlay_frames!r}")
+    pixel_size: float | None = option(None, help="Pixel size, overriding the files' calibration: 0.38nm (a bare "
+                                                 "number is nm).", convert=length_nm("pixel size"), metavar="LENGTH")
+    frame_interval: float | None = option(None, help="Time between frames, overriding the files': 0.5s, 40ms, 25fps "
+                                                     "(a bare number is s).", convert=_interval, metavar="TIME")
+    prelabel_shape: str = option("ellipse", help="Shape of the CVAT track pre-labels: ellipse (CVAT interpolates "
+                                                 "it) or as-read.", choices=("ellipse", "as-read"))
+    fill_gaps: bool = option(True, help="Fill the frames a track was missed on by interpolation (outputs, scores).",
+                             cli="--fill-gaps/--no-fill-gaps")
+    overlay: bool = option(True, help="Write overlay.gif and the gallery of the longest tracks (needs the frames).",
+                           cli="--overlay/--no-overlay")
+    overlay_frames: int = option(100, help="Most frames in overlay.gif (evenly spaced).", min=1)
 
 
 @dataclass
@@ -91,8 +92,7 @@ class TrackResult:
             "splits": sum(1 for c in self.linked.children.values() if len(c) >= 2),
             "drift_px_last_frame": self.linked.drift_xy[-1].tolist() if len(self.linked.drift_xy) else [0, 0],
             "max_displacement_px": self.linked.max_displacement_px,
-            "link_options": {f.name: getattr(self.options, f.name) for f in fields(self.options)},
-            "track_options": {f.name: getattr(self.track_options, f.name) for f in fields(self.track_options)},
+            "link_options": self.options.to_dict(), "track_options": self.track_options.to_dict(),
             "scores": self.scores, "notes": [str(n) for n in self.notes],
         })
 
@@ -152,13 +152,9 @@ def track(
     -------
     TrackResult
     """
-    from ..imaging.frames import parse_interval
-    from ..imaging.micrograph import parse_length
-
     det = load_detections(source, images=images)
     seq = _frames_for(det, frames, track_options.pixel_size, track_options.frame_interval)
-    nm = parse_length(track_options.pixel_size, what="pixel size") if track_options.pixel_size is not None else None
-    dt = parse_interval(track_options.frame_interval) if track_options.frame_interval is not None else None
+    nm, dt = track_options.pixel_size, track_options.frame_interval
     if seq is not None:
         if len(seq) != det.n_frames:
             from ..errors import DatasetError
