@@ -64,3 +64,19 @@ def test_cli_bad_input_one_line(tmp_path):
     run = subprocess.run([sys.executable, "-m", "defectlab.cli", "track", str(tmp_path), "--out", str(tmp_path / "o"),
                           "--max-displacement", "3nm"], capture_output=True, text=True)
     assert run.returncode == 1 and "Traceback" not in run.stderr
+
+
+def test_batch_track_in_chunks_same_tracks(video, tmp_path):
+    out = tmp_path / "batch"
+    cmd = [sys.executable, "-m", "defectlab.cli", "batch", "track", str(video), "--out", str(out), "--chunk-frames", "5",
+           "--scheduler", "threads", "--no-overlay"]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    rows = list(csv.DictReader(open(out / "tracks.csv")))
+    assert len(rows) == len(list(csv.DictReader(open(video / "truth.csv"))))
+    chunks = sorted((tmp_path / "batch.chunks").glob("chunk_*.npz"))
+    assert len(chunks) == 4
+    stamps = [c.stat().st_mtime_ns for c in chunks]
+    again = subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert [c.stat().st_mtime_ns for c in chunks] == stamps  # every chunk reused, none linked again

@@ -59,3 +59,37 @@ def register(app: typer.Typer) -> None:
         for note in result.notes[:5]:
             console.print(f"[yellow]note:[/] {note}", highlight=False, markup=False)
         console.print(f"[green]wrote[/] -> {out}/index.html", highlight=False)
+
+    from .batch import batch_app
+
+    @batch_app.command("track")
+    @with_options(link=LinkOptions, options=TrackOptions)
+    def batch_track(
+        source: Annotated[Path, typer.Argument(help=_SOURCE, metavar="SOURCE")],
+        out: Annotated[Path, typer.Option("--out", help=_OUT, metavar="DIR")],
+        link: LinkOptions,
+        options: TrackOptions,
+        chunk_frames: Annotated[int, typer.Option("--chunk-frames", min=1, help="Frames per chunk linked as one Dask "
+                                                                               "task.")] = 500,
+        scheduler: Annotated[str, typer.Option("--scheduler", help="threads, processes, sync, or a Dask scheduler "
+                                                                   "address tcp://host:8786.")] = "threads",
+        frames: Annotated[Optional[Path], typer.Option("--frames", help=_FRAMES, metavar="PATH")] = None,
+        images: Annotated[Optional[Path], typer.Option("--images", help="Folder of the export's image files, if "
+                                                                         "not beside it.", metavar="DIR")] = None,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
+    ) -> None:
+        """A long video in chunks of frames on Dask, linked across chunk borders; a rerun reuses the chunks done
+        (kept in OUT.chunks/)."""
+        from ..errors import DefectlabError
+        from ..tracking.run import track as run
+
+        work = out.with_name(out.name + ".chunks")
+        try:
+            result = run(source, options=link, track_options=options, frames=frames, images=images,
+                         chunk_frames=chunk_frames, scheduler=scheduler, work=work)
+            result.write(out, overwrite=overwrite, inputs=[p for p in (frames, images) if p is not None])
+        except (DefectlabError, ValueError) as err:
+            fail(err)
+        s = result.summary()
+        console.print(f"{s['frames']} frames in chunks of {chunk_frames}, {s['tracks']} tracks -> {out}/index.html "
+                      f"(chunks kept in {work})", highlight=False)

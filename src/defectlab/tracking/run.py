@@ -128,6 +128,9 @@ def track(
     frames: Any = None,
     images: str | Path | None = None,
     truth: Detections | None = None,
+    chunk_frames: int | None = None,
+    scheduler: Any = "threads",
+    work: str | Path | None = None,
 ) -> TrackResult:
     """Link the defects of a video and measure their kinetics.
 
@@ -147,6 +150,13 @@ def track(
         Folder of the export's image files, if not beside it.
     truth : Detections, optional
         True tracks (``true_id`` set) to score against; default: the source's own track ids.
+    chunk_frames : int, optional
+        Link in chunks of this many frames on Dask, stitched across the borders
+        (:func:`~defectlab.tracking.chunks.link_chunked`; ``defectlab batch track``).
+    scheduler : str or distributed.Client
+        Where the chunks run (``"threads"``, ``"processes"``, ``"sync"``, a scheduler address).
+    work : str or Path, optional
+        Folder of the per-chunk results, reused by a rerun (needed with ``chunk_frames``).
 
     Returns
     -------
@@ -169,7 +179,17 @@ def track(
             nm = read_pixel_size(det.images[0])[0]
         except Exception:  # noqa: BLE001 - a frame we cannot read has no calibration; said below
             nm = None
-    linked = link(det, options, pixel_size_nm=nm)
+    if chunk_frames is not None:
+        from .chunks import link_chunked
+        from .link import parse_distance
+
+        if work is None:
+            raise ValueError("linking in chunks needs a work folder for the chunks' results (work=)")
+        chunked = link_chunked(det, options, chunk_frames=chunk_frames, work=work, scheduler=scheduler,
+                               pixel_size_nm=nm)
+        linked = chunked.as_linked(det, parse_distance(options.max_displacement, pixel_size_nm=nm))
+    else:
+        linked = link(det, options, pixel_size_nm=nm)
     if track_options.fill_gaps:
         linked = linked.filled()
     else:
