@@ -391,8 +391,15 @@ def _coalescences(graph: Any, det: Detections, x: np.ndarray, y: np.ndarray, r: 
     by_frame_end = {f: ends[det.frame[ends] == f] for f in np.unique(det.frame[ends])} if ends.size else {}
     by_frame_start = {f: starts[det.frame[starts] == f] for f in np.unique(det.frame[starts])} if starts.size else {}
     empty = np.zeros(0, dtype=np.int64)
+    # only frames with track ends (starts) just before (after) them can hold a merge (split)
+    end_frames = np.zeros(T + gap + 2, dtype=bool)
+    for f in by_frame_end:
+        end_frames[f + 1:f + 2 + gap] = True
+    start_frames = np.zeros(T + gap + 2, dtype=bool)
+    for f in by_frame_start:
+        start_frames[max(f - 1 - gap, 0):f] = True
     if options.merges:
-        for n in nodes[det.frame > 0]:
+        for n in nodes[(det.frame > 0) & end_frames[det.frame]]:
             preds = list(graph.predecessors(n))
             if len(preds) > 1:
                 continue
@@ -402,7 +409,7 @@ def _coalescences(graph: Any, det: Detections, x: np.ndarray, y: np.ndarray, r: 
             for e in best(int(n), preds, pool):
                 graph.add_edge(e, int(n))
     if options.splits:
-        for n in nodes[det.frame < T - 1]:
+        for n in nodes[(det.frame < T - 1) & start_frames[det.frame]]:
             succ = list(graph.successors(n))
             if len(succ) > 1:
                 continue
