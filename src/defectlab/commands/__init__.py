@@ -11,4 +11,5 @@ MODULES: tuple[str, ...] = (
     "measure",
     "prepare",
     "train",
+    "track",
 )
