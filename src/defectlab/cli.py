@@ -39,6 +39,7 @@ class Target(str, Enum):
     yolo = "yolo"
     cvat = "cvat"
     instance_tiff = "instance-tiff"
+    imagej_roi = "imagej-roi"
 
 
 def fail(err: Exception) -> None:
