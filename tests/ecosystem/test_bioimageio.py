@@ -14,17 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("bioimageio.core")
-
-from defectlab.cli import app  # noqa: E402
-from defectlab.dl.bioimageio import BioimageioOptions, export_bioimageio, load_bioimageio  # noqa: E402
-from defectlab.dl.model_io import ClassInfo, Model, ModelConfig, save_model  # noqa: E402
-from defectlab.dl.unet import UNet, UNetConfig  # noqa: E402
-from defectlab.errors import ImageError, OutputError  # noqa: E402
+from defectlab.cli import app
+from defectlab.dl.bioimageio import BioimageioOptions, export_bioimageio, load_bioimageio
+from defectlab.dl.model_io import ClassInfo, Model, ModelConfig, save_model
+from defectlab.dl.unet import UNet, UNetConfig
+from defectlab.errors import ImageError, OutputError
 
 runner = CliRunner()
 
