@@ -8,6 +8,7 @@ explicit: a module that fails to import breaks the CLI loudly instead of vanishi
 MODULES: tuple[str, ...] = (
     "batch",
     "check",
+    "export",
     "measure",
     "prepare",
     "train",
