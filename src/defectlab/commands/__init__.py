@@ -9,6 +9,7 @@ MODULES: tuple[str, ...] = (
     "batch",
     "check",
     "measure",
+    "plan",
     "prepare",
     "train",
 )
