@@ -128,6 +128,10 @@ def test_cli_prints_the_plan_and_writes_plan_json(export, tmp_path):
         assert word in result.output
     plan, doc = read_plan(tmp_path / "m" / PLAN_FILE)
     assert plan.budget_s == 300.0 and doc["options"]["time_budget_s"] == 300.0
+    png = (tmp_path / "m" / "plan.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    quiet = runner.invoke(app, ["plan", str(export), "--out", str(tmp_path / "q"), "--no-figure"])
+    assert quiet.exit_code == 0 and sorted(p.name for p in (tmp_path / "q").iterdir()) == [PLAN_FILE]
     again = runner.invoke(app, ["plan", str(export), "--out", str(tmp_path / "m")])
     assert again.exit_code == 1 and "exists; pass --overwrite" in again.output
 

@@ -40,6 +40,9 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (plan and fingerprint) instead "
                                                              "of tables.")] = False,
         overwrite: Annotated[bool, typer.Option(help="Replace an existing plan.json in --out.")] = False,
+        figure: Annotated[bool, typer.Option("--figure/--no-figure", help="With --out, also draw plan.png: the "
+                                             "tile on the micrograph of the largest defect, and the defect sizes "
+                                             "(needs matplotlib).")] = True,
         tile: Annotated[Optional[int], typer.Option("--tile", help=_help("tile_size"))] = None,
         overlap: Annotated[Optional[int], typer.Option("--overlap", help=_help("overlap"))] = None,
         normalization: Annotated[Optional[str], typer.Option("--normalization", help=_help("normalization"))] = None,
@@ -60,6 +63,7 @@ def register(app: typer.Typer) -> None:
 
         from ..cli import console, fail
         from ..errors import DefectlabError, OutputError
+        from ..formats import read
         from ..plan import PLAN_FILE, PlanOptions, plan_dataset, write_plan
         from ..plan.display import fingerprint_line, fingerprint_table, plan_table
 
@@ -70,9 +74,13 @@ def register(app: typer.Typer) -> None:
                                   pixel_size=pixel_size, line_width=line_width)
             if out is not None and (out / PLAN_FILE).exists() and not overwrite:  # before reading every image
                 raise OutputError(f"{out / PLAN_FILE}: exists; pass --overwrite to replace it")
-            fp, made = plan_dataset(data, options, images=images, format=source_format, progress=not as_json)
-            written = None if out is None else write_plan(made, out, fingerprint=fp, options=options,
-                                                          overwrite=overwrite)
+            dataset = read(data, format=source_format, **({"images": images} if images is not None else {}))
+            fp, made = plan_dataset(dataset, options, progress=not as_json)
+            written = drawn = None
+            if out is not None:
+                written = write_plan(made, out, fingerprint=fp, options=options, overwrite=overwrite)
+                if figure:
+                    drawn = _figure(fp, made, dataset, out, options.context)
         except (DefectlabError, ValueError) as err:
             fail(err)
         if as_json:
@@ -85,4 +93,18 @@ def register(app: typer.Typer) -> None:
         for note in fp.notes[:10]:
             console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
         if written is not None:
-            console.print(f"[green]wrote[/] {written}", highlight=False)
+            console.print(f"[green]wrote[/] {written}" + (f" and {drawn.name}" if drawn else ""), highlight=False)
+        if figure and out is not None and drawn is None:
+            console.print("[yellow]note:[/] no plan.png: matplotlib is missing (pip install 'defectlab[plot]') or "
+                          "no labeled defect has a readable image", highlight=False)
+
+
+def _figure(fp, plan, dataset, out: Path, context: float):
+    """plan.png beside plan.json; None without matplotlib or without a defect to show."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return None
+    from ..plan.figure import PLAN_FIGURE, write_plan_figure
+
+    return write_plan_figure(fp, plan, dataset, out / PLAN_FIGURE, context=context)

@@ -90,7 +90,8 @@ class ImageStats:
 
 @dataclass(frozen=True, slots=True)
 class ClassStats:
-    """The defects of one label (sizes in px; shares 0..1; see the module docstring)."""
+    """The defects of one label (sizes in px; shares 0..1; see the module docstring);
+    ``largest_item`` and ``largest_box_xyxy``: where its defect of the largest extent is."""
 
     name: str
     count: int
@@ -102,6 +103,8 @@ class ClassStats:
     thin: bool
     touching: float
     overlapping: float
+    largest_item: str | None = None
+    largest_box_xyxy: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +295,7 @@ def fingerprint(
     fg_px: list[np.ndarray] = []
     clipped = [0, 0, 0]  # low, high, counted
     per_label: dict[str, dict[str, list]] = {n: {"diameter": [], "extent": [], "elongation": [], "touching": [],
-                                                 "overlapping": [], "images": [], "polylines": []}
+                                                 "overlapping": [], "images": [], "polylines": [], "boxes": []}
                                              for n in class_index}
     depths: list[int] = []
     dtypes: list[str] = []
@@ -321,6 +324,7 @@ def fingerprint(
             d["overlapping"].append(bool(overlapping[k]))
             d["images"].append(item.name)
             d["polylines"].append(inst.shape.kind == "polyline")
+            d["boxes"].append(inst.box_xyxy)
         if array is None:
             continue
         if array.shape[:2] != item.size_hw:
@@ -359,11 +363,14 @@ def fingerprint(
         polylines = int(sum(d["polylines"]))
         elongation = float(np.median(d["elongation"])) if count else math.nan
         thin = count > 0 and (polylines > count / 2 or elongation >= THIN_ELONGATION)
+        k = int(np.argmax(d["extent"])) if count else None
         classes.append(ClassStats(
             name=name, count=count, images=len(set(d["images"])), diameter_px=Spread.of(d["diameter"]),
             extent_px=Spread.of(d["extent"]), elongation=elongation, polylines=polylines, thin=bool(thin),
             touching=float(np.mean(d["touching"])) if count else math.nan,
-            overlapping=float(np.mean(d["overlapping"])) if count else math.nan))
+            overlapping=float(np.mean(d["overlapping"])) if count else math.nan,
+            largest_item=None if k is None else d["images"][k],
+            largest_box_xyxy=None if k is None else tuple(int(v) for v in d["boxes"][k])))
     pooled = np.concatenate(all_px)
     foreground = np.concatenate(fg_px) if fg_px else np.zeros(0)
     counted = max(clipped[2], 1)
