@@ -204,6 +204,7 @@ def test_gpu_plans_bigger_batches():
     _, cpu = blank_plan(circles([(50, 50)], 10.0), size_hw=(512, 512))
     _, gpu = blank_plan(circles([(50, 50)], 10.0), size_hw=(512, 512), device="gpu")
     assert gpu.batch_size > cpu.batch_size and gpu.budget_s > cpu.budget_s
+    assert PlanOptions(device="cuda:1").device == PlanOptions(device="mps").device == "gpu"
 
 
 def test_bad_options_are_named():

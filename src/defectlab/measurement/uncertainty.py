@@ -259,7 +259,7 @@ def _label_row(members: Sequence[_Member], area_px: np.ndarray, area_nm2: np.nda
                thickness_nm: float | None, swelling: bool, options: IntervalOptions,
                rng: np.random.Generator) -> dict[str, Any]:
     points = [_point(m, area_px, area_nm2).values(thickness_nm, swelling) for m in members]
-    row: dict[str, Any] = {"members": len(members), "images": len(area_px)}
+    row: dict[str, Any] = {"members": len(members), "images": len(area_px), "level": options.level}
     for name in INTERVAL_VALUES:
         row[name] = float(np.mean([p[name][0] for p in points]))
     schemes = ["counting"] + (["images"] if len(area_px) >= options.min_images else [])
@@ -298,7 +298,7 @@ def _label_row(members: Sequence[_Member], area_px: np.ndarray, area_nm2: np.nda
 
 #: Columns of the table :func:`intervals` returns.
 INTERVAL_COLUMNS: tuple[str, ...] = (
-    ("label", "members", "images")
+    ("label", "members", "images", "level")
     + tuple(c for name in INTERVAL_VALUES for c in (name, f"{name}_lo", f"{name}_hi"))
     + ("count_bound_by", "size_bound_by", "swelling_bound_by", "count_model_sd", "size_mean_px_model_sd")
 )
@@ -340,7 +340,7 @@ def intervals(
     -------
     Table
         One row per label, columns :data:`INTERVAL_COLUMNS`: ``members`` and ``images`` (how
-        many), each value of :data:`INTERVAL_VALUES` with ``_lo`` and ``_hi`` (NaN where the
+        many), ``level`` (the confidence level), each value of :data:`INTERVAL_VALUES` with ``_lo`` and ``_hi`` (NaN where the
         value is undefined: nm without a pixel size for every image, per m³ and swelling
         without a thickness, swelling for non-cavity labels, sizes without sized defects),
         ``count_bound_by`` / ``size_bound_by`` / ``swelling_bound_by`` (``"counting"`` or

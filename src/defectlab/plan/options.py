@@ -56,6 +56,14 @@ def parse_duration(value: str | float) -> float:
     return seconds
 
 
+def _device_kind(value: str) -> str:
+    """``"cpu"`` or ``"gpu"`` from a device as ``defectlab train --device`` spells it (cuda, cuda:N, mps)."""
+    text = str(value).strip().lower()
+    if text.startswith("cuda") or text == "mps":
+        return "gpu"
+    return text
+
+
 def _augment_spec(value: str) -> str:
     from ..preparation.augment import Augment
 
@@ -101,7 +109,8 @@ class PlanOptions:
         "help": "Training time budget: 90s, 10min, 1h (default: 10min on a CPU, 20min on a GPU).",
         "cli": "--time", "parse": parse_duration})
     device: str = field(default="cpu", metadata={
-        "help": "What the training runs on: cpu or gpu.", "cli": "--device", "choices": DEVICES})
+        "help": "What the training runs on: cpu or gpu (cuda, cuda:N and mps count as gpu).", "cli": "--device",
+        "choices": DEVICES, "parse": _device_kind})
     step_seconds: float | None = field(default=None, metadata={
         "help": "Measured seconds per training step at the planned tile and batch (default: estimated).",
         "cli": "--step-seconds", "min": 0.001})
