@@ -236,9 +236,9 @@ def test_bad_input_is_named():
         intervals(t, [], ["cavity"])
     with pytest.raises(ValueError, match="at least one defect table"):
         intervals([], [ImageInfo("a", (10, 10), None)], ["cavity"])
-    with pytest.raises(ValueError, match="level <= 0.999"):
+    with pytest.raises(ValueError, match=r"intervals: level: expected a number in \[0.5, 0.999\], got 1.0"):
         IntervalOptions(level=1.0)
-    with pytest.raises(ValueError, match="integer n_boot"):
+    with pytest.raises(ValueError, match="intervals: n_boot: expected an integer, got 500.5"):
         IntervalOptions(n_boot=500.5)
-    with pytest.raises(ValueError, match="min_images >= 2"):
+    with pytest.raises(ValueError, match="intervals: min_images: expected a number >= 2, got 1"):
         IntervalOptions(min_images=1)

@@ -146,9 +146,10 @@ def test_cli_json_and_overrides(export):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--time", "ten"], "expected a duration with a unit"),
-    (["--arch", "maskrcnn"], "expected arch in"),
-    (["--tile", "8"], "tile_size >= 32"),
+    (["--time", "ten"], "--time: expected a duration with a unit such as 90s"),
+    (["--arch", "maskrcnn"], "--arch: expected one of unet, stardist; got 'maskrcnn'"),
+    (["--tile", "8"], "--tile: expected a number >= 32, got '8'"),
+    (["--tile", "9.5"], "--tile: expected a whole number, got '9.5'"),
 ])
 def test_cli_bad_options_are_one_line(export, args, message):
     result = runner.invoke(app, ["plan", str(export), *args])

@@ -208,13 +208,16 @@ def test_gpu_plans_bigger_batches():
 
 
 def test_bad_options_are_named():
-    with pytest.raises(ValueError, match="tile_size >= 32"):
+    with pytest.raises(ValueError, match="plan: tile_size: expected a number >= 32, got 16"):
         PlanOptions(tile_size=16)
-    with pytest.raises(ValueError, match="normalization in"):
+    with pytest.raises(ValueError, match="plan: normalization: expected one of percentile, minmax"):
         PlanOptions(normalization="zscore")
     with pytest.raises(ValueError, match="unknown augmentation 'twist'"):
         PlanOptions(augment="flip,twist")
-    with pytest.raises(ValueError, match="with a unit such as 90s"):
+    with pytest.raises(ValueError, match="plan: time_budget_s: expected a duration with a unit such as 90s"):
         PlanOptions(time_budget_s="10")
+    with pytest.raises(ValueError, match="plan: step_seconds: expected a number > 0"):
+        PlanOptions(step_seconds=0)
     assert PlanOptions(time_budget_s="1h30min").time_budget_s == 5400.0
+    assert PlanOptions(pixel_size="3.8 Å").pixel_size == pytest.approx(0.38)
     assert isinstance(make_plan(blank_plan(circles([(50, 50)], 10.0))[0]), Plan)

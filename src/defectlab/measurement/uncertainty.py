@@ -53,11 +53,12 @@ Examples
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
+from ..options import Options, option
 from .stats import ImageInfo, is_cavity_label, size_measures
 from .table import Table
 
@@ -73,7 +74,7 @@ _CHUNK = 256  # replicates drawn at once (bounds the memory of the Poisson weigh
 
 
 @dataclass(frozen=True, slots=True)
-class IntervalOptions:
+class IntervalOptions(Options):
     """How the confidence intervals of :func:`intervals` are computed.
 
     Examples
@@ -83,37 +84,18 @@ class IntervalOptions:
     >>> IntervalOptions(n_boot=10)
     Traceback (most recent call last):
     ...
-    ValueError: intervals: expected n_boot >= 100, got 10
+    ValueError: intervals: n_boot: expected a number >= 100, got 10
     """
 
-    level: float = field(default=0.95, metadata={
-        "help": "Confidence level of the intervals (0.95: 95 % intervals).", "cli": "--level",
-        "min": 0.5, "max": 0.999})
-    n_boot: int = field(default=2000, metadata={
-        "help": "Bootstrap replicates per interval (more: steadier bounds, slower).", "cli": "--n-boot",
-        "min": 100})
-    seed: int = field(default=0, metadata={"help": "Seed of the bootstrap draws.", "cli": "--seed"})
-    min_images: int = field(default=3, metadata={
-        "help": "Least images for the between-images bootstrap (fewer: counting statistics only).",
-        "cli": "--min-images", "min": 2})
+    verb: ClassVar[str] = "intervals"
 
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            lo, hi = f.metadata.get("min"), f.metadata.get("max")
-            if f.type in ("int", int):
-                if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                    raise ValueError(f"intervals: expected an integer {f.name}, got {value!r}")
-                value = int(value)
-            else:
-                value = float(value)
-                if not math.isfinite(value):
-                    raise ValueError(f"intervals: expected a finite {f.name}, got {value!r}")
-            if lo is not None and value < lo:
-                raise ValueError(f"intervals: expected {f.name} >= {lo}, got {value!r}")
-            if hi is not None and value > hi:
-                raise ValueError(f"intervals: expected {f.name} <= {hi}, got {value!r}")
-            object.__setattr__(self, f.name, value)
+    level: float = option(0.95, help="Confidence level of the intervals (0.95: 95 % intervals).", min=0.5,
+                          max=0.999)
+    n_boot: int = option(2000, help="Bootstrap replicates per interval (more: steadier bounds, slower).",
+                         cli="--n-boot", min=100)
+    seed: int = option(0, help="Seed of the bootstrap draws.", cli="--interval-seed")
+    min_images: int = option(3, help="Least images for the between-images bootstrap (fewer: counting statistics "
+                                     "only).", min=2)
 
 
 def poisson_interval(count: float, level: float = 0.95) -> tuple[float, float]:
@@ -312,7 +294,7 @@ def intervals(
     thickness_nm: float | None = None,
     include_border: bool = False,
     cavity_labels: Sequence[str] | None = None,
-    size: str = "diameter",
+    size_measure: str = "diameter",
     measures: Mapping[str, str] | None = None,
     options: IntervalOptions = IntervalOptions(),
 ) -> Table:
@@ -330,7 +312,7 @@ def intervals(
         they add area).
     labels : sequence of str
         Labels to report, in order.
-    thickness_nm, include_border, cavity_labels, size, measures
+    thickness_nm, include_border, cavity_labels, size_measure, measures
         As for :func:`~defectlab.measurement.stats.statistics`, whose definitions the values
         follow (pooled over the set).
     options : IntervalOptions
@@ -363,7 +345,7 @@ def intervals(
     nm = np.asarray([float(i.pixel_size_nm) if i.pixel_size_nm else math.nan for i in images])
     area_nm2 = area_px * nm ** 2 if calibrated else np.full(len(images), math.nan)
     pooled = Table.concat([t for t in tables if len(t)]) if any(len(t) for t in tables) else tables[0]
-    stems = {**size_measures(pooled, labels, size), **(measures or {})}
+    stems = {**size_measures(pooled, labels, size_measure), **(measures or {})}
     rng = np.random.default_rng(options.seed)
     rows = []
     for label in labels:
@@ -399,5 +381,5 @@ def measurement_intervals(
     s = measurement.settings
     return intervals(list(members) or measurement.defects, measurement.images, measurement.labels,
                      thickness_nm=s.get("thickness_nm"), include_border=bool(s.get("include_border")),
-                     cavity_labels=s.get("cavity_labels"), size=s.get("size", "diameter"),
+                     cavity_labels=s.get("cavity_labels"), size_measure=s.get("size", "diameter"),
                      options=options)

@@ -17,7 +17,7 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ def write_plan(plan: Plan, folder: str | Path, *, fingerprint: Fingerprint | Non
         raise OutputError(f"{path}: exists; pass overwrite=True (--overwrite) to replace it")
     doc = {"format": _FORMAT, "version": _VERSION, "plan": plan.to_dict(),
            "fingerprint": None if fingerprint is None else fingerprint.to_dict(),
-           "options": None if options is None else asdict(options)}
+           "options": None if options is None else options.to_dict()}
     text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{PLAN_FILE}.", suffix=".tmp", dir=folder)

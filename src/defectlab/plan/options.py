@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..options import Options, option
 
 __all__ = ["PlanOptions", "parse_duration", "NORMALIZATIONS", "ARCHITECTURES", "DEVICES"]
 
@@ -27,7 +29,7 @@ _PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]+)\s*")
 
 
 def parse_duration(value: str | float) -> float:
-    """Seconds in ``"90s"``, ``"10min"``, ``"1.5h"``, ``"1h30min"``; a number is seconds.
+    """Seconds in ``"90s"``, ``"10min"``, ``"1.5h"``, ``"1h30min"``; a number is seconds (as it is).
 
     Examples
     --------
@@ -36,7 +38,7 @@ def parse_duration(value: str | float) -> float:
     >>> parse_duration("10")
     Traceback (most recent call last):
     ...
-    ValueError: --time: expected a duration with a unit such as 90s, 10min or 1h, got '10'
+    ValueError: expected a duration with a unit such as 90s, 10min or 1h, got '10'
     """
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
@@ -46,91 +48,112 @@ def parse_duration(value: str | float) -> float:
         while pos < len(text):
             m = _PART.match(text, pos)
             if m is None or m.group(2) not in _UNITS:
-                raise ValueError(f"--time: expected a duration with a unit such as 90s, 10min or 1h, got {value!r}")
+                raise ValueError(f"expected a duration with a unit such as 90s, 10min or 1h, got {value!r}")
             seconds += float(m.group(1)) * _UNITS[m.group(2)]
             pos = m.end()
         if not text:
-            raise ValueError(f"--time: expected a duration with a unit such as 90s, 10min or 1h, got {value!r}")
+            raise ValueError(f"expected a duration with a unit such as 90s, 10min or 1h, got {value!r}")
     if not (math.isfinite(seconds) and seconds > 0):
-        raise ValueError(f"--time: expected a duration > 0, got {value!r}")
+        raise ValueError(f"expected a duration > 0, got {value!r}")
     return seconds
 
 
-def _device_kind(value: str) -> str:
+def _whole(value: Any) -> int:
+    """A whole number (``"192"`` from the command line, or 192)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a whole number, got {value!r}") from None
+    if not number.is_integer():
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return int(number)
+
+
+def _real(value: Any) -> float:
+    """A finite number (``"0.8"`` from the command line, or 0.8)."""
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return number
+
+
+def _pixel_size(value: Any) -> float:
+    from ..imaging.micrograph import parse_length
+
+    return parse_length(value, what="pixel size")
+
+
+def _device_kind(value: Any) -> str:
     """``"cpu"`` or ``"gpu"`` from a device as ``defectlab train --device`` spells it (cuda, cuda:N, mps)."""
     text = str(value).strip().lower()
-    if text.startswith("cuda") or text == "mps":
-        return "gpu"
-    return text
+    return "gpu" if text.startswith("cuda") or text == "mps" else text
 
 
-def _augment_spec(value: str) -> str:
+def _augment_spec(value: Any) -> str:
     from ..preparation.augment import Augment
 
-    Augment.parse(value)  # raises ValueError naming the bad part
-    return value
+    Augment.parse(str(value))  # raises ValueError naming the bad part
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
-class PlanOptions:
+class PlanOptions(Options):
     """What the plan decides from the data unless given, and how it decides.
 
     Examples
     --------
-    >>> PlanOptions(tile_size=192).tile_size
-    192
+    >>> PlanOptions(tile_size="192", time_budget_s="10min").tile_size, PlanOptions(time_budget_s="10min").time_budget_s
+    (192, 600.0)
     >>> PlanOptions(arch="maskrcnn")
     Traceback (most recent call last):
     ...
-    ValueError: plan: expected arch in ('unet', 'stardist'), got 'maskrcnn'
+    ValueError: plan: arch: expected one of unet, stardist; got 'maskrcnn'
     """
 
-    tile_size: int | None = field(default=None, metadata={
-        "help": "Training crop and prediction tile, px (default: from the largest defects, with context).",
-        "cli": "--tile", "min": 32})
-    overlap: int | None = field(default=None, metadata={
-        "help": "Least overlap of prediction tiles, px (default: the largest defect, so none is cut).",
-        "cli": "--overlap", "min": 0})
-    normalization: str | None = field(default=None, metadata={
-        "help": "Intensity normalization (default: percentile clipping, full bit depth kept).",
-        "cli": "--normalization", "choices": NORMALIZATIONS})
-    augment: str | None = field(default=None, metadata={
-        "help": "Augmentations, e.g. flip,rot90,gamma=0.8:1.25 (default: what suits the data).",
-        "cli": "--augment", "parse": _augment_spec})
-    arch: str | None = field(default=None, metadata={
-        "help": "Architecture (default: stardist when many defects touch, else unet).",
-        "cli": "--arch", "choices": ARCHITECTURES})
-    batch_size: int | None = field(default=None, metadata={
-        "help": "Crops per training step (default: about half a megapixel on a CPU).", "cli": "--batch-size",
-        "min": 1})
-    steps: int | None = field(default=None, metadata={
-        "help": "Training steps (default: what the time budget holds).", "cli": "--steps", "min": 1})
-    time_budget_s: float | None = field(default=None, metadata={
-        "help": "Training time budget: 90s, 10min, 1h (default: 10min on a CPU, 20min on a GPU).",
-        "cli": "--time", "parse": parse_duration})
-    device: str = field(default="cpu", metadata={
-        "help": "What the training runs on: cpu or gpu (cuda, cuda:N and mps count as gpu).", "cli": "--device",
-        "choices": DEVICES, "parse": _device_kind})
-    step_seconds: float | None = field(default=None, metadata={
-        "help": "Measured seconds per training step at the planned tile and batch (default: estimated).",
-        "cli": "--step-seconds", "min": 0.001})
-    context: float = field(default=3.0, metadata={
-        "help": "The tile is at least this many times the largest defect's extent.", "cli": "--context",
-        "min": 1.0})
-    touching: float = field(default=0.15, metadata={
-        "help": "Share of touching or overlapping defects from which the instance model is chosen.",
-        "cli": "--touching", "min": 0.0, "max": 1.0})
-    pixel_size: str | None = field(default=None, metadata={
-        "help": "Pixel size overriding the files' calibration: 0.38nm, 3.8Å.", "cli": "--pixel-size"})
-    line_width: float = field(default=3.0, metadata={
-        "help": "Width in px of polyline (dislocation line) masks.", "cli": "--line-width", "min": 0.5})
+    verb: ClassVar[str] = "plan"
 
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None:
-                continue
-            object.__setattr__(self, f.name, _checked(f.name, value, f.type, f.metadata))
+    tile_size: int | None = option(
+        None, help="Training crop and prediction tile, px (default: from the largest defects, with context).",
+        cli="--tile", convert=_whole, min=32, metavar="PX")
+    overlap: int | None = option(
+        None, help="Least overlap of prediction tiles, px (default: the largest defect, so none is cut).",
+        convert=_whole, min=0, metavar="PX")
+    normalization: str | None = option(
+        None, help="Intensity normalization (default: percentile clipping per image, full bit depth kept).",
+        choices=NORMALIZATIONS)
+    augment: str | None = option(
+        None, help="Augmentations, e.g. flip,rot90,gamma=0.8:1.25 (default: what suits the data).",
+        convert=_augment_spec, metavar="SPEC")
+    arch: str | None = option(
+        None, help="Architecture (default: stardist when many defects touch, else unet).", choices=ARCHITECTURES)
+    batch_size: int | None = option(
+        None, help="Crops per training step (default: about half a megapixel on a CPU).", convert=_whole, min=1,
+        metavar="N")
+    steps: int | None = option(
+        None, help="Training steps (default: what the time budget holds).", convert=_whole, min=1, metavar="N")
+    time_budget_s: float | None = option(
+        None, help="Training time budget: 90s, 10min, 1h (default: 10min on a CPU, 20min on a GPU).", cli="--time",
+        convert=parse_duration, metavar="DURATION")
+    device: str = option(
+        "cpu", help="What the training runs on: cpu or gpu (cuda, cuda:N and mps count as gpu).",
+        choices=DEVICES, convert=_device_kind)
+    step_seconds: float | None = option(
+        None, help="Measured seconds per training step at the planned tile and batch (default: estimated).",
+        convert=_real, above=0, metavar="S")
+    context: float = option(
+        3.0, help="The tile is at least this many times the largest defect's extent.", min=1.0)
+    touching: float = option(
+        0.15, help="Share of touching or overlapping defects from which the instance model is chosen.", min=0.0,
+        max=1.0)
+    pixel_size: float | None = option(
+        None, help="Pixel size, overriding the files' calibration: 0.38nm, 3.8Å (a bare number is nm).",
+        convert=_pixel_size, metavar="LENGTH")
+    line_width: float = option(3.0, help="Width in px of polyline (dislocation line) masks.", above=0, metavar="PX")
 
     def given(self) -> dict[str, Any]:
         """The choices given (not left to the data): name -> value."""
@@ -139,28 +162,3 @@ class PlanOptions:
 
 #: The fields that are choices of the plan (None: decided from the data).
 _CHOICES = ("tile_size", "overlap", "normalization", "augment", "arch", "batch_size", "steps", "time_budget_s")
-
-
-def _checked(name: str, value: Any, kind: Any, meta: Any) -> Any:
-    if "parse" in meta and isinstance(value, str):
-        try:
-            value = meta["parse"](value)
-        except ValueError as err:
-            raise ValueError(f"plan: {err}") from None
-    kind = str(kind)
-    if kind.startswith("int"):
-        if isinstance(value, bool) or int(value) != value:
-            raise ValueError(f"plan: expected a whole number for {name}, got {value!r}")
-        value = int(value)
-    elif kind.startswith("float"):
-        value = float(value)
-        if not math.isfinite(value):
-            raise ValueError(f"plan: expected a finite {name}, got {value!r}")
-    choices = meta.get("choices")
-    if choices is not None and value not in choices:
-        raise ValueError(f"plan: expected {name} in {choices}, got {value!r}")
-    if "min" in meta and value < meta["min"]:
-        raise ValueError(f"plan: expected {name} >= {meta['min']}, got {value!r}")
-    if "max" in meta and value > meta["max"]:
-        raise ValueError(f"plan: expected {name} <= {meta['max']}, got {value!r}")
-    return value
