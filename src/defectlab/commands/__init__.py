@@ -10,6 +10,7 @@ MODULES: tuple[str, ...] = (
     "check",
     "export",
     "measure",
+    "plan",
     "prepare",
     "train",
     "track",
