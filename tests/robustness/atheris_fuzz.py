@@ -41,7 +41,7 @@ from robustness.fuzzkit import Seed, _copy_tree, check_read, memory_cap  # noqa:
 #: what it imports eagerly (model, raster) are imported first, uninstrumented: instrumenting every
 #: module costs ~3 s of start-up per process, these ~0.5 s.
 READER_MODULES = {
-    "cvat": ("formats._xml", "formats.cvat_xml.read"),
+    "cvat": ("safe_xml", "formats.cvat_xml.read"),
     "coco": ("formats.coco_json.spec", "formats.coco_json.read"),
     "yolo": ("formats.yolo_txt.spec", "formats.yolo_txt.read"),
     "via": ("formats.via_json",),

@@ -31,7 +31,7 @@ from ...model import (
 from ...safe_zip import SafeZip, is_zip
 from .._images import ImageFinder
 from .._text import SNIFF_BYTES
-from .._xml import Node, parse_xml, parse_xml_file, root_tag
+from ...safe_xml import Node, parse_xml, parse_xml_file, root_tag
 
 __all__ = ["read_cvat", "sniff_cvat", "SHAPE_ELEMENTS", "IMAGE_SUFFIXES"]
 

@@ -29,8 +29,8 @@ import os
 from typing import BinaryIO, Iterator
 from xml.parsers import expat
 
-from ..errors import ParseError
-from ..limits import DEFAULTS, check_file_bytes, current, hint
+from .errors import ParseError
+from .limits import DEFAULTS, check_file_bytes, current, hint
 
 __all__ = ["Node", "parse_xml", "parse_xml_file", "root_tag", "MAX_DEPTH"]
 
