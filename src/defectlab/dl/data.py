@@ -34,7 +34,7 @@ from ..model import Dataset, Label
 from .model_io import ClassInfo
 
 __all__ = ["FOLDER_KINDS", "Source", "TrainingData", "class_info", "classes_from_json", "folder_kind",
-           "manifest_sha256", "sha256", "training_sources"]
+           "manifest_sha256", "read_export", "sha256", "training_sources"]
 
 #: Written training folders: kind -> (what it is called, the folder that marks it, the writer).
 FOLDER_KINDS = {
@@ -134,7 +134,8 @@ def folder_kind(path: Path) -> str | None:
     return None
 
 
-def _read_export(data: str | Path, images: str | Path | None) -> Dataset:
+def read_export(data: str | Path, images: str | Path | None = None) -> Dataset:
+    """``defectlab.read`` of an export (with its ``images`` folder, if given)."""
     from ..formats import read
 
     return read(data, images=images) if images is not None else read(data)
@@ -144,7 +145,7 @@ def _one(path: Path, images: str | Path | None, label: str) -> Source:
     kind = folder_kind(path)
     if kind is not None:
         return Source(f"{FOLDER_KINDS[kind][0]} {path}{label}", folder=path, kind=kind)
-    ds = _read_export(path, images)
+    ds = read_export(path, images)
     return Source(f"dataset {ds.source or path}{label}", dataset=ds)
 
 
@@ -190,7 +191,7 @@ def training_sources(data: Dataset | str | Path, *, images: str | Path | None = 
         notes.append(f"trained on train/ and validated on val/ of the prepared folder {root}.{test}")
         return train, _one(root / "val", images, ""), notes
     # prepare --to yolo | coco: one export whose items carry their split as subset
-    ds = _read_export(root, images)
+    ds = read_export(root, images)
     by_split = {s: ds.with_items([it for it in ds.items if (it.subset or "").lower() == s]) for s in _SPLITS}
     train = Source(f"dataset {root} (subset train)", dataset=by_split["train"])
     if not by_split["val"].items:

@@ -485,7 +485,7 @@ def _load_state(net: nn.Module, state: dict[str, torch.Tensor], weights: Path, c
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
             hint = ""
-            if key == archs.get(config.architecture).class_weights:
+            if config.architecture in archs.names() and key == archs.get(config.architecture).class_weights:
                 hint = (f": the weights predict {state[key].shape[0]} classes but {CONFIG_FILE} lists "
                         f"{len(config.classes)} (background + {len(config.classes) - 1}) — classes mismatch")
             raise ModelError(

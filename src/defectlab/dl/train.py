@@ -75,7 +75,7 @@ from ..options import Options
 from . import archs
 from .archs.base import Architecture, Setup, count_parameters
 from .data import TrainingData, manifest_sha256, training_sources
-from .model_io import Model, resolve_device, with_training, write_model_files
+from .model_io import Model, ModelConfig, resolve_device, with_training, write_model_files
 from .options import TrainOptions
 
 __all__ = ["TrainResult", "seed_everything", "train", "train_maskrcnn", "train_unet"]
@@ -168,6 +168,21 @@ def _plot_history(history: list[dict[str, Any]], path: Path, title: str) -> None
     ax2.legend(fontsize=8)
     fig.suptitle(title)
     fig.savefig(path, dpi=100)
+
+
+def _finish(tmp: Path, net: torch.nn.Module, config: ModelConfig, history: list[dict[str, Any]],
+            checkpoint: dict[str, Any], plot: bool, title: str, calibration: np.ndarray | None = None) -> None:
+    """Write a trained model folder's files into ``tmp``: the model, its history, the
+    last-epoch checkpoint and (``plot``) the training curve."""
+    write_model_files(tmp, net, config, calibration)
+    (tmp / "history.json").write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
+    torch.save(checkpoint, tmp / "checkpoint.pt")
+    if plot:
+        try:
+            _plot_history(history, tmp / "training_curve.png", title)
+        except ImportError:
+            warnings.warn("matplotlib is not installed: no training_curve.png (pip install 'defectlab[plot]')",
+                          UserWarning, stacklevel=3)
 
 
 def _epoch_bar(epochs: int, progress: bool, desc: str):
@@ -366,17 +381,10 @@ def train(
     checkpoint = {"epoch": len(history), "net": last_state, "optimizer": opt.state_dict(), "history": history}
     calibration = job.calibration(options.seed) if arch.exportable else None
     with output_dir(out, overwrite=overwrite, inputs=[data] if isinstance(data, (str, Path)) else ()) as tmp:
-        write_model_files(tmp, net, config, calibration)
+        _finish(tmp, net, config, history, checkpoint, plot, f"{job.title}, {len(d.train_idx)} training images",
+                calibration)
         for name, contents in job.files().items():
             (tmp / name).write_bytes(contents)
-        (tmp / "history.json").write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
-        torch.save(checkpoint, tmp / "checkpoint.pt")
-        if plot:
-            try:
-                _plot_history(history, tmp / "training_curve.png", f"{job.title}, {len(d.train_idx)} training images")
-            except ImportError:
-                warnings.warn("matplotlib is not installed: no training_curve.png (pip install 'defectlab[plot]')",
-                              UserWarning, stacklevel=2)
     model = Model(net, config, path=Path(out), device=dev, calibration=calibration)
     return TrainResult(model, Path(out), history, best_epoch, stopped_early, interrupted, notes)
 

@@ -67,7 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "BATCH_PIXELS", "CALIBRATION_CROPS", "PREDICT_TILE", "Architecture", "Job", "NoParams", "ParamError",
-    "SemanticArchitecture", "SemanticParams", "Setup", "count_parameters",
+    "SemanticArchitecture", "SemanticParams", "Setup", "count_parameters", "instance_scores",
 ]
 
 #: A per-pixel classifier predicts in tiles of up to this many px (or its training tile size,
@@ -391,7 +391,8 @@ def _loss_np(probs: np.ndarray, mask: np.ndarray, kind: str) -> float:
     return total
 
 
-def _instance_scores(instances: np.ndarray, n: int, confidence: np.ndarray) -> np.ndarray:
+def instance_scores(instances: np.ndarray, n: int, confidence: np.ndarray) -> np.ndarray:
+    """(n,) float32: each instance's mean confidence (uint8 ×255) as a probability."""
     if n == 0:
         return np.zeros(0, dtype=np.float32)
     from scipy import ndimage
@@ -538,7 +539,7 @@ class SemanticArchitecture(Architecture):
                                                progress=progress)
         split = [c.index for c in cfg.classes[1:] if not c.is_line] if options.split else False
         inst, cls = split_instances(sem, split=split, min_area_px=options.min_area_px, neck_ratio=options.neck_ratio)
-        scores = _instance_scores(inst, len(cls), conf)
+        scores = instance_scores(inst, len(cls), conf)
         return Prediction(sem, inst, cls.astype(np.uint8), scores, cfg.class_names, confidence=conf,
                           probabilities=probs, engine=used)
 
