@@ -354,9 +354,14 @@ class Tuned(OneLayer):
         job.files = lambda: {"thresholds.json": b'{"prob": 0.25}\n'}
         return job
 
+    def on_load(self, model: Any, folder: Path) -> Any:
+        model.thresholds = json.loads((folder / "thresholds.json").read_text())
+        return model
+
 
 def test_an_architecture_tunes_its_config_after_training_and_adds_files(tmp_path):
     ds = bright_discs(tmp_path / "export", 2)
     api.train("toy-tuned", ds, tmp_path / "model", **{**TOY, "epochs": 1, "min_steps": 1})
     assert json.loads((tmp_path / "model" / "thresholds.json").read_text()) == {"prob": 0.25}
-    assert load_model(tmp_path / "model").config.params == {"n_classes": 2, "threshold": 0.25}
+    loaded = load_model(tmp_path / "model")
+    assert loaded.config.params == {"n_classes": 2, "threshold": 0.25} and loaded.thresholds == {"prob": 0.25}

@@ -455,6 +455,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "auto",
     net = build_net(config)
     _load_state(net, state, weights, config)
     model = Model(net, config, path=folder, device=device, calibration=_read_calibration(folder / CALIBRATION_FILE))
+    model = archs.get(config.architecture).on_load(model, folder)
     if classes is not None:
         model.check_classes(classes)
     return model

@@ -278,6 +278,11 @@ class Architecture:
         """The untrained net of ``config`` (``pretrained``: downloaded starting weights, if any)."""
         raise NotImplementedError
 
+    def on_load(self, model: Model, folder: Path) -> Model:
+        """``model`` as :func:`~defectlab.dl.model_io.load_model` loaded it from ``folder``, with
+        what the folder's further files hold (those :meth:`Job.files` wrote), checked."""
+        return model
+
     def model_config(self, params: Mapping[str, Any], *, classes: Sequence[ClassInfo], tile_size: int,
                      overlap: int, training: Mapping[str, Any] | None = None) -> ModelConfig:
         """The config of a model of this architecture; ``classes`` are the foreground ones."""
