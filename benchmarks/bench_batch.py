@@ -74,13 +74,13 @@ def make_model(folder: Path) -> Path:
     """A U-Net of the default size (16 base filters, depth 3), random weights: speed only."""
     import torch
 
-    from defectlab.dl.model_io import ClassInfo, Model, ModelConfig, save_model
-    from defectlab.dl.unet import UNet, UNetConfig
+    from defectlab.dl.archs.unet import UNet, UNetConfig, model_config
+    from defectlab.dl.model_io import ClassInfo, Model, save_model
 
     torch.manual_seed(0)
     net = UNet(UNetConfig(n_classes=5))
     classes = [ClassInfo(i, n) for i, n in enumerate(("cavity", "loop", "precipitate", "dislocation line"), 1)]
-    save_model(Model(net, ModelConfig.for_unet(net.config, classes=classes, tile_size=256, overlap=64)), folder)
+    save_model(Model(net, model_config(net.config, classes=classes, tile_size=256, overlap=64)), folder)
     return folder
 
 

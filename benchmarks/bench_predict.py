@@ -147,7 +147,7 @@ def run_1024(model_dir: Path, repeats: int) -> None:
         model.predict(image, split=False, engine="torch")
 
     def ours_256() -> None:  # the settings before ONNX Runtime and large tiles
-        model.predict(image, split=False, engine="torch", tile=256, batch_size=4)
+        model.predict(image, split=False, engine="torch", tile_size=256, batch_size=4)
 
     def ours_int8() -> None:  # opt-in: quantized to 8 bits, calibrated on the model's training crops
         model.predict(image, split=False, engine="onnxruntime-int8")
@@ -205,10 +205,10 @@ def _grid_lines(variant: str, length: int, model_dir: Path) -> list[int]:
     if variant == "whole":
         return []
     from defectlab.dl.model_io import load_model
-    from defectlab.dl.predict import tile_plan, unet_tile
+    from defectlab.dl.tiles import tile_plan
 
     model = load_model(model_dir, device="cpu")
-    p = tile_plan(length, unet_tile(model), model.config.overlap, model.net.multiple)
+    p = tile_plan(length, model.arch.tile(model), model.config.overlap, model.net.multiple)
     return sorted({v for o in p.origins for v in (o, o + p.tile) if 0 < v < length})
 
 

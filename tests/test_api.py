@@ -62,18 +62,19 @@ CLI = {
                           "outside_tolerance": "outside_tolerance_px", "edge": "edges",
                           "image_size": "image_size_hw"}),
     "prepare": (api.prepare, {}),
-    "train": (api.train_unet, {"tile": "tile_size"}),
-    "predict": (api.predict, {}),
 }
 
 
 def _options_commands():
     """CLI command -> (api function, library function, options class): one dataclass for all three."""
     from defectlab import measurement
+    from defectlab.dl.options import PredictOptions
+    from defectlab.dl.predict import predict_images
     from defectlab.measurement.options import EvaluateOptions, MeasureOptions
 
     return {"measure": (api.measure, measurement.measure, MeasureOptions),
-            "evaluate": (api.evaluate, measurement.evaluate, EvaluateOptions)}
+            "evaluate": (api.evaluate, measurement.evaluate, EvaluateOptions),
+            "predict": (api.predict, predict_images, PredictOptions)}
 
 
 def _plain(value):
@@ -103,14 +104,9 @@ def test_defaults_are_the_cli_defaults(command):
         assert _plain(mine[name].default) == _plain(p.default), f"{command} --{p.name}"
         compared += 1
     assert compared >= 3, f"{command}: only {compared} defaults compared"
-    if command == "train":  # the architecture-specific options of maskrcnn
-        maskrcnn = _params(api.train_maskrcnn)
-        by_name = {p.name: p.default for p in click_command.params}
-        assert maskrcnn["backbone"].default == by_name["backbone"].value
-        assert maskrcnn["pretrained"].default == by_name["pretrained"]
 
 
-@pytest.mark.parametrize("command", ["measure", "evaluate"])
+@pytest.mark.parametrize("command", ["measure", "evaluate", "predict"])
 def test_options_are_declared_once_for_cli_api_and_library(command):
     """The CLI's flags, their defaults and the API's and library's keywords are the dataclass's fields."""
     import dataclasses

@@ -22,6 +22,7 @@ Python                                      command line
 ``check(export, report=)``                  ``defectlab check EXPORT --report``
 ``fix(export, result, out=)``               ``defectlab check EXPORT --fix OUT``
 ``prepare(export, out, to="unet")``         ``defectlab prepare EXPORT --to unet --out OUT``
+``train(arch, data, out)``                  ``defectlab train ARCH DATA --out OUT``
 ``train_unet(data, out)``                   ``defectlab train unet DATA --out OUT``
 ``train_maskrcnn(data, out)``               ``defectlab train maskrcnn DATA --out OUT``
 ``load_model(path)``, ``predict(…)``        ``defectlab predict MODEL IMAGES --out OUT``
@@ -50,6 +51,7 @@ from .notebook import show
 
 if TYPE_CHECKING:  # pragma: no cover
     from .dl.model_io import Model
+    from .dl.options import PredictOptions, TrainOptions
     from .dl.predict import PredictReport
     from .dl.train import TrainResult
     from .measurement import Evaluation, Measurement
@@ -59,7 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "check", "evaluate", "fix", "load_model", "measure", "predict", "prepare", "read", "show", "synthetic",
-    "train_maskrcnn", "train_unet",
+    "train", "train_maskrcnn", "train_unet",
 ]
 
 #: How to get the torch extra, in the words of the error torch-based functions raise.
@@ -398,53 +400,101 @@ def prepare(
 # Deep learning (torch extra): train, load, predict
 
 
-def train_unet(
+def train(
+    arch: str,
     data: Dataset | str | Path,
     out: str | Path,
+    options: TrainOptions | None = None,
+    params: Any = None,
     *,
-    epochs: int = 50,
-    batch_size: int = 8,
-    lr: float = 1e-3,
-    loss: str = "ce+dice",
-    val_split: float = 0.2,
-    seed: int = 0,
-    device: str = "auto",
-    tile_size: int = 256,
-    patience: int = 10,
-    base_filters: int = 16,
-    depth: int = 3,
     images: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
     plot: bool = True,
-    **options: Any,
+    callback: Any = None,
+    **changes: Any,
 ) -> TrainResult:
-    """Train a U-Net (semantic segmentation) and write it as a model folder. Needs torch.
+    """Train a model of any registered architecture and write it as a model folder. Needs torch.
 
-    The Python door to ``defectlab train unet DATA --out OUT``; see
-    :func:`defectlab.dl.train.train_unet` for the rest of the options (``min_steps``,
-    ``steps_per_epoch``, ``overlap``, ``augment``, ``bottleneck_dilations``, ``callback``).
+    The Python door to ``defectlab train ARCH DATA --out OUT``: :func:`defectlab.dl.train.train`.
+    :func:`train_unet` and :func:`train_maskrcnn` are this for the built-in architectures;
+    one registered elsewhere (:func:`defectlab.dl.archs.register`) trains the same way.
 
     Parameters
     ----------
+    arch : str
+        The architecture's name (``"unet"``, ``"maskrcnn"``, …: :func:`defectlab.dl.archs.names`).
     data : Dataset, str or Path
-        A ``write_unet`` folder, a Dataset with its images, or a labeling export.
+        A labeling export, a Dataset with its images, a written training folder of the
+        architecture's kind, or a ``prepare`` root (trained on ``train/``, validated on ``val/``).
     out : str or Path
         The model folder: ``config.json``, ``weights.pt``, ``history.json``,
         ``training_curve.png``.
-    epochs, batch_size, lr, loss, val_split, seed, patience : optional
-        Training (``--epochs``, ``--batch-size``, ``--lr``, ``--loss``, ``--val-split``,
-        ``--seed``, ``--patience``).
-    device : str
-        ``"auto"`` (CUDA > MPS > CPU), ``"cpu"``, ``"cuda"``, ``"mps"``.
-    tile_size : int
-        Training crop and prediction tile, px (``--tile``).
-    base_filters, depth : int
-        Width and depth of the net (16 and 3: about 0.63 M parameters).
+    options : TrainOptions, optional
+        :class:`~defectlab.dl.options.TrainOptions` (None fields: the architecture's
+        defaults); or its fields by name.
+    params : optional
+        The architecture's own options (its ``Params``); or their fields by name.
     images : str or Path, optional
         Folder holding the image files of an export.
     overwrite, progress, plot : bool
         Replace ``out``; show progress bars; draw ``training_curve.png``.
+    callback : callable, optional
+        Called with each epoch's history entry.
+
+    Returns
+    -------
+    TrainResult
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, defectlab.api as dl
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> ds = dl.synthetic(tmp / "export", n=2, size=64, n_loops=0, n_precipitates=0, n_lines=0)
+    >>> run = dl.train("unet", ds, tmp / "model", epochs=1, batch_size=2, tile_size=64, base_filters=4,
+    ...                depth=2, min_steps=1, progress=False, plot=False)
+    >>> run.model.architecture, run.model.classes[1]
+    ('unet', 'cavity')
+    """
+    _require("train")
+    from .dl.train import train as run
+
+    return run(arch, data, out, options, params, images=images, overwrite=overwrite, progress=progress, plot=plot,
+               callback=callback, **changes)
+
+
+def train_unet(
+    data: Dataset | str | Path,
+    out: str | Path,
+    options: TrainOptions | None = None,
+    params: Any = None,
+    **kwargs: Any,
+) -> TrainResult:
+    """Train a U-Net (semantic segmentation) and write it as a model folder. Needs torch.
+
+    The Python door to ``defectlab train unet DATA --out OUT``: :func:`defectlab.dl.train.train`
+    of the ``unet`` architecture.
+
+    Parameters
+    ----------
+    data : Dataset, str or Path
+        A labeling export, a Dataset with its images, a ``write_unet`` folder, or a
+        ``prepare`` root (trained on ``train/``, validated on ``val/``).
+    out : str or Path
+        The model folder: ``config.json``, ``weights.pt``, ``history.json``,
+        ``training_curve.png``.
+    options : TrainOptions, optional
+        :class:`~defectlab.dl.options.TrainOptions`; or give its fields by name: ``epochs``
+        (50), ``batch_size`` (8), ``lr`` (1e-3), ``schedule``, ``val_split``, ``seed``,
+        ``device``, ``tile_size`` (256 px), ``patience``, ``steps_per_epoch``, …
+    params : UNetParams, optional
+        The U-Net's own options (:class:`~defectlab.dl.archs.unet.UNetParams`); or by name:
+        ``loss`` (``"ce+dice"``), ``base_filters`` (16), ``depth`` (3),
+        ``bottleneck_dilations`` — about 0.63 M parameters by default.
+    **kwargs
+        The options by name, and :func:`train`'s keywords: ``images`` (the folder holding
+        an export's image files), ``overwrite``, ``progress`` (True), ``plot`` (draw
+        ``training_curve.png``), ``callback`` (called with each epoch's history entry).
 
     Returns
     -------
@@ -467,60 +517,40 @@ def train_unet(
     ('cavity', 1, True)
     """
     _require("train_unet")
-    from .dl.train import train_unet as run
-
-    return run(data, out, epochs=epochs, batch_size=batch_size, lr=lr, loss=loss, val_split=val_split, seed=seed,
-               device=device, tile_size=tile_size, patience=patience, base_filters=base_filters, depth=depth,
-               images=images, overwrite=overwrite, progress=progress, plot=plot, **options)
+    return train("unet", data, out, options, params, **kwargs)
 
 
 def train_maskrcnn(
     data: Dataset | str | Path,
     out: str | Path,
-    *,
-    epochs: int = 20,
-    batch_size: int = 2,
-    lr: float = 1e-4,
-    val_split: float = 0.2,
-    seed: int = 0,
-    device: str = "auto",
-    backbone: str = "resnet50",
-    pretrained: bool = False,
-    tile_size: int = 512,
-    patience: int = 5,
-    images: str | Path | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-    plot: bool = True,
-    **options: Any,
+    options: TrainOptions | None = None,
+    params: Any = None,
+    **kwargs: Any,
 ) -> TrainResult:
     """Train a torchvision Mask R-CNN (instance segmentation) and write a model folder. Needs torch.
 
-    The Python door to ``defectlab train maskrcnn DATA --out OUT``; see
-    :func:`defectlab.dl.train.train_maskrcnn` for the rest (``max_steps``,
-    ``steps_per_epoch``, ``min_steps``, ``overlap``, ``augment``, ``callback``).
+    The Python door to ``defectlab train maskrcnn DATA --out OUT``:
+    :func:`defectlab.dl.train.train` of the ``maskrcnn`` architecture.
 
     Parameters
     ----------
     data : Dataset, str or Path
-        A ``write_maskrcnn`` folder, a Dataset with its images, or a labeling export.
+        A labeling export, a Dataset with its images, a ``write_maskrcnn`` folder, or a
+        ``prepare --to maskrcnn`` root (trained on ``train/``, validated on ``val/``).
     out : str or Path
         The model folder.
-    epochs, batch_size, lr, val_split, seed, patience : optional
-        Training (``lr`` is AdamW's).
-    device : str
-        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``.
-    backbone : {"resnet50", "resnet18"}
-        ResNet-50-FPN, or the lighter ResNet-18-FPN.
-    pretrained : bool
-        Start from torchvision's weights, downloaded once (needs internet). Default: from
-        scratch, offline — slow to learn; use a GPU.
-    tile_size : int
-        Training crops and prediction tiles, px.
-    images : str or Path, optional
-        Folder holding the image files of an export.
-    overwrite, progress, plot : bool
-        Replace ``out``; show progress bars; draw ``training_curve.png``.
+    options : TrainOptions, optional
+        :class:`~defectlab.dl.options.TrainOptions`; or give its fields by name: ``epochs``
+        (20), ``batch_size`` (2), ``lr`` (1e-4, AdamW's), ``tile_size`` (512 px),
+        ``patience`` (5), ``max_steps``, …
+    params : MaskRCNNParams, optional
+        Mask R-CNN's own options (:class:`~defectlab.dl.archs.maskrcnn.MaskRCNNParams`); or
+        by name: ``backbone`` (``"resnet50"`` or the lighter ``"resnet18"``), ``pretrained``
+        (start from torchvision's weights, downloaded once: needs internet; default: from
+        scratch, offline — slow to learn; use a GPU).
+    **kwargs
+        The options by name, and :func:`train`'s keywords (``images``, ``overwrite``,
+        ``progress``, ``plot``, ``callback``).
 
     Returns
     -------
@@ -544,11 +574,7 @@ def train_maskrcnn(
     ('maskrcnn', 'cavity')
     """
     _require("train_maskrcnn", ("torch", "torchvision"))
-    from .dl.train import train_maskrcnn as run
-
-    return run(data, out, epochs=epochs, batch_size=batch_size, lr=lr, val_split=val_split, seed=seed,
-               device=device, backbone=backbone, pretrained=pretrained, tile_size=tile_size, patience=patience,
-               images=images, overwrite=overwrite, progress=progress, plot=plot, **options)
+    return train("maskrcnn", data, out, options, params, **kwargs)
 
 
 def load_model(path: str | Path, *, device: str = "auto", classes: Sequence[str] | None = None) -> Model:
@@ -596,17 +622,13 @@ def predict(
     model: Model | str | Path,
     images: str | Path | Sequence[str | Path],
     out: str | Path,
+    options: PredictOptions | None = None,
     *,
-    tile: int | None = None,
-    overlap: int | None = None,
-    batch_size: int | None = None,
-    engine: str = "auto",
-    probabilities: bool = False,
-    prelabels: str | None = None,
+    prelabels: str | Sequence[str] | None = None,
     device: str = "auto",
     overwrite: bool = False,
     progress: bool = True,
-    **options: Any,
+    **changes: Any,
 ) -> PredictReport:
     """Predict micrographs of any size and write masks, instances, overlays and CVAT pre-labels. Needs torch.
 
@@ -622,23 +644,17 @@ def predict(
     out : str or Path
         Output folder: ``masks/``, ``instances/``, ``overlays/``, ``summary.json`` and, with
         ``prelabels="cvat"``, ``prelabels/annotations.xml`` to upload to CVAT.
-    tile, overlap : int, optional
-        Largest tile and least overlap, px (default: see
-        :func:`~defectlab.dl.predict.predict_image`).
-    batch_size : int, optional
-        Tiles through the net at once (default: about a megapixel's worth).
-    engine : {"auto", "torch", "onnxruntime"}
-        U-Net: what runs the net (``"auto"``: ONNX Runtime on a CPU when installed).
-    probabilities : bool
-        U-Net: also write ``probabilities/<stem>.npy`` (C, H, W) float16.
-    prelabels : {None, "cvat"}
-        Also write pre-labels for CVAT (``--prelabels cvat``).
+    options : PredictOptions, optional
+        :class:`~defectlab.dl.options.PredictOptions`; or give its fields by name:
+        ``tile_size``, ``overlap``, ``batch_size``, ``engine`` (``"auto"``: ONNX Runtime on
+        a CPU when installed), ``probabilities`` (also write ``probabilities/<stem>.npy``),
+        ``min_area_px``, ``neck_ratio``, ``score_threshold``, …
+    prelabels : {None, "cvat", "coco"} or a list of them
+        Also write pre-labels for CVAT (``--prelabels cvat``) and/or COCO.
     device : str
         Where a model given as a path runs.
     overwrite, progress : bool
         Replace ``out``; show a progress bar.
-    **options
-        Passed to :func:`defectlab.dl.predict.predict_image` (``score_threshold``, …).
 
     Returns
     -------
@@ -667,9 +683,8 @@ def predict(
     if isinstance(model, (str, Path)):
         model = load_model(model, device=device)
     paths = [images] if isinstance(images, (str, Path)) else list(images)
-    return predict_images(model, paths, out, tile=tile, overlap=overlap, batch_size=batch_size, engine=engine,
-                          probabilities=probabilities, prelabels=prelabels, overwrite=overwrite,
-                          progress=progress, **options)
+    return predict_images(model, paths, out, options, prelabels=prelabels, overwrite=overwrite, progress=progress,
+                          **changes)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -53,13 +53,13 @@ def test_local_cluster_equals_the_single_process_run(export, local_cluster, tmp_
 def _tiny_unet(folder):
     import torch
 
-    from defectlab.dl.model_io import ClassInfo, Model, ModelConfig, save_model
-    from defectlab.dl.unet import UNet, UNetConfig
+    from defectlab.dl.archs.unet import UNet, UNetConfig, model_config
+    from defectlab.dl.model_io import ClassInfo, Model, save_model
 
     torch.manual_seed(0)  # untrained: small random blobs, enough to compare runs
     net = UNet(UNetConfig(n_classes=2, base_filters=4, depth=2, bottleneck_dilations=(1,)))
-    save_model(Model(net, ModelConfig.for_unet(net.config, classes=[ClassInfo(1, "cavity", edge="inner")],
-                                               tile_size=96, overlap=16)), folder)
+    save_model(Model(net, model_config(net.config, classes=[ClassInfo(1, "cavity", edge="inner")],
+                                       tile_size=96, overlap=16)), folder)
     return folder
 
 

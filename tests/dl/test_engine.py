@@ -9,8 +9,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from defectlab.dl import engine as engine_mod  # noqa: E402
-from defectlab.dl.engine import model_forward, resolve_engine, unet_forward  # noqa: E402
-from defectlab.dl.model_io import ClassInfo, Model, ModelConfig  # noqa: E402
+from defectlab.dl.archs import unet  # noqa: E402
+from defectlab.dl.engine import model_forward, resolve_engine, softmax_forward  # noqa: E402
+from defectlab.dl.model_io import ClassInfo, Model  # noqa: E402
 from test_predict import tiny_net  # noqa: E402  (tests/dl is on sys.path, not a package)
 
 
@@ -30,19 +31,19 @@ def test_onnxruntime_gives_pytorchs_probabilities(shape):
     net = random_net()
     x = np.random.default_rng(1).random(shape, dtype=np.float32)
     ref = reference(net, x)
-    got = unet_forward(net, torch.device("cpu"), engine="onnxruntime")(x)
+    got = softmax_forward(net, torch.device("cpu"), engine="onnxruntime")(x)
     assert got.shape == ref.shape and got.dtype == np.float32
     # measured on the 2-core AMD EPYC (seeds 0-4, 1 and 2 threads): at most 9e-8 from eager PyTorch
     assert np.abs(got - ref).max() < 1e-5
     # the torch engine (channels-last) too
-    got_t = unet_forward(random_net(), torch.device("cpu"), engine="torch")(x)
+    got_t = softmax_forward(random_net(), torch.device("cpu"), engine="torch")(x)
     assert np.abs(got_t - ref).max() < 1e-5
 
 
 def make_model(n_classes=3):
     net = random_net(n_classes)
-    cfg = ModelConfig.for_unet(net.config, classes=[ClassInfo(i, f"c{i}") for i in range(1, n_classes)],
-                               tile_size=64, overlap=16)
+    cfg = unet.model_config(net.config, classes=[ClassInfo(i, f"c{i}") for i in range(1, n_classes)],
+                            tile_size=64, overlap=16)
     return Model(net, cfg)
 
 
@@ -115,17 +116,17 @@ def test_the_environment_forces_the_engine_auto_stands_for(monkeypatch):
 
 
 def test_a_net_onnx_cannot_export_falls_back_to_torch_with_a_warning(monkeypatch):
-    def broken(net):
+    def broken(*args):
         raise RuntimeError("unsupported operator")
 
     monkeypatch.setattr(engine_mod, "_onnx_bytes", broken)
     monkeypatch.delenv(engine_mod.ENGINE_ENV, raising=False)
     net = random_net()
     with pytest.warns(RuntimeWarning, match="ONNX Runtime could not run this net.*unsupported operator"):
-        f = unet_forward(net, torch.device("cpu"), engine="auto")
+        f = softmax_forward(net, torch.device("cpu"), engine="auto")
     assert f.engine == "torch"
     with pytest.raises(RuntimeError, match="could not run the net with ONNX Runtime: unsupported operator"):
-        unet_forward(net, torch.device("cpu"), engine="onnxruntime")
+        softmax_forward(net, torch.device("cpu"), engine="onnxruntime")
 
 
 def test_int8_engine_calibrates_on_the_training_crops_and_agrees_with_float32(tmp_path):

@@ -32,7 +32,7 @@ from defectlab.model import Box, Dataset, Ellipse, ImageSource, Item, Label, Poi
 
 H, W = 128, 128
 LABELS = (Label("cavity"), Label("loop"), Label("precipitate"))
-IGNORE_DEGENERATE = "ignore::defectlab.dl.maskrcnn.DegenerateInstanceWarning"
+IGNORE_DEGENERATE = "ignore::defectlab.dl.maskrcnn_dataset.DegenerateInstanceWarning"
 
 # -- independent rasterization -------------------------------------------------------------
 

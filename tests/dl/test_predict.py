@@ -13,11 +13,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from defectlab.dl.model_io import (  # noqa: E402
-    ClassInfo, Model, ModelConfig, ModelError, default_maskrcnn_params, load_model, resolve_device, save_model,
-)
-from defectlab.dl.predict import predict_semantic, tile_plan, window_1d  # noqa: E402
-from defectlab.dl.unet import UNet, UNetConfig  # noqa: E402
+from defectlab.dl.archs import maskrcnn, unet  # noqa: E402
+from defectlab.dl.archs.unet import UNet, UNetConfig  # noqa: E402
+from defectlab.dl.model_io import ClassInfo, Model, ModelError, load_model, resolve_device, save_model  # noqa: E402
+from defectlab.dl.tiles import predict_semantic, tile_plan, window_1d  # noqa: E402
 from defectlab.errors import ParseError  # noqa: E402
 
 
@@ -185,8 +184,8 @@ def test_memory_is_bounded_by_the_tile_batch():
 def make_model(tmp_path, n_classes=3):
     net = tiny_net(n_classes, depth=2)
     classes = [ClassInfo(i, f"class{i}", edge="inner" if i == 1 else None) for i in range(1, n_classes)]
-    config = ModelConfig.for_unet(net.config, classes=classes, tile_size=64, overlap=16,
-                                  training={"data_manifest_sha256": "abc"})
+    config = unet.model_config(net.config, classes=classes, tile_size=64, overlap=16,
+                               training={"data_manifest_sha256": "abc"})
     return save_model(Model(net, config), tmp_path / "model")
 
 
@@ -221,7 +220,7 @@ def test_prediction_is_consistent(tmp_path):
     flat = model.predict(np.full((20, 30), 7, np.uint8))  # a flat image normalizes to zeros
     assert flat.semantic.shape == (20, 30)
     with pytest.raises(ValueError, match="multiple of 4"):
-        model.predict(rgb, tile=30)
+        model.predict(rgb, tile_size=30)
 
 
 def test_load_model_errors_are_clear(tmp_path):
@@ -336,8 +335,8 @@ def test_maskrcnn_tiles_find_each_object_once():
     r = 10.0
     for cx, cy in centers:  # several straddle tile borders (tiles of 64 at stride 32)
         image[(xx - cx) ** 2 + (yy - cy) ** 2 <= r * r] = 255
-    params = default_maskrcnn_params(2, backbone="resnet18", tile_size=64)
-    config = ModelConfig.for_maskrcnn(params, classes=[ClassInfo(1, "cavity")], tile_size=64, overlap=32)
+    params = maskrcnn.default_params(2, backbone="resnet18", tile_size=64)
+    config = maskrcnn.model_config(params, classes=[ClassInfo(1, "cavity")], tile_size=64, overlap=32)
     model = Model(FakeDetector(), config)
     pred = model.predict(image)
     assert pred.n_instances == len(centers)
@@ -351,7 +350,7 @@ def test_maskrcnn_tiles_find_each_object_once():
 
 @pytest.mark.parametrize("n_classes", [2, 3, 5, 17])
 def test_class_by_class_arg_max_is_numpys(n_classes):
-    from defectlab.dl.predict import _arg_max
+    from defectlab.dl.tiles import _arg_max
 
     rng = np.random.default_rng(n_classes)
     p = (rng.random((n_classes, 37, 53)) * 0.8).astype(np.float32)
@@ -368,25 +367,25 @@ def test_class_by_class_arg_max_is_numpys(n_classes):
 def test_line_classes_are_not_split_at_necks(tmp_path, monkeypatch):
     """Two touching discs: two objects of an area class, one of a line class (labels drawn as
     polylines), whose widenings and narrowings are not separate defects."""
-    import defectlab.dl.predict as predict_mod
+    import defectlab.dl.archs.base as semantic_mod  # where per-pixel classifiers call the tiled predictor
 
     yy, xx = np.mgrid[:60, :90] + 0.5
     discs = ((xx - 30) ** 2 + (yy - 30) ** 2 <= 144) | ((xx - 52) ** 2 + (yy - 30) ** 2 <= 144)
     for cls, kind, expected in ((1, "polygon", 2), (2, "polyline", 1), (2, "any", 2)):
         sem = np.where(discs, cls, 0).astype(np.uint8)
-        monkeypatch.setattr(predict_mod, "predict_semantic",
+        monkeypatch.setattr(semantic_mod, "predict_semantic",
                             lambda *a, _sem=sem, **k: (_sem, np.full(_sem.shape, 255, np.uint8), None))
         net = tiny_net(3)
         classes = [ClassInfo(1, "cavity", type="polygon"), ClassInfo(2, "dislocation line", type=kind)]
-        model = Model(net, ModelConfig.for_unet(net.config, classes=classes, tile_size=64, overlap=16))
+        model = Model(net, unet.model_config(net.config, classes=classes, tile_size=64, overlap=16))
         pred = model.predict(np.zeros((60, 90), np.uint8), engine="torch")
         assert pred.n_instances == expected, (cls, kind)
         assert pred.instance_classes.tolist() == [cls] * expected
     # the type survives the model folder; a config written before it existed reads as "any"
     saved = save_model(model, tmp_path / "m")
     assert load_model(saved.path).config.classes[2].type == "any"
-    model = Model(net, ModelConfig.for_unet(net.config, classes=[ClassInfo(1, "a"), ClassInfo(2, "b", type="polyline")],
-                                            tile_size=64, overlap=16))
+    model = Model(net, unet.model_config(net.config, classes=[ClassInfo(1, "a"), ClassInfo(2, "b", type="polyline")],
+                                         tile_size=64, overlap=16))
     save_model(model, tmp_path / "m2")
     assert load_model(tmp_path / "m2").config.classes[2].is_line
     cfg = json.loads((tmp_path / "m2" / "config.json").read_text())

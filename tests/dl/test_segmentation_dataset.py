@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import defectlab
-from defectlab.dl.segmentation import SegmentationDataset
+from defectlab.dl.segmentation_dataset import SegmentationDataset
 from defectlab.errors import FormatError
 from defectlab.preparation.pipeline import prepare
 from defectlab.preparation.resize import affine_item

@@ -5,6 +5,7 @@ the CLI does both."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,8 @@ from typer.testing import CliRunner  # noqa: E402
 
 from defectlab.cli import app  # noqa: E402
 from defectlab.dl.model_io import load_model  # noqa: E402
-from defectlab.dl.train import class_iou, object_f1, train_maskrcnn, train_unet  # noqa: E402
+from defectlab.dl.metrics import class_iou, object_f1  # noqa: E402
+from defectlab.dl.train import train_maskrcnn, train_unet  # noqa: E402
 from defectlab.errors import FormatError  # noqa: E402
 from defectlab.formats.cvat_xml import read_cvat  # noqa: E402
 from defectlab.formats.maskrcnn import write_maskrcnn  # noqa: E402
@@ -82,7 +84,7 @@ def test_onecycle_warms_up_then_anneals_and_learns(tmp_path):
     for item in ds:
         assert iou(result.model.predict(item.image.path).semantic, semantic_mask(item, ds.class_index())) > 0.8
     assert json.loads((tmp_path / "model" / "config.json").read_text())["training"]["schedule"] == "onecycle"
-    with pytest.raises(ValueError, match="expected schedule one of plateau, onecycle, got 'cosine'"):
+    with pytest.raises(ValueError, match="schedule: expected one of plateau, onecycle, constant; got 'cosine'"):
         train_unet(ds, tmp_path / "m2", schedule="cosine", **TINY)
 
 
@@ -148,7 +150,7 @@ def test_train_from_a_unet_folder_and_stop_with_ctrl_c(tmp_path):
 
 def test_bad_training_input_is_a_clear_error(tmp_path):
     ds = cavities(tmp_path, 1)
-    with pytest.raises(ValueError, match="expected loss one of ce, dice, ce\\+dice"):
+    with pytest.raises(ValueError, match="loss: expected one of ce, dice, ce\\+dice"):
         train_unet(ds, tmp_path / "m", loss="focal", **TINY)
     with pytest.raises(ValueError, match="tile_size a multiple of 4"):
         train_unet(ds, tmp_path / "m", **{**TINY, "tile_size": 50})
@@ -240,4 +242,86 @@ def test_cli_train_and_predict_with_prelabels(tmp_path):
         == [0, 0]
     res = runner.invoke(app, ["predict", str(tmp_path / "model"), str(export / "images"), "--out",
                               str(tmp_path / "x"), "--engine", "tensorrt"])
-    assert res.exit_code == 2 and "tensorrt" in res.output
+    # the options machinery's one line for a bad value (exit 1, as every bad input), naming the flag
+    assert res.exit_code == 1 and "--engine: expected one of auto, torch, onnxruntime, onnxruntime-int8; got 'tensorrt'" \
+        in " ".join(res.output.split())
+
+
+# -- a prepare root (#14.4): train on train/, validate on val/, never read test/ ------------------------
+
+
+def _names(folder):
+    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.png"))
+
+
+def test_train_on_a_prepare_root_uses_train_and_val_and_never_test(tmp_path):
+    from defectlab.preparation.pipeline import prepare
+
+    ds = cavities(tmp_path, 8, size=64, seed=4)
+    prepare(ds, tmp_path / "tiles", to="unet", tile=32, split=(0.5, 0.25, 0.25), preview=False)
+    train, val, test = (_names(tmp_path / "tiles" / s / "masks") for s in ("train", "val", "test"))
+    assert train and val and test
+    result = train_unet(tmp_path / "tiles", tmp_path / "model", epochs=1, min_steps=2, batch_size=2, val_split=0.5,
+                        **{**TINY, "tile_size": 32})
+    info = json.loads((tmp_path / "model" / "config.json").read_text())["training"]
+    assert info["train_images"] == train and info["val_images"] == val
+    assert (info["n_train"], info["n_val"], info["validated_on_training_images"]) == (len(train), len(val), False)
+    assert not set(test) & set(info["train_images"] + info["val_images"])
+    assert any("validated on val/ of the prepared folder" in n and "The test split is not used" in n
+               for n in result.notes)
+    # the test tiles are not even read: a damaged test/ changes nothing
+    for p in (tmp_path / "tiles" / "test" / "masks").glob("*.png"):
+        p.write_bytes(b"not a png")
+    again = train_unet(tmp_path / "tiles", tmp_path / "model2", epochs=1, min_steps=2, batch_size=2,
+                       **{**TINY, "tile_size": 32})
+    assert again.history[0]["train_loss"] == result.history[0]["train_loss"]
+    # the split folder alone keeps working: validated on a share of its own tiles
+    alone = train_unet(tmp_path / "tiles" / "train", tmp_path / "model3", epochs=1, min_steps=2, batch_size=2,
+                       val_split=0.5, **{**TINY, "tile_size": 32})
+    info3 = json.loads((alone.path / "config.json").read_text())["training"]
+    assert sorted(info3["train_images"] + info3["val_images"]) == train and info3["n_val"] == len(train) // 2
+    # and the command line says so
+    res = CliRunner().invoke(app, ["train", "unet", str(tmp_path / "tiles"), "--out", str(tmp_path / "m4"),
+                                   "--epochs", "1", "--steps-per-epoch", "1", "--tile", "32", "--base-filters", "4",
+                                   "--depth", "2", "--no-plot", "--device", "cpu"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "trained on train/ and validated on val/ of the prepared folder" in " ".join(res.output.split())
+
+
+def test_a_prepare_root_without_val_and_one_of_another_kind(tmp_path):
+    from defectlab.preparation.pipeline import prepare
+
+    ds = cavities(tmp_path, 4, size=64, seed=5)
+    prepare(ds, tmp_path / "noval", to="unet", tile=32, split=(0.75, 0, 0.25), preview=False)
+    result = train_unet(tmp_path / "noval", tmp_path / "m", epochs=1, min_steps=1, batch_size=2, val_split=0.25,
+                        **{**TINY, "tile_size": 32})
+    info = json.loads((result.path / "config.json").read_text())["training"]
+    train = _names(tmp_path / "noval" / "train" / "masks")
+    assert sorted(info["train_images"] + info["val_images"]) == train and not info["validated_on_training_images"]
+    assert any("has no val/: validating on a share of train/" in n for n in result.notes)
+    # a prepared COCO export: its subsets are the splits
+    prepare(ds, tmp_path / "coco", to="coco", tile=32, split=(0.5, 0.25, 0.25), preview=False)
+    result = train_unet(tmp_path / "coco", tmp_path / "m2", epochs=1, min_steps=1, batch_size=2,
+                        **{**TINY, "tile_size": 32})
+    info = json.loads((result.path / "config.json").read_text())["training"]
+    coco = json.loads((tmp_path / "coco" / "annotations" / "instances_val.json").read_text())
+    assert sorted(n.rsplit("/", 1)[-1] for n in info["val_images"]) == sorted(Path(im["file_name"]).stem
+                                                                            for im in coco["images"])
+    assert any("subset train and validated on subset val" in n for n in result.notes)
+    # a U-Net cannot train on a prepared Mask R-CNN folder: said, naming the folder
+    prepare(ds, tmp_path / "mrcnn", to="maskrcnn", tile=32, split=(0.5, 0.5, 0), preview=False)
+    with pytest.raises(FormatError, match=r"mrcnn/train: a Mask R-CNN folder \(targets/\)"):
+        train_unet(tmp_path / "mrcnn", tmp_path / "m3", **{**TINY, "tile_size": 32})
+
+
+def test_maskrcnn_trains_on_a_prepare_root(tmp_path):
+    from defectlab.preparation.pipeline import prepare
+
+    ds = cavities(tmp_path, 4, size=64, seed=6)
+    prepare(ds, tmp_path / "tiles", to="maskrcnn", tile=64, split=(0.5, 0.5, 0), preview=False)
+    with pytest.warns(UserWarning, match="from scratch"):
+        result = train_maskrcnn(tmp_path / "tiles", tmp_path / "model", epochs=1, max_steps=1, batch_size=1,
+                                backbone="resnet18", progress=False, plot=False)
+    info = json.loads((result.path / "config.json").read_text())["training"]
+    assert info["val_images"] == _names(tmp_path / "tiles" / "val" / "images") and info["n_train"] == 2
+    assert "val_f1" in result.best and info["best_val_f1"] == result.best["val_f1"]

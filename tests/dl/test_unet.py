@@ -6,7 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from defectlab.dl.unet import UNet, UNetConfig, count_parameters  # noqa: E402
+from defectlab.dl.archs.base import count_parameters  # noqa: E402
+from defectlab.dl.archs.unet import UNet, UNetConfig  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")

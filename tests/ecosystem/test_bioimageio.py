@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from defectlab.cli import app
 from defectlab.dl.bioimageio import BioimageioOptions, export_bioimageio, load_bioimageio
-from defectlab.dl.model_io import ClassInfo, Model, ModelConfig, save_model
-from defectlab.dl.unet import UNet, UNetConfig
+from defectlab.dl.model_io import ClassInfo, Model, save_model
+from defectlab.dl.archs.unet import UNet, UNetConfig, model_config
 from defectlab.errors import ImageError, OutputError
 
 runner = CliRunner()
@@ -37,7 +37,7 @@ def _model() -> Model:
         net.head.weight *= k[:, None, None, None]
         net.head.bias *= k
     classes = [ClassInfo(1, "cavity", "#ff0000", "inner"), ClassInfo(2, "dislocation line", "#0000ff", type="polyline")]
-    return Model(net, ModelConfig.for_unet(net.config, classes=classes, tile_size=64, overlap=16))
+    return Model(net, model_config(net.config, classes=classes, tile_size=64, overlap=16))
 
 
 @pytest.fixture(scope="module")

@@ -129,12 +129,12 @@ def test_what_rosettasciio_reads_is_kept_through_to_measure(tmp_path) -> None:
 def test_predict_signal_with_a_real_model() -> None:
     import torch
 
-    from defectlab.dl.model_io import ClassInfo, Model, ModelConfig
-    from defectlab.dl.unet import UNet, UNetConfig
+    from defectlab.dl.model_io import ClassInfo, Model
+    from defectlab.dl.archs.unet import UNet, UNetConfig, model_config
 
     torch.manual_seed(0)
     net = UNet(UNetConfig(n_classes=2, base_filters=4, depth=2, bottleneck_dilations=(1,)))
-    model = Model(net, ModelConfig.for_unet(net.config, classes=[ClassInfo(1, "cavity")], tile_size=64, overlap=16))
+    model = Model(net, model_config(net.config, classes=[ClassInfo(1, "cavity")], tile_size=64, overlap=16))
     data = np.random.default_rng(2).random((2, 40, 48)).astype(np.float32)
     out = predict_signal(model, _signal(data), engine="torch")
     for k in range(2):

@@ -88,13 +88,13 @@ def test_open_edit_save_read_back(make_napari_viewer, headless_gl, defectlab_plu
 def test_predict_and_measure_widgets(make_napari_viewer, headless_gl, defectlab_plugin, tmp_path) -> None:
     import torch
 
-    from defectlab.dl.model_io import ClassInfo, Model, ModelConfig, save_model
-    from defectlab.dl.unet import UNet, UNetConfig
+    from defectlab.dl.model_io import ClassInfo, Model, save_model
+    from defectlab.dl.archs.unet import UNet, UNetConfig, model_config
     from defectlab.napari._widgets import MeasureWidget, PredictWidget
 
     torch.manual_seed(0)
     net = UNet(UNetConfig(n_classes=2, base_filters=4, depth=2, bottleneck_dilations=(1,)))
-    model = save_model(Model(net, ModelConfig.for_unet(net.config, classes=[ClassInfo(1, "cavity")], tile_size=64,
+    model = save_model(Model(net, model_config(net.config, classes=[ClassInfo(1, "cavity")], tile_size=64,
                                                        overlap=16)), tmp_path / "model")
     viewer = make_napari_viewer()
     image = (np.random.default_rng(1).random((48, 64)) * 255).astype(np.uint8)

@@ -455,7 +455,7 @@ class PredictTask(BatchTask):
             raise BatchError("a predict task runs after plan() (it needs the model digest and a file)")
         model = cached_model(self.model, self.model_sha256, self.device)
         m = read_micrograph(unit.path, pixel_size=_pixel_size_nm(self.pixel_size))
-        pred = predict_image(model, m.array, tile=self.tile, overlap=self.overlap, batch_size=self.batch_size,
+        pred = predict_image(model, m.array, tile_size=self.tile, overlap=self.overlap, batch_size=self.batch_size,
                              min_area_px=self.min_area_px, score_threshold=self.score_threshold,
                              mask_threshold=self.mask_threshold)
         write_image(dest / "mask.png", pred.semantic)

@@ -536,7 +536,8 @@ class BioimageioModel:
         from bioimageio.spec.model.v0_5 import AxisId
 
         from ..raster.split import split_instances
-        from .predict import Prediction, _instance_scores
+        from .archs.base import instance_scores
+        from .predict import Prediction
 
         t0 = time.perf_counter()
         arr = self._input(image)
@@ -564,7 +565,7 @@ class BioimageioModel:
         else:  # class or label image
             semantic = np.clip(np.rint(data[0]), 0, 255).astype(np.uint8)
         inst, cls = split_instances(semantic, split=[], min_area_px=min_area_px)
-        scores = (_instance_scores(inst, len(cls), conf) if conf is not None
+        scores = (instance_scores(inst, len(cls), conf) if conf is not None
                   else np.ones(len(cls), dtype=np.float32))
         return Prediction(semantic, inst, cls.astype(np.uint8), scores,
                           {k: v for k, v in self.classes.items() if k}, confidence=conf,

@@ -1,45 +1,49 @@
-"""What runs a U-Net's tiles: PyTorch, or ONNX Runtime on a CPU.
+"""What runs a net in prediction: PyTorch, or ONNX Runtime on a CPU.
 
-A *forward* is a callable ``(B, 1, h, w) float32 -> (B, C, h, w) float32`` softmax
-probabilities, the one thing :func:`defectlab.dl.predict.predict_semantic` needs. Two engines
-make one from a :class:`~defectlab.dl.unet.UNet`:
+A *forward* is a callable ``(B, C_in, h, w) float32 -> (B, C, h, w) float32``, the one thing
+the tiled predictor (:func:`defectlab.dl.tiles.predict_semantic`) needs. :func:`make_forward`
+makes one of any module (for a per-pixel classifier: its logits and a softmax,
+:func:`softmax_forward`); an architecture that can be exported to ONNX says so
+(:attr:`Architecture.exportable <defectlab.dl.archs.base.Architecture.exportable>`) and gives
+its forward through :meth:`Architecture.forward <defectlab.dl.archs.base.Architecture.forward>`.
 
 ``"torch"``
     PyTorch in inference mode; on a CPU the net is switched to channels-last memory
-    (about 2× faster with oneDNN than the default layout). The engine on CUDA and MPS.
+    (about 2× faster with oneDNN than the default layout). The engine on CUDA and MPS, and
+    the only one of architectures that cannot be exported (Mask R-CNN).
 ``"onnxruntime"``
-    The net (with its softmax) exported in memory to ONNX with PyTorch's exporter and run
-    by ONNX Runtime's CPU provider, which fuses convolution, BatchNorm and ReLU and picks
-    its own blocked layouts: on the development machine's 2-core AVX-512 CPU it runs the
-    default U-Net about 1.4× faster than channels-last PyTorch and 3× faster than plain
-    eager (``benchmarks/bench_predict.py``). The same float32 arithmetic in another order:
-    probabilities agree with PyTorch's to about 1e-6. The export takes a fraction of a
-    second; the session is kept on the :class:`~defectlab.dl.model_io.Model` and made anew
-    when its weights or device change.
+    The module exported in memory to ONNX with PyTorch's exporter and run by ONNX Runtime's
+    CPU provider, which fuses convolution, BatchNorm and ReLU and picks its own blocked
+    layouts: on the development machine's 2-core AVX-512 CPU it runs the default U-Net about
+    1.4× faster than channels-last PyTorch and 3× faster than plain eager
+    (``benchmarks/bench_predict.py``). The same float32 arithmetic in another order:
+    probabilities agree with PyTorch's to about 1e-7 (measured: at most 9e-8, ``tests/dl``).
+    The export takes a fraction of a second; the session is kept on the
+    :class:`~defectlab.dl.model_io.Model` and made anew when its weights or device change.
 ``"onnxruntime-int8"`` (opt-in)
     The same ONNX model with its convolutions quantized to 8 bits (ONNX Runtime's static
     QDQ quantization, uint8 activations, int8 weights), calibrated on the crops of the
-    training images a U-Net model folder keeps (``calibration.npy``, written by
-    :func:`~defectlab.dl.train.train_unet`). On the development machine's AVX-512-VNNI CPU
-    it ran a 1024² image 1.7× faster than float32 ONNX Runtime, and agreed with it on
-    99.96 % of the pixels' classes (``benchmarks/bench_predict.py``). Not the default: the
-    numbers change a little. Quantizing takes a few seconds, once per model.
+    training images a model folder keeps (``calibration.npy``, written by training). On the
+    development machine's AVX-512-VNNI CPU it ran a 1024² image 1.7× faster than float32
+    ONNX Runtime, and agreed with it on 99.96 % of the pixels' classes
+    (``benchmarks/bench_predict.py``). Not the default: the numbers change a little.
+    Quantizing takes a few seconds, once per model.
 ``"auto"``
     ONNX Runtime on a CPU when ``onnxruntime`` and ``onnx`` are installed (they come with
-    ``defectlab[torch]``), PyTorch otherwise — unless the environment variable
-    ``DEFECTLAB_ENGINE`` names an engine: then ``"auto"`` stands for that one everywhere
-    (``DEFECTLAB_ENGINE=torch make test`` runs the suite on PyTorch alone). An engine named
-    in a call is never overridden.
+    ``defectlab[torch]``) and the architecture can be exported, PyTorch otherwise — unless
+    the environment variable ``DEFECTLAB_ENGINE`` names an engine: then ``"auto"`` stands for
+    that one everywhere (``DEFECTLAB_ENGINE=torch make test`` runs the tests on PyTorch
+    alone). An engine named in a call is never overridden.
 
 Examples
 --------
 >>> import numpy as np, torch
->>> from defectlab.dl.unet import UNet, UNetConfig
+>>> from defectlab.dl.archs.unet import UNet, UNetConfig
 >>> _ = torch.manual_seed(0)
 >>> net = UNet(UNetConfig(n_classes=3, base_filters=4, depth=2, bottleneck_dilations=(1,))).eval()
 >>> x = np.random.default_rng(0).random((2, 1, 32, 48), dtype=np.float32)
->>> a = unet_forward(net, torch.device("cpu"), engine="torch")(x)
->>> b = unet_forward(net, torch.device("cpu"), engine="onnxruntime")(x)
+>>> a = softmax_forward(net, torch.device("cpu"), engine="torch")(x)
+>>> b = softmax_forward(net, torch.device("cpu"), engine="onnxruntime")(x)
 >>> a.shape, bool(np.abs(a - b).max() < 1e-5)
 ((2, 3, 32, 48), True)
 """
@@ -55,10 +59,11 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["ENGINES", "Forward", "resolve_engine", "unet_forward", "model_forward"]
+from .options import ENGINES
 
-#: The engines :func:`unet_forward` knows.
-ENGINES = ("auto", "torch", "onnxruntime", "onnxruntime-int8")
+__all__ = ["ENGINES", "ENGINE_ENV", "Forward", "Softmax", "make_forward", "model_forward", "resolve_engine",
+           "softmax_forward"]
+
 #: The environment variable that says which engine ``"auto"`` stands for.
 ENGINE_ENV = "DEFECTLAB_ENGINE"
 
@@ -74,15 +79,21 @@ def _onnxruntime_available() -> bool:
     return True
 
 
-def resolve_engine(engine: str, device: torch.device) -> str:
+def resolve_engine(engine: str, device: torch.device, *, exportable: bool = True) -> str:
     """The engine ``"auto"`` stands for on ``device``; a named one is checked.
 
-    Raises ValueError for an unknown engine, for ONNX Runtime on a GPU, and for ONNX
-    Runtime when it is not installed (saying how to install it).
+    ``exportable``: whether the net can run on ONNX Runtime at all (else ``"auto"`` is
+    PyTorch, whatever ``DEFECTLAB_ENGINE`` says).
+
+    Raises ValueError for an unknown engine, for ONNX Runtime on a GPU or for a net that
+    cannot be exported, and for ONNX Runtime when it is not installed (saying how to
+    install it).
     """
     if engine not in ENGINES:
         raise ValueError(f"expected an engine among {', '.join(ENGINES)}, got {engine!r}")
     if engine == "auto":
+        if not exportable:
+            return "torch"
         forced = os.environ.get(ENGINE_ENV, "").strip()
         if forced and forced != "auto":
             if forced not in ENGINES:
@@ -91,6 +102,9 @@ def resolve_engine(engine: str, device: torch.device) -> str:
             return resolve_engine(forced, device)
         return "onnxruntime" if device.type == "cpu" and _onnxruntime_available() else "torch"
     if engine.startswith("onnxruntime"):
+        if not exportable:
+            raise ValueError(f"the {engine} engine runs nets exported to ONNX, and this architecture's net is "
+                             "not: use engine='torch' (or 'auto')")
         if device.type != "cpu":
             raise ValueError(f"the {engine} engine runs on the CPU, but the model is on {device}; "
                              "use engine='torch' there (or move the model to the CPU)")
@@ -100,25 +114,9 @@ def resolve_engine(engine: str, device: torch.device) -> str:
     return engine
 
 
-def _torch_forward(net: nn.Module, device: torch.device, channels_last: bool) -> Forward:
-    net.eval()
-    channels_last = channels_last and device.type == "cpu"
-    if channels_last:
-        net.to(memory_format=torch.channels_last)
+class Softmax(nn.Module):
+    """A per-pixel classifier's logits (B, C, h, w) turned into probabilities over C."""
 
-    def forward(batch: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(batch).to(device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            probs = torch.softmax(net(x).float(), dim=1)
-        return probs.cpu().numpy()
-
-    forward.engine = "torch"  # type: ignore[attr-defined]
-    return forward
-
-
-class _WithSoftmax(nn.Module):
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
@@ -127,26 +125,45 @@ class _WithSoftmax(nn.Module):
         return torch.softmax(self.net(x), dim=1)
 
 
-def _onnx_bytes(net: nn.Module) -> bytes:
-    """The net and its softmax as an ONNX model with free batch, height and width."""
-    m = int(getattr(net, "multiple", 8))
-    in_ch = int(getattr(getattr(net, "config", None), "in_channels", 1))
-    example = torch.zeros(1, in_ch, 4 * m, 4 * m)
+def _torch_forward(module: nn.Module, device: torch.device, channels_last: bool, outputs: int = 1) -> Forward:
+    module.eval()
+    channels_last = channels_last and device.type == "cpu"
+    if channels_last:
+        module.to(memory_format=torch.channels_last)
+
+    def forward(batch: np.ndarray) -> Any:
+        x = torch.from_numpy(batch).to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            out = module(x)
+        if outputs == 1:
+            return out.float().cpu().numpy()
+        return tuple(o.float().cpu().numpy() for o in out)
+
+    forward.engine = "torch"  # type: ignore[attr-defined]
+    return forward
+
+
+def _onnx_bytes(module: nn.Module, example_shape: tuple[int, ...], outputs: int = 1) -> bytes:
+    """``module`` as an ONNX model with free batch, height and width (outputs ``p``, or ``p0``, ``p1``, …)."""
+    example = torch.zeros(*example_shape)
     buf = io.BytesIO()
     with warnings.catch_warnings():
-        # the TorchScript exporter is "legacy" (the torch.export one takes ~30x longer for this
-        # net and needs onnxscript); the size check in UNet.forward is traced as a constant
+        # the TorchScript exporter is "legacy" (the torch.export one takes ~30x longer for a
+        # U-Net and needs onnxscript); size checks in a net's forward are traced as constants
         warnings.simplefilter("ignore")
         with torch.no_grad():
-            torch.onnx.export(_WithSoftmax(net).eval(), (example,), buf, input_names=["x"], output_names=["p"],
-                              dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}, "p": {0: "b", 2: "h", 3: "w"}},
+            names = ["p"] if outputs == 1 else [f"p{i}" for i in range(outputs)]
+            torch.onnx.export(module.eval(), (example,), buf, input_names=["x"], output_names=names,
+                              dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}, **{n: {0: "b", 2: "h", 3: "w"} for n in names}},
                               opset_version=17, dynamo=False)
     return buf.getvalue()
 
 
 def _quantized(model_bytes: bytes, calibration: np.ndarray) -> bytes:
     """The ONNX model with its convolutions statically quantized (QDQ, uint8 activations,
-    int8 weights per channel), calibrated on ``calibration`` (N, 1, h, w)."""
+    int8 weights per channel), calibrated on ``calibration`` (N, C, h, w)."""
     import tempfile
     from pathlib import Path
 
@@ -172,7 +189,8 @@ def _quantized(model_bytes: bytes, calibration: np.ndarray) -> bytes:
         return int8.read_bytes()
 
 
-def _onnxruntime_forward(net: nn.Module, calibration: np.ndarray | None = None) -> Forward:
+def _onnxruntime_forward(module: nn.Module, example_shape: tuple[int, ...],
+                         calibration: np.ndarray | None = None, outputs: int = 1) -> Forward:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -181,47 +199,69 @@ def _onnxruntime_forward(net: nn.Module, calibration: np.ndarray | None = None) 
     # no busy-waiting between runs: the tiles' blending runs on the same cores in between
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
-    net = net.eval()
-    model_bytes = _onnx_bytes(net)
+    model_bytes = _onnx_bytes(module.eval(), example_shape, outputs)
     if calibration is not None:
         model_bytes = _quantized(model_bytes, calibration)
     session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
-    def forward(batch: np.ndarray) -> np.ndarray:
-        return session.run(None, {"x": np.ascontiguousarray(batch, dtype=np.float32)})[0]
+    def forward(batch: np.ndarray) -> Any:
+        out = session.run(None, {"x": np.ascontiguousarray(batch, dtype=np.float32)})
+        return out[0] if outputs == 1 else tuple(out)
 
     forward.engine = "onnxruntime" if calibration is None else "onnxruntime-int8"  # type: ignore[attr-defined]
     return forward
 
 
-def unet_forward(net: nn.Module, device: torch.device, *, engine: str = "auto",
-                 channels_last: bool = True, calibration: np.ndarray | None = None) -> Forward:
-    """A forward for ``net`` on ``device`` with ``engine`` (see the module docstring); its
-    ``engine`` attribute names the engine that runs it.
+def make_forward(module: nn.Module, device: torch.device, *, engine: str = "auto",
+                 example_shape: tuple[int, ...] | None = (1, 1, 64, 64), channels_last: bool = True,
+                 calibration: np.ndarray | None = None, outputs: int = 1) -> Forward:
+    """A forward of ``module`` on ``device`` with ``engine`` (see the module docstring); its
+    ``engine`` attribute names the engine that runs it. With ``engine="auto"``, a module ONNX
+    cannot export falls back to PyTorch with a warning.
 
-    ``channels_last`` applies to the torch engine on a CPU (the net is converted in place).
-    ``calibration`` (N, 1, h, w) normalized crops are needed by ``"onnxruntime-int8"``.
-    With ``engine="auto"``, a net ONNX cannot export falls back to PyTorch with a warning.
+    Parameters
+    ----------
+    module : torch.nn.Module
+        What maps a batch of tiles to what the predictor blends (probabilities).
+    example_shape : tuple of int, optional
+        A valid input shape (B, C, h, w), to export with (batch, height and width stay
+        free); None: the module cannot be exported (PyTorch only).
+    channels_last : bool
+        The torch engine on a CPU converts the module (in place) to channels-last memory.
+    calibration : (N, C, h, w) array, optional
+        Normalized crops of training images, needed by ``"onnxruntime-int8"``.
+    outputs : int
+        How many arrays ``module`` returns (a tuple of them when more than one: e.g. an
+        object probability and ray distances); the forward returns as many.
     """
-    name = resolve_engine(engine, device)
+    name = resolve_engine(engine, device, exportable=example_shape is not None)
     if name == "onnxruntime-int8":
         if calibration is None or not len(calibration):
             raise ValueError("the onnxruntime-int8 engine calibrates on crops of the training images "
                              "(calibration.npy in the model folder), and this model has none: retrain it "
                              "with this defectlab, or use engine='onnxruntime'")
         try:
-            return _onnxruntime_forward(net, calibration)
+            return _onnxruntime_forward(module, example_shape, calibration, outputs)
         except Exception as err:  # noqa: BLE001 - say which step failed
             raise RuntimeError(f"could not quantize the net with ONNX Runtime: {err}") from err
     if name == "onnxruntime":
         try:
-            return _onnxruntime_forward(net)
+            return _onnxruntime_forward(module, example_shape, None, outputs)
         except Exception as err:  # noqa: BLE001 - any exporter/runtime failure: PyTorch still works
             if engine != "auto":
                 raise RuntimeError(f"could not run the net with ONNX Runtime: {err}") from err
             warnings.warn(f"ONNX Runtime could not run this net ({type(err).__name__}: {err}); using PyTorch",
                           RuntimeWarning, stacklevel=2)
-    return _torch_forward(net, device, channels_last)
+    return _torch_forward(module, device, channels_last, outputs)
+
+
+def softmax_forward(net: nn.Module, device: torch.device, *, engine: str = "auto",
+                    example_shape: tuple[int, ...] = (1, 1, 64, 64), channels_last: bool = True,
+                    calibration: np.ndarray | None = None) -> Forward:
+    """:func:`make_forward` of a per-pixel classifier ``net`` (logits) and a softmax:
+    ``(B, C_in, h, w) -> (B, n_classes, h, w)`` probabilities."""
+    return make_forward(Softmax(net), device, engine=engine, example_shape=example_shape,
+                        channels_last=channels_last, calibration=calibration)
 
 
 def _weights_key(net: nn.Module, device: torch.device) -> tuple[Any, ...]:
@@ -230,10 +270,13 @@ def _weights_key(net: nn.Module, device: torch.device) -> tuple[Any, ...]:
 
 
 def model_forward(model: Any, engine: str = "auto") -> tuple[Forward, str]:
-    """``(forward, engine name)`` for a U-Net :class:`~defectlab.dl.model_io.Model`, made once
-    and kept on the model until its weights, device or calibration crops change."""
+    """``(forward, engine name)`` for a :class:`~defectlab.dl.model_io.Model` whose
+    architecture predicts through a forward (its :meth:`Architecture.forward
+    <defectlab.dl.archs.base.Architecture.forward>`), made once and kept on the model until
+    its weights, device or calibration crops change."""
+    arch = model.arch
     # a bad name fails before the cache is consulted; what "auto" stands for may change (DEFECTLAB_ENGINE)
-    slot = (engine, resolve_engine(engine, model.device))
+    slot = (engine, resolve_engine(engine, model.device, exportable=arch.exportable))
     cache: dict[tuple[str, str], tuple[tuple[Any, ...], Forward]] = model.__dict__.setdefault("_forwards", {})
     calibration = getattr(model, "calibration", None)
 
@@ -243,6 +286,6 @@ def model_forward(model: Any, engine: str = "auto") -> tuple[Forward, str]:
     hit = cache.get(slot)
     if hit is not None and hit[0] == key():
         return hit[1], hit[1].engine  # type: ignore[attr-defined]
-    forward = unet_forward(model.net, model.device, engine=engine, calibration=calibration)
+    forward = arch.forward(model, engine=engine)
     cache[slot] = (key(), forward)  # after channels-last: its own key
     return forward, forward.engine  # type: ignore[attr-defined]

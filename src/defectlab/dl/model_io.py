@@ -7,8 +7,9 @@ Layout::
     MODEL/history.json         (training) loss and IoU per epoch
     MODEL/training_curve.png   (training) the same as a picture
     MODEL/checkpoint.pt        (training) last epoch's weights and optimizer state
-    MODEL/calibration.npy      (U-Net training) 16 normalized training crops, (16, 1, h, w)
-                               float16: what the opt-in int8 engine calibrates on
+    MODEL/calibration.npy      (training of an exportable net, e.g. a U-Net) 16 normalized
+                               training crops, (16, 1, h, w) float16: what the opt-in int8
+                               engine calibrates on
 
 ``config.json``::
 
@@ -23,9 +24,13 @@ Layout::
     }
 
 Normalization ``minmax``/``image``: each whole image is scaled to [0, 1] by its own minimum
-and maximum (:func:`defectlab.imaging.io.normalize_minmax`), color images converted to gray
-first — in training and in prediction alike. ``channels`` is what the net takes: 1, or 3
-(the gray image repeated, for Mask R-CNN).
+and maximum (:class:`defectlab.imaging.io.MinMax`), color images converted to gray first — in
+training and in prediction alike; with ``"percentiles": [low, high]`` by those percentiles of
+its values instead, clipped to [0, 1]. ``channels`` is what the net takes: 1, or 3 (the gray
+image repeated, for Mask R-CNN).
+
+``architecture`` names a registered architecture (:mod:`defectlab.dl.archs`), which checks its
+``params`` and builds the net from them; nothing here knows any architecture.
 
 :func:`load_model` checks all of it and says what is wrong, naming the file and the
 place: a missing file, JSON that does not parse, a config written by a newer defectlab,
@@ -34,9 +39,9 @@ classes that do not fit the weights, weights of another architecture.
 Examples
 --------
 >>> import tempfile, pathlib
->>> from defectlab.dl.unet import UNet, UNetConfig
->>> net = UNet(UNetConfig(n_classes=2, base_filters=4, depth=1, bottleneck_dilations=(1,)))
->>> config = ModelConfig.for_unet(net.config, classes=[ClassInfo(1, "cavity", edge="inner")], tile_size=64)
+>>> from defectlab.dl.archs import unet
+>>> net = unet.UNet(unet.UNetConfig(n_classes=2, base_filters=4, depth=1, bottleneck_dilations=(1,)))
+>>> config = unet.model_config(net.config, classes=[ClassInfo(1, "cavity", edge="inner")], tile_size=64)
 >>> folder = pathlib.Path(tempfile.mkdtemp()) / "model"
 >>> model = save_model(Model(net, config), folder)
 >>> load_model(folder).classes
@@ -61,15 +66,19 @@ except ImportError as err:  # pragma: no cover - depends on the environment
 
 from .._output import output_dir
 from ..errors import FormatError, ParseError
+from ..imaging.io import MinMax
 from ..model import DEFAULT_COLORS
-from .unet import UNet, UNetConfig
+from . import archs
+from .options import PredictOptions
+from .predict import predict_image
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .archs.base import Architecture
     from .predict import Prediction
 
 __all__ = [
     "CONFIG_VERSION", "ClassInfo", "Model", "ModelConfig", "ModelError", "build_net", "load_model",
-    "resolve_device", "save_model", "write_model_files",
+    "read_config", "resolve_device", "save_model", "with_training", "write_model_files",
 ]
 
 #: The version of ``config.json`` this defectlab writes and reads.
@@ -77,10 +86,8 @@ CONFIG_VERSION = 1
 FORMAT_NAME = "defectlab-model"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
-#: U-Net: normalized training crops, (N, 1, h, w) float16, for int8 calibration.
+#: Normalized training crops, (N, 1, h, w) float16, for int8 calibration.
 CALIBRATION_FILE = "calibration.npy"
-ARCHITECTURES = ("unet", "maskrcnn")
-MASKRCNN_BACKBONES = ("resnet50", "resnet18")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -123,7 +130,8 @@ class ClassInfo:
 class ModelConfig:
     """Everything but the weights: see the module docstring for the JSON form.
 
-    ``classes`` always starts with the background (index 0); constructors below add it.
+    ``classes`` always starts with the background (index 0): :meth:`with_background`.
+    An architecture makes its configs (e.g. :func:`defectlab.dl.archs.unet.model_config`).
     """
 
     architecture: str
@@ -142,35 +150,13 @@ class ModelConfig:
             raise ValueError(f"model config: expected tile_size >= 1 and 0 <= overlap < tile_size, got "
                              f"{self.tile_size!r}, {self.overlap!r}")
 
-    # -- construction ---------------------------------------------------------------------
-
     @staticmethod
-    def _with_background(classes: Sequence[ClassInfo]) -> tuple[ClassInfo, ...]:
+    def with_background(classes: Sequence[ClassInfo]) -> tuple[ClassInfo, ...]:
+        """``classes`` (the foreground, from index 1) with the background class 0 in front."""
         classes = tuple(classes)
         if classes and classes[0].index == 0:
             return classes
         return (ClassInfo(0, "background", "#000000", None, "any"), *classes)
-
-    @classmethod
-    def for_unet(cls, unet: UNetConfig, *, classes: Sequence[ClassInfo], tile_size: int = 256,
-                 overlap: int | None = None, training: dict[str, Any] | None = None) -> "ModelConfig":
-        """The config of a U-Net; ``classes`` are the foreground classes (from index 1).
-
-        ``overlap`` defaults to ``min(64, tile_size // 4)`` rounded down to a multiple of ``2 ** depth``.
-        """
-        m = 2**unet.depth
-        if overlap is None:
-            overlap = min(64, tile_size // 4) // m * m
-        return cls("unet", unet.to_dict(), cls._with_background(classes), tile_size, overlap,
-                   training=dict(training or {}))
-
-    @classmethod
-    def for_maskrcnn(cls, params: dict[str, Any], *, classes: Sequence[ClassInfo], tile_size: int = 512,
-                     overlap: int = 64, training: dict[str, Any] | None = None) -> "ModelConfig":
-        """The config of a torchvision Mask R-CNN (see :func:`build_net` for ``params``)."""
-        return cls("maskrcnn", dict(params), cls._with_background(classes), tile_size, overlap,
-                   normalization={"method": "minmax", "scope": "image", "channels": 3},
-                   training=dict(training or {}))
 
     # -- JSON -----------------------------------------------------------------------------
 
@@ -216,8 +202,8 @@ class ModelConfig:
             raise ParseError(path, f"expected config_version >= 1, got {version}", where="/config_version")
         arch = need(data, "architecture", dict, "")
         name = need(arch, "name", str, "/architecture")
-        if name not in ARCHITECTURES:
-            raise ModelError(f"{path}: unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}")
+        if name not in archs.names():
+            raise ModelError(f"{path}: unknown architecture {name!r}; known: {', '.join(archs.names())}")
         params = need(arch, "params", dict, "/architecture")
         raw_classes = need(data, "classes", list, "")
         classes = []
@@ -252,35 +238,18 @@ class ModelConfig:
         if norm.get("method") != "minmax" or norm.get("scope", "image") != "image":
             raise ModelError(f"{path}: unknown normalization {norm!r}; this defectlab knows "
                              "{'method': 'minmax', 'scope': 'image'}")
+        if "percentiles" in norm:
+            try:
+                MinMax.fit(np.zeros((1, 1), np.float32), percentiles=tuple(norm["percentiles"]))
+            except (TypeError, ValueError) as err:
+                raise ParseError(path, f"expected percentiles [low, high] with 0 <= low < high <= 100, got "
+                                 f"{norm['percentiles']!r}", where="/normalization/percentiles") from err
         training = data.get("training", {})
         if not isinstance(training, dict):
             raise ParseError(path, f"expected an object for 'training', got {training!r}", where="/training")
         config = cls(name, params, tuple(classes), tile, overlap, dict(norm), training, str(written_by), version)
-        config._check_params(path)
+        archs.get(name).check_config(config, path)
         return config
-
-    def _check_params(self, path: str | Path) -> None:
-        n = len(self.classes)
-        if self.architecture == "unet":
-            try:
-                unet = UNetConfig.from_dict(self.params)
-            except (TypeError, ValueError) as err:
-                raise ParseError(path, str(err), where="/architecture/params") from err
-            if unet.n_classes != n:
-                raise ModelError(
-                    f"{path}: classes mismatch: 'classes' lists {n} (background + {n - 1}) but the U-Net "
-                    f"has n_classes {unet.n_classes}"
-                )
-        else:
-            backbone = self.params.get("backbone")
-            if backbone not in MASKRCNN_BACKBONES:
-                raise ParseError(path, f"expected backbone {' or '.join(MASKRCNN_BACKBONES)}, got {backbone!r}",
-                                 where="/architecture/params/backbone")
-            if self.params.get("num_classes") != n:
-                raise ModelError(
-                    f"{path}: classes mismatch: 'classes' lists {n} (background + {n - 1}) but the Mask R-CNN "
-                    f"has num_classes {self.params.get('num_classes')!r}"
-                )
 
     # -- information ----------------------------------------------------------------------
 
@@ -294,81 +263,19 @@ class ModelConfig:
         """Color of class ``k`` at ``[k - 1]`` (what :func:`defectlab.viz.overlay` takes)."""
         return [c.rgb() for c in self.classes[1:]]
 
+    def normalizer(self, image: np.ndarray) -> MinMax:
+        """How ``image`` is scaled for the net (``normalization``, the same in training and prediction)."""
+        return MinMax.fit(image, percentiles=tuple(self.normalization.get("percentiles", (0.0, 100.0))))
+
 
 # ---------------------------------------------------------------------------------------------
-# Nets
-
-
-def default_maskrcnn_params(n_classes: int, *, backbone: str = "resnet50", tile_size: int = 512,
-                            pretrained: bool = False) -> dict[str, Any]:
-    """Mask R-CNN settings for micrographs: no resizing (tiles of ``tile_size``), small anchors.
-
-    ``n_classes`` includes the background. Pretrained models keep ImageNet's mean/std and
-    torchvision's frozen BatchNorm; models from scratch normalize around gray 0.5 and train
-    their BatchNorm.
-    """
-    if backbone not in MASKRCNN_BACKBONES:
-        raise ValueError(f"expected backbone {' or '.join(MASKRCNN_BACKBONES)}, got {backbone!r}")
-    return {
-        "backbone": backbone,
-        "num_classes": int(n_classes),
-        "min_size": int(tile_size),
-        "max_size": int(tile_size),
-        "anchor_sizes": [8, 16, 32, 64, 128],
-        "image_mean": [0.485, 0.456, 0.406] if pretrained else [0.5, 0.5, 0.5],
-        "image_std": [0.229, 0.224, 0.225] if pretrained else [0.25, 0.25, 0.25],
-        "frozen_batchnorm": bool(pretrained),
-        "detections_per_tile": 300,
-        # proposals scale with the tile's area (torchvision's defaults are for 800-1333 px photos)
-        "rpn_post_nms_top_n_train": int(min(2000, max(200, tile_size * tile_size // 128))),
-        "rpn_post_nms_top_n_test": int(min(1000, max(100, tile_size * tile_size // 256))),
-        "pretrained": bool(pretrained),
-    }
+# Nets and devices
 
 
 def build_net(config: ModelConfig, *, pretrained: bool = False) -> nn.Module:
-    """The untrained net ``config`` describes (``pretrained``: Mask R-CNN starting weights, online)."""
-    if config.architecture == "unet":
-        return UNet(UNetConfig.from_dict(config.params))
-    return _build_maskrcnn(config.params, pretrained=pretrained)
-
-
-def _build_maskrcnn(p: dict[str, Any], *, pretrained: bool) -> nn.Module:
-    from torchvision.models.detection import MaskRCNN
-    from torchvision.models.detection.anchor_utils import AnchorGenerator
-    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
-    from torchvision.ops.misc import FrozenBatchNorm2d
-
-    n = int(p["num_classes"])
-    anchors = AnchorGenerator(sizes=tuple((int(s),) for s in p["anchor_sizes"]),
-                              aspect_ratios=((0.5, 1.0, 2.0),) * len(p["anchor_sizes"]))
-    kwargs = dict(min_size=p["min_size"], max_size=p["max_size"], image_mean=p["image_mean"],
-                  image_std=p["image_std"], rpn_anchor_generator=anchors,
-                  box_detections_per_img=int(p.get("detections_per_tile", 300)),
-                  rpn_post_nms_top_n_train=int(p.get("rpn_post_nms_top_n_train", 2000)),
-                  rpn_post_nms_top_n_test=int(p.get("rpn_post_nms_top_n_test", 1000)),
-                  rpn_pre_nms_top_n_train=int(p.get("rpn_post_nms_top_n_train", 2000)),
-                  rpn_pre_nms_top_n_test=int(p.get("rpn_post_nms_top_n_test", 1000)))
-    norm = FrozenBatchNorm2d if p.get("frozen_batchnorm") else nn.BatchNorm2d
-    backbone_weights = None
-    if pretrained and p["backbone"] == "resnet18":
-        from torchvision.models import ResNet18_Weights
-
-        backbone_weights = ResNet18_Weights.DEFAULT
-    backbone = resnet_fpn_backbone(backbone_name=p["backbone"], weights=backbone_weights, norm_layer=norm,
-                                   trainable_layers=3 if pretrained else 5)
-    if pretrained and p["backbone"] == "resnet50":
-        from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
-        from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
-        from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
-
-        net = MaskRCNN(backbone, num_classes=91, **kwargs)
-        state = MaskRCNN_ResNet50_FPN_Weights.DEFAULT.get_state_dict(progress=True, check_hash=True)
-        net.load_state_dict(state)
-        net.roi_heads.box_predictor = FastRCNNPredictor(net.roi_heads.box_predictor.cls_score.in_features, n)
-        net.roi_heads.mask_predictor = MaskRCNNPredictor(256, 256, n)
-        return net
-    return MaskRCNN(backbone, num_classes=n, **kwargs)
+    """The untrained net ``config`` describes, built by its architecture (``pretrained``:
+    starting weights where the architecture has them, e.g. torchvision's; needs internet)."""
+    return archs.get(config.architecture).build_net(config, pretrained=pretrained)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -405,14 +312,15 @@ class Model:
     Parameters
     ----------
     net : torch.nn.Module
-        A :class:`~defectlab.dl.unet.UNet` or a torchvision ``MaskRCNN``.
+        The net of ``config``'s architecture (a :class:`~defectlab.dl.archs.unet.UNet`, a
+        torchvision ``MaskRCNN``, …).
     config : ModelConfig
     path : Path, optional
         The folder it was loaded from.
     device : str or torch.device
         Where the net runs (``"auto"``: CUDA > MPS > CPU).
     calibration : (N, 1, h, w) array, optional
-        U-Net: normalized crops of the training images (``calibration.npy``), what the
+        Normalized crops of the training images (``calibration.npy``), what the
         ``onnxruntime-int8`` engine calibrates its quantization on.
     """
 
@@ -427,6 +335,11 @@ class Model:
     @property
     def architecture(self) -> str:
         return self.config.architecture
+
+    @property
+    def arch(self) -> "Architecture":
+        """The registered architecture of this model (:func:`defectlab.dl.archs.get`)."""
+        return archs.get(self.config.architecture)
 
     @property
     def classes(self) -> dict[int, str]:
@@ -449,11 +362,10 @@ class Model:
                 f"but {names} were expected"
             )
 
-    def predict(self, image: "np.ndarray | str | Path", **options: Any) -> "Prediction":
+    def predict(self, image: "np.ndarray | str | Path", options: PredictOptions | None = None,
+                **changes: Any) -> "Prediction":
         """Predict one image of any size; see :func:`defectlab.dl.predict.predict_image`."""
-        from .predict import predict_image
-
-        return predict_image(self, image, **options)
+        return predict_image(self, image, options, **changes)
 
     def __repr__(self) -> str:
         where = f" from {str(self.path)!r}" if self.path else ""
@@ -543,6 +455,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "auto",
     net = build_net(config)
     _load_state(net, state, weights, config)
     model = Model(net, config, path=folder, device=device, calibration=_read_calibration(folder / CALIBRATION_FILE))
+    model = archs.get(config.architecture).on_load(model, folder)
     if classes is not None:
         model.check_classes(classes)
     return model
@@ -573,7 +486,7 @@ def _load_state(net: nn.Module, state: dict[str, torch.Tensor], weights: Path, c
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
             hint = ""
-            if key in ("head.weight", "roi_heads.box_predictor.cls_score.weight"):
+            if config.architecture in archs.names() and key == archs.get(config.architecture).class_weights:
                 hint = (f": the weights predict {state[key].shape[0]} classes but {CONFIG_FILE} lists "
                         f"{len(config.classes)} (background + {len(config.classes) - 1}) — classes mismatch")
             raise ModelError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from ..errors import ImageError
 from ..model import ImageSource
 
-__all__ = ["image_size_hw", "read_image", "write_image", "to_gray", "normalize_minmax"]
+__all__ = ["MinMax", "image_size_hw", "read_image", "write_image", "to_gray", "normalize_minmax"]
 
 _TIFF = {".tif", ".tiff"}
 
@@ -102,10 +103,79 @@ def image_size_hw(source: ImageSource | str | Path) -> tuple[int, int]:
         raise ImageError(f"{src}: not a readable image ({type(err).__name__}: {err})") from err
 
 
-def normalize_minmax(image: np.ndarray) -> np.ndarray:
-    """(H, W) float32 scaled to [0, 1] by the image's own min and max (all zeros if flat)."""
-    img = to_gray(image).astype(np.float32)
-    lo, hi = float(img.min()), float(img.max())
-    if hi > lo:
-        return (img - lo) / (hi - lo)
-    return np.zeros_like(img)
+@dataclass(frozen=True, slots=True)
+class MinMax:
+    """The one intensity normalization of training and prediction: ``(x - lo) / (hi - lo)``.
+
+    ``lo`` and ``hi`` are an image's minimum and maximum (:meth:`fit`), or its
+    ``percentiles``: then the scaled values are clipped to [0, 1] (a few hot or dead pixels
+    no longer squeeze the rest). The arithmetic is float32, so a tile of an image scaled
+    with the whole image's ``lo`` and ``hi`` gets exactly the values the whole image would.
+
+    Parameters
+    ----------
+    lo, hi : float
+        The values mapped to 0 and 1 (``hi <= lo``: a flat image, scaled to zeros).
+    clip : bool
+        Clip the result to [0, 1] (percentiles inside (0, 100)).
+
+    Examples
+    --------
+    >>> image = np.array([[10, 20], [30, 50]], np.uint8)
+    >>> norm = MinMax.fit(image)
+    >>> norm, norm(image).tolist()
+    (MinMax(lo=10.0, hi=50.0, clip=False), [[0.0, 0.25], [0.5, 1.0]])
+    >>> MinMax.fit(np.arange(101.0)[None], percentiles=(10, 90))(np.array([0.0, 50.0, 100.0])).tolist()
+    [0.0, 0.5, 1.0]
+    """
+
+    lo: float
+    hi: float
+    clip: bool = False
+
+    @classmethod
+    def fit(cls, image: np.ndarray, *, gray: bool = True,
+            percentiles: tuple[float, float] = (0.0, 100.0)) -> "MinMax":
+        """The normalization of ``image`` (H, W) or (H, W, C): of its gray values (``gray``,
+        see :func:`to_gray`) or of all its values.
+
+        Color images are converted in row chunks (no full-size float copy) when only the
+        minimum and maximum are needed.
+        """
+        p_lo, p_hi = (float(p) for p in percentiles)
+        if not 0.0 <= p_lo < p_hi <= 100.0:
+            raise ValueError(f"expected percentiles 0 <= low < high <= 100, got {percentiles!r}")
+        image = np.asarray(image)
+        if (p_lo, p_hi) != (0.0, 100.0):
+            x = (to_gray(image) if gray else image).astype(np.float32)
+            lo, hi = (float(v) for v in np.percentile(x, [p_lo, p_hi]))
+            return cls(float(np.float32(lo)), float(np.float32(hi)), clip=True)
+        if not gray or image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 1):
+            # float32 conversion is monotonic: min and max commute with it
+            return cls(float(np.float32(image.min())), float(np.float32(image.max())))
+        lo, hi = np.inf, -np.inf
+        step = max(1, 1_000_000 // max(1, image.shape[1]))
+        for r in range(0, image.shape[0], step):
+            g = to_gray(image[r:r + step]).astype(np.float32)
+            lo, hi = min(lo, float(g.min())), max(hi, float(g.max()))
+        return cls(lo, hi)
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        """``pixels`` (gray, or the values :meth:`fit` saw) scaled, as float32 of the same shape."""
+        x = np.asarray(pixels).astype(np.float32)
+        if not self.hi > self.lo:
+            return np.zeros_like(x)
+        out = (x - np.float32(self.lo)) / np.float32(self.hi - self.lo)
+        return np.clip(out, 0.0, 1.0, out=out) if self.clip else out
+
+
+def normalize_minmax(image: np.ndarray, *, percentiles: tuple[float, float] = (0.0, 100.0)) -> np.ndarray:
+    """(H, W) float32 gray image scaled to [0, 1] by its own min and max (all zeros if flat),
+    or by its ``percentiles`` (clipped): :class:`MinMax` fitted to ``image`` and applied.
+
+    Examples
+    --------
+    >>> normalize_minmax(np.array([[1, 3], [5, 9]], np.uint16)).tolist()
+    [[0.0, 0.25], [0.5, 1.0]]
+    """
+    return MinMax.fit(image, percentiles=percentiles)(to_gray(image))

@@ -69,12 +69,12 @@ def load_star_samples(
     only) is refused with a message; polylines train the class head only, and a note says
     so; degenerate shapes (no pixel center) are listed in the notes.
     """
-    from ..train import _is_maskrcnn_folder, _is_unet_folder, _read_export
+    from ..data import folder_kind, read_export
 
-    if isinstance(data, (str, Path)) and (_is_unet_folder(Path(data)) or _is_maskrcnn_folder(Path(data))):
+    if isinstance(data, (str, Path)) and folder_kind(Path(data)) is not None:
         raise FormatError(f"{data}: a prepared training folder; the star-convex model computes its targets from "
                           "the labels' shapes: train it on the labeling export (or a Dataset)")
-    ds = data if isinstance(data, Dataset) else _read_export(data, images)
+    ds = data if isinstance(data, Dataset) else read_export(data, images)
     if not ds.items:
         raise DatasetError("the dataset has no images to train on")
     missing = [it.name for it in ds.items if it.image is None]

@@ -46,7 +46,7 @@ def star_model_config(net: StarNetConfig, *, classes: Iterable[ClassInfo], tile_
     if net.n_classes != len(classes) + 1:
         raise ValueError(f"the net has {net.n_classes} class outputs but {len(classes)} classes + background "
                          "were given")
-    return ModelConfig(ARCHITECTURE, net.to_dict(), ModelConfig._with_background(classes), int(tile_size),
+    return ModelConfig(ARCHITECTURE, net.to_dict(), ModelConfig.with_background(classes), int(tile_size),
                        int(overlap), training=dict(training or {}))
 
 

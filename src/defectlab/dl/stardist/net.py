@@ -40,7 +40,7 @@ try:
 except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("defectlab.dl needs torch: pip install 'defectlab[torch]'") from err
 
-from ..unet import UNet, UNetConfig
+from ..archs.unet import UNet, UNetConfig
 
 __all__ = ["StarNetConfig", "StarNet", "GRIDS", "star_forward"]
 

@@ -1,6 +1,6 @@
 """Prediction of star-convex instances on images of any size: tiles, candidates, one NMS.
 
-1. **Tiles** as the U-Net's (:func:`defectlab.dl.predict.tile_plan`): at most ``tile`` px,
+1. **Tiles** as the U-Net's (:func:`defectlab.dl.tiles.tile_plan`): at most ``tile`` px,
    overlapping by at least ``overlap`` px, at strides that are multiples of the net's
    ``grid * 2 ** depth`` (so every tile's output grid is the image's), mirrored beyond the
    image; normalized with the whole image's min and max, as in training.
@@ -34,7 +34,8 @@ import numpy as np
 
 from ...raster.nms import DEFAULT_NMS_THRESH, greedy_keep, star_overlaps
 from ...raster.stars import paint_stars, star_pixels, star_polygons
-from ..predict import Prediction, TilePlan, _mirror_index, _Normalizer, tile_plan
+from ..predict import Prediction
+from ..tiles import TilePlan, TileSource, mirror_index, tile_plan
 
 __all__ = ["StarPrediction", "Candidates", "star_candidates", "assemble", "DEFAULT_PROB_THRESH"]
 
@@ -118,7 +119,7 @@ def star_candidates(
     """
     from scipy import ndimage
 
-    norm = _Normalizer(np.asarray(image))
+    norm = TileSource(np.asarray(image))
     h, w = norm.image.shape[:2]
     g = int(grid)
     py, px = tile_plan(h, tile, overlap, multiple), tile_plan(w, tile, overlap, multiple)
@@ -135,8 +136,8 @@ def star_candidates(
     expect = 1 + n_rays + n_classes
     for b0 in it:
         chunk = tiles[b0:b0 + batch_size]
-        batch = np.stack([norm.tile(_mirror_index(np.arange(k * py.stride, k * py.stride + py.tile), h),
-                                    _mirror_index(np.arange(j * px.stride, j * px.stride + px.tile), w))
+        batch = np.stack([norm.tile(mirror_index(np.arange(k * py.stride, k * py.stride + py.tile), h),
+                                    mirror_index(np.arange(j * px.stride, j * px.stride + px.tile), w))
                           for k, j in chunk])[:, None]
         out = forward(batch)
         if out.shape != (len(chunk), expect, py.tile // g, px.tile // g):

@@ -53,7 +53,7 @@ from ...model import Dataset
 from ...raster import Crop
 from ..model_io import resolve_device
 from ..train import TrainResult, _epoch_bar, _finish, _split, seed_everything
-from ..unet import count_parameters
+from ..archs.base import count_parameters
 from .data import StarSample, crop_batch, line_class_indices, load_star_samples
 from .model import THRESHOLDS_FILE, StarModel, star_model_config
 from .net import GRIDS, StarNet, StarNetConfig, star_forward

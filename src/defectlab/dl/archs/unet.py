@@ -1,4 +1,9 @@
-"""A small U-Net for multi-class semantic segmentation of micrographs.
+"""The U-Net architecture: a small U-Net for multi-class semantic segmentation of micrographs.
+
+``defectlab train unet``: the net (:class:`UNet`, :class:`UNetConfig`), its options
+(:class:`UNetParams`: width, depth, dilations, and the loss) and its registration; training,
+validation, tiled prediction and ONNX export are those of every per-pixel classifier
+(:class:`~defectlab.dl.archs.base.SemanticArchitecture`).
 
 The default net is the size of the workshop's: 16 base filters, 3 poolings, about 0.63 M
 parameters, fast enough to train on a laptop CPU in minutes.
@@ -17,11 +22,12 @@ scale: each output pixel sees ±86 px of input (±54 px without dilation), enoug
 a whole dislocation loop, at no cost in parameters.
 
 Input height and width must be multiples of ``2 ** depth`` (:attr:`UNet.multiple`); the
-tiled predictor (:mod:`defectlab.dl.predict`) pads images for you.
+tiled predictor (:mod:`defectlab.dl.tiles`) pads images for you.
 
 Examples
 --------
 >>> import torch
+>>> from defectlab.dl.archs.base import count_parameters
 >>> net = UNet(UNetConfig(n_classes=3))
 >>> count_parameters(net)
 630195
@@ -32,7 +38,7 @@ torch.Size([1, 3, 64, 64])
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Mapping, Sequence
 
 try:
     import torch
@@ -40,7 +46,13 @@ try:
 except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("defectlab.dl needs torch: pip install 'defectlab[torch]'") from err
 
-__all__ = ["UNetConfig", "UNet", "count_parameters"]
+from ...options import Options, option
+from ..model_io import ClassInfo, ModelConfig
+from ..options import integer
+from . import register
+from .base import ParamError, SemanticArchitecture, SemanticParams
+
+__all__ = ["UNet", "UNetArchitecture", "UNetConfig", "UNetParams", "model_config"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +182,69 @@ class UNet(nn.Module):
         return self.head(x)
 
 
-def count_parameters(net: nn.Module, *, trainable_only: bool = False) -> int:
-    """Number of parameters (all, or only those that require a gradient)."""
-    return sum(p.numel() for p in net.parameters() if p.requires_grad or not trainable_only)
+def _dilations(value: Any) -> tuple[int, ...]:
+    """``"1,2,4"`` or a sequence of positive integers -> a tuple of them."""
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        out = tuple(integer(v) for v in items)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected positive integers like 1,2,4, got {value!r}") from None
+    if not out or min(out) < 1:
+        raise ValueError(f"expected positive integers like 1,2,4, got {value!r}")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class UNetParams(SemanticParams):
+    """The U-Net's own training options (with the loss of every per-pixel classifier)."""
+
+    verb: ClassVar[str] = "train unet"
+
+    base_filters: int = option(16, help="Filters of the first level (16: about 0.63 M parameters; 32, 64: wider).",
+                               cli="--base-filters", min=1)
+    depth: int = option(3, help="Number of 2x poolings (the input is cut in tiles of multiples of 2**depth).", min=1)
+    bottleneck_dilations: tuple[int, ...] = option(
+        (1, 2, 4), help="One 3x3 convolution per entry in the bottleneck, with that dilation.",
+        cli="--dilations", convert=_dilations, show=lambda d: ",".join(map(str, d)), metavar="D,D,...")
+
+
+@register
+class UNetArchitecture(SemanticArchitecture):
+    """``unet``: semantic segmentation with a :class:`UNet`."""
+
+    name: ClassVar[str] = "unet"
+    title: ClassVar[str] = "U-Net"
+    summary: ClassVar[str] = "Semantic segmentation (a class per pixel); instances split from the class mask."
+    Params: ClassVar[type[Options]] = UNetParams
+
+    def net_params(self, n_classes: int, params: Options) -> dict[str, Any]:
+        p: UNetParams = params  # type: ignore[assignment]
+        return UNetConfig(n_classes=n_classes, base_filters=p.base_filters, depth=p.depth,
+                          bottleneck_dilations=p.bottleneck_dilations).to_dict()
+
+    def multiple(self, params: Mapping[str, Any]) -> int:
+        return 2 ** int(params.get("depth", 3))
+
+    def check_params(self, params: Mapping[str, Any]) -> int:
+        try:
+            return UNetConfig.from_dict(dict(params)).n_classes
+        except (TypeError, ValueError) as err:
+            raise ParamError(str(err)) from err
+
+    def build_net(self, config: ModelConfig, *, pretrained: bool = False) -> nn.Module:
+        if pretrained:
+            raise ValueError("the U-Net has no pretrained weights; it trains from scratch")
+        return UNet(UNetConfig.from_dict(config.params))
+
+
+def model_config(unet: UNetConfig, *, classes: Sequence[ClassInfo], tile_size: int = 256, overlap: int | None = None,
+                 training: Mapping[str, Any] | None = None) -> ModelConfig:
+    """The config of a U-Net model; ``classes`` are the foreground classes (from index 1).
+
+    ``overlap`` defaults to ``min(64, tile_size // 4)`` rounded down to a multiple of ``2 ** depth``.
+    """
+    m = 2**unet.depth
+    if overlap is None:
+        overlap = min(64, tile_size // 4) // m * m
+    return UNetArchitecture().model_config(unet.to_dict(), classes=classes, tile_size=tile_size, overlap=overlap,
+                                           training=training)

@@ -1,0 +1,151 @@
+"""The options of ``train`` and ``predict``, declared once (light: no torch at import).
+
+:class:`TrainOptions` holds what every architecture's training takes; each architecture
+adds its own (the net's shape, its loss: ``Architecture.Params``, e.g.
+:class:`defectlab.dl.archs.unet.UNetParams`) and sets the defaults that depend on it
+(``Architecture.defaults``: a U-Net trains 50 epochs by default, a Mask R-CNN 20). A field
+left at None here means "the architecture's default"; ``defectlab train ARCH --help`` shows
+the values. :class:`PredictOptions` holds what prediction takes, for every architecture.
+
+The library (:func:`defectlab.dl.train.train`, :func:`defectlab.dl.predict.predict_image`),
+the Python API (:func:`defectlab.train_unet`, :func:`defectlab.predict`) and the command line
+all take these, or their fields by name.
+
+Examples
+--------
+>>> TrainOptions(epochs=5, tile_size="128").tile_size
+128
+>>> PredictOptions(engine="tensorrt")
+Traceback (most recent call last):
+...
+ValueError: predict: engine: expected one of auto, torch, onnxruntime, onnxruntime-int8; got 'tensorrt'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..options import Options, flag, option
+from ..raster.split import DEFAULT_NECK_RATIO
+
+__all__ = ["ENGINES", "LOSSES", "SCHEDULES", "PredictOptions", "TrainOptions", "integer", "number"]
+
+#: What can run a net in prediction (see :mod:`defectlab.dl.engine`).
+ENGINES = ("auto", "torch", "onnxruntime", "onnxruntime-int8")
+#: Learning-rate schedules of training.
+SCHEDULES = ("plateau", "onecycle", "constant")
+#: Losses of the per-pixel classifiers (U-Net and the like).
+LOSSES = ("ce", "dice", "ce+dice")
+
+
+def _as(kind: type, value: Any) -> Any:
+    what = "an integer" if kind is int else "a number"
+    try:
+        f = float(value) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        f = None
+    if f is None or f != f or f in (float("inf"), float("-inf")) or (kind is int and not f.is_integer()):
+        raise ValueError(f"expected {what}, got {value!r}")
+    return int(f) if kind is int else f
+
+
+def integer(value: Any) -> int:
+    """An integer from an int, an integral float or a string (``"64"``); ValueError otherwise.
+
+    Examples
+    --------
+    >>> integer("64"), integer(64.0)
+    (64, 64)
+    """
+    return _as(int, value)
+
+
+def number(value: Any) -> float:
+    """A finite float from a number or a string (``"1e-3"``); ValueError otherwise."""
+    return _as(float, value)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainOptions(Options):
+    """How to train, for every architecture (its own options: ``Architecture.Params``).
+
+    None: the architecture's default (``Architecture.defaults``), resolved by
+    :meth:`Architecture.train_options <defectlab.dl.archs.base.Architecture.train_options>`.
+    """
+
+    verb: ClassVar[str] = "train"
+
+    epochs: int | None = option(None, help="Most epochs (early stopping may end sooner).", convert=integer,
+                                min=1, metavar="N")
+    batch_size: int | None = option(None, help="Samples per optimizer step.", cli="--batch-size", convert=integer,
+                                    min=1, metavar="N")
+    lr: float | None = option(None, help="Learning rate of the architecture's optimizer.", convert=number, above=0,
+                              metavar="LR")
+    schedule: str | None = option(
+        None, help="Learning rate: plateau (halve it when the validation score stalls), onecycle (warm up to --lr, "
+                   "then anneal: best for short runs) or constant.", choices=SCHEDULES)
+    val_split: float = option(0.2, help="Share of the images held out for validation (0: validate on the training "
+                                        "images); a prepared folder's val/ is used instead.", cli="--val-split",
+                              min=0, max=0.95)
+    seed: int = option(0, help="Random seed: split, crops and initial weights.")
+    device: str = option("auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N or mps.", metavar="DEVICE")
+    tile_size: int | None = option(None, help="Training crop and prediction tile, px.", cli="--tile",
+                                   convert=integer, min=1, metavar="PX")
+    overlap: int | None = option(None, help="Least overlap of the tiles in prediction, px (the model's default).",
+                                 convert=integer, min=0, metavar="PX")
+    patience: int | None = option(None, help="Epochs without a better validation score before stopping.",
+                                  convert=integer, min=1, metavar="N")
+    min_steps: int = option(8, help="Least batches per epoch.", cli="--min-steps", min=1, metavar="N")
+    steps_per_epoch: int | None = option(
+        None, help="Batches per epoch (default: about one pass over the training pixels, at least --min-steps).",
+        cli="--steps-per-epoch", convert=integer, min=1, metavar="N")
+    max_steps: int | None = option(None, help="Stop after this many optimizer steps in all (a quick trial).",
+                                   cli="--max-steps", convert=integer, min=1, metavar="N")
+    augment: bool = flag(True, help="Random flips, and rotations by 90 degrees of square crops.",
+                         cli="--augment/--no-augment")
+
+    def missing(self) -> list[str]:
+        """The fields still None that an architecture must give a default for."""
+        return [name for name in ("epochs", "batch_size", "lr", "schedule", "tile_size", "patience")
+                if getattr(self, name) is None]
+
+
+@dataclass(frozen=True, slots=True)
+class PredictOptions(Options):
+    """How to predict, for every architecture (options of one kind of model say so)."""
+
+    verb: ClassVar[str] = "predict"
+
+    tile_size: int | None = option(
+        None, help="Largest tile, px. U-Net: any multiple of 2**depth (default: 1024, or the model's training tile "
+                   "if larger). Mask R-CNN: always its training tile.", cli="--tile", convert=integer, min=1,
+        metavar="PX")
+    overlap: int | None = option(None, help="Least overlap of neighboring tiles, px (default: the model's).",
+                                 convert=integer, min=0, metavar="PX")
+    margin: int | None = option(None, help="U-Net: zero-weight border of a tile where it overlaps a neighbor, px "
+                                           "(default: a quarter of the overlap).", convert=integer, min=0,
+                                metavar="PX")
+    batch_size: int | None = option(None, help="Tiles through the net at once (default: about a megapixel's worth).",
+                                    cli="--batch-size", convert=integer, min=1, metavar="N")
+    engine: str = option("auto", help="What runs the net: auto is ONNX Runtime on a CPU if installed, else PyTorch "
+                                      "(the environment variable DEFECTLAB_ENGINE overrides auto); onnxruntime-int8 "
+                                      "is 8-bit: faster, slightly different.", choices=ENGINES)
+    probabilities: bool = flag(help="Also give every class's probabilities, (C, H, W) (written as float16 "
+                                    "probabilities/<stem>.npy).", cli="--probabilities")
+    split: bool = flag(True, help="Split touching objects at necks (not those of line classes).", cli=False)
+    min_area_px: int = option(4, help="Objects under this many pixels get no instance (they stay in the class mask).",
+                              cli="--min-area", min=1, metavar="PX")
+    neck_ratio: float = option(DEFAULT_NECK_RATIO, help="Split touching objects whose neck is narrower than this "
+                                                        "times the smaller one's radius (higher splits more; "
+                                                        "overlapping bubbles: 0.9).", cli="--neck-ratio", min=0.01,
+                               max=1.0)
+    score_threshold: float = option(0.5, help="Mask R-CNN: least detection score kept.", cli="--score-threshold",
+                                    min=0, max=1)
+    mask_threshold: float = option(0.5, help="Mask R-CNN: mask probability cut.", cli="--mask-threshold", min=0,
+                                   max=1)
+    tolerance: float = option(0.5, help="Pre-labels: polygon simplification tried first, px (halved until the "
+                                        "polygon keeps the instance's pixels).", min=0, metavar="PX")
+    max_area_change: float = option(0.01, help="Pre-labels: largest relative change of an instance's pixel count "
+                                               "that simplifying its polygon may cause.", cli="--max-area-change",
+                                    min=0, max=0.5)
