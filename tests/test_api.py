@@ -58,10 +58,6 @@ def test_defaults_are_the_library_defaults(index):
 #: options are not an options dataclass yet
 CLI = {
     "synth": (api.synthetic, {}),
-    "check": (api.check, {"hole_area": "hole_area_px", "min_area": "min_area_px",
-                          "outside_tolerance": "outside_tolerance_px", "edge": "edges",
-                          "image_size": "image_size_hw"}),
-    "prepare": (api.prepare, {}),
     "train": (api.train_unet, {"tile": "tile_size"}),
     "predict": (api.predict, {}),
 }
@@ -69,11 +65,16 @@ CLI = {
 
 def _options_commands():
     """CLI command -> (api function, library function, options class): one dataclass for all three."""
-    from defectlab import measurement
+    from defectlab import measurement, qc
     from defectlab.measurement.options import EvaluateOptions, MeasureOptions
+    from defectlab.preparation import pipeline
+    from defectlab.preparation.options import PrepareOptions
+    from defectlab.qc.options import CheckOptions
 
     return {"measure": (api.measure, measurement.measure, MeasureOptions),
-            "evaluate": (api.evaluate, measurement.evaluate, EvaluateOptions)}
+            "evaluate": (api.evaluate, measurement.evaluate, EvaluateOptions),
+            "check": (api.check, qc.check, CheckOptions),
+            "prepare": (api.prepare, pipeline.prepare, PrepareOptions)}
 
 
 def _plain(value):
@@ -110,7 +111,7 @@ def test_defaults_are_the_cli_defaults(command):
         assert maskrcnn["pretrained"].default == by_name["pretrained"]
 
 
-@pytest.mark.parametrize("command", ["measure", "evaluate"])
+@pytest.mark.parametrize("command", ["check", "evaluate", "measure", "prepare"])
 def test_options_are_declared_once_for_cli_api_and_library(command):
     """The CLI's flags, their defaults and the API's and library's keywords are the dataclass's fields."""
     import dataclasses

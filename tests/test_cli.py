@@ -130,3 +130,63 @@ def test_option_that_does_not_apply_is_refused(export, tmp_path):
     assert result.exit_code == 1
     assert "--stack does not apply to --to coco" in result.output
     assert not (tmp_path / "c").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# The house: every command in commands/, one registration style, loaded when used
+
+
+def _group():
+    import typer
+
+    group = typer.main.get_command(app)
+    return group, typer.Context(group)
+
+
+def test_every_command_is_listed_with_its_own_help():
+    """The table ``defectlab --help`` prints from holds each command's real first help paragraph."""
+    import importlib
+    import inspect
+
+    from defectlab.commands import COMMANDS
+
+    group, ctx = _group()
+    assert group.list_commands(ctx)[:len(COMMANDS)] == list(COMMANDS)
+    for name, (module, text) in COMMANDS.items():
+        command = group.get_command(ctx, name)
+        assert command is not None, name
+        first = " ".join((command.help or "").split("\n\n")[0].split())
+        assert first == text, f"{name}: the table says {text!r}, the command {first!r}"
+        assert inspect.isfunction(importlib.import_module(f"defectlab.commands.{module}").register)
+
+
+def test_help_lists_every_command_without_importing_them():
+    code = ("import sys; from typer.testing import CliRunner; from defectlab.cli import app; "
+            "out = CliRunner().invoke(app, ['--help']).output; "
+            "print(sorted(m for m in sys.modules if m.startswith('defectlab.commands.')")
+    code += " and m not in ('defectlab.commands._console',))); print(out)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    first, _, help_text = run.stdout.partition("\n")
+    assert first == "[]"
+    from defectlab.commands import COMMANDS
+
+    for name in COMMANDS:
+        assert f"  {name} " in help_text
+
+
+def test_cli_module_is_thin():
+    """cli.py holds the app and its --version; the commands and the console helpers live elsewhere."""
+    import ast
+    from pathlib import Path
+
+    import defectlab.cli as cli
+
+    source = Path(cli.__file__).read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    assert functions == ["_version", "main"]
+    assert len(source.splitlines()) < 60
+    for path in (Path(cli.__file__).parent / "commands").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "from ..cli import" not in text and "from defectlab.cli import" not in text or path.name == "train.py", \
+            f"{path.name} imports back from cli.py"

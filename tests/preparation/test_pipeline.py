@@ -182,7 +182,7 @@ def test_manifest_records_sources_parameters_counts_and_normalization(export, tm
 
 def test_whole_images_padded_to_one_size(export, tmp_path):
     ds = defectlab.read(export)
-    prepare(export, tmp_path / "out", to="unet", tile=0, size=(128, 192), fit="pad", split="1", preview=False,
+    prepare(export, tmp_path / "out", to="unet", tile=0, image_size_hw=(128, 192), fit="pad", split="1", preview=False,
             write_options={"stack": True})
     masks = np.load(tmp_path / "out" / "train" / "masks.npy")
     assert masks.shape == (4, 128, 192)

@@ -1,14 +1,70 @@
-"""Command groups of the ``defectlab`` CLI beyond the core ones in ``defectlab.cli``.
+"""The commands of the ``defectlab`` CLI: one module each (or a pair), loaded when used.
 
-Each module here defines ``register(app: typer.Typer) -> None`` adding its commands, and
-must import only light modules at import time (no torch, no matplotlib). The list is
-explicit: a module that fails to import breaks the CLI loudly instead of vanishing.
+Each module in :data:`COMMANDS` defines ``register(app: typer.Typer) -> None`` adding its
+commands, and imports only light modules at import time (no torch, no matplotlib). The table
+is explicit — a module that fails to import breaks the CLI loudly instead of vanishing — and
+holds each command's one-line help, so that ``defectlab --help`` lists every command without
+importing any of them (``tests/test_cli.py`` checks that the line is the command's own).
 """
 
-MODULES: tuple[str, ...] = (
-    "batch",
-    "check",
-    "measure",
-    "prepare",
-    "train",
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+__all__ = ["COMMANDS", "LazyGroup"]
+
+#: Command -> (module in this package, the first line of its help), in the order of the work.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("info", "Labels, shape counts by type and label, image sizes, and what was skipped and why."),
+    "check": ("check", "Find labeling problems: image sizes, holes between masks, bad shapes, duplicates, concave "
+                       "shapes, boundaries at the wrong edge, size outliers."),
+    "convert": ("convert", "Convert an export to another format or to training data."),
+    "overlay": ("overlay", "Draw the labels over the micrographs (one PNG per image)."),
+    "prepare": ("prepare", "Tile, split and augment an export for training, in a format prepare writes (--to)."),
+    "train": ("train", "Train a U-Net or a Mask R-CNN on labeled micrographs; writes a model folder."),
+    "predict": ("train", "Predict micrographs of any size: class masks, instance TIFFs, overlays, pre-labels for "
+                         "CVAT."),
+    "measure": ("measure", "Measure every defect in px and nm; counts, densities, size distributions, area "
+                           "fraction, swelling."),
+    "evaluate": ("measure", "Score predictions against labels: precision/recall/F1 at an IoU, pixel IoU/Dice, "
+                            "COCO mAP, size errors."),
+    "batch": ("batch", "Many micrographs or exports at once, on Dask (a local cluster, or --scheduler "
+                       "tcp://HOST:PORT); resumable."),
+    "synth": ("synth", "Generate synthetic TEM-like micrographs with exact labels, as a CVAT export."),
+}
+
+
+class LazyGroup(TyperGroup):
+    """The ``defectlab`` group: a command's module is imported when that command is used
+    (``defectlab --help`` imports none)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._loaded: set[str] = set()
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS) + [name for name in self.commands if name not in COMMANDS]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self._load(COMMANDS[cmd_name][0])
+        return self.commands.get(cmd_name)
+
+    def _load(self, module: str) -> None:
+        if module in self._loaded:
+            return
+        self._loaded.add(module)
+        sub = typer.Typer(rich_markup_mode=None)
+        importlib.import_module(f"{__name__}.{module}").register(sub)
+        group = typer.main.get_group(sub)
+        for name, command in group.commands.items():
+            self.commands.setdefault(name, command)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """The command list from :data:`COMMANDS`, in full (no module imported)."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, text) for name, (_, text) in COMMANDS.items()])

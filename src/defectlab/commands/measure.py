@@ -16,7 +16,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..measurement.options import EvaluateOptions, MeasureOptions
-from ._console import console, fail
+from ..reading import ReadOptions
+from ._console import console, fail, print_notes
 from ._options import with_options
 
 _IMAGES = "Folder holding the micrographs (their calibration), if not beside the export."
@@ -36,14 +37,9 @@ def _fmt(v: object, digits: int = 4) -> str:
 
 
 def _print_notes(notes, warned: list[str]) -> None:
-    from collections import Counter
-
     for w in warned:
         console.print("[yellow]warning:[/] " + _escape(w), highlight=False, soft_wrap=True)
-    if notes:
-        codes = Counter(n.code for n in notes)
-        console.print("[yellow]notes:[/] " + ", ".join(f"{c} ×{n}" for c, n in codes.items()) + " (see summary.json)",
-                      highlight=False)
+    print_notes(notes, limit=0, where=" (see summary.json)")
 
 
 def _escape(text: str) -> str:
@@ -56,13 +52,14 @@ def register(app: typer.Typer) -> None:
     """Add ``measure`` and ``evaluate`` to the ``defectlab`` app."""
 
     @app.command()
-    @with_options(options=MeasureOptions)
+    @with_options(options=MeasureOptions, read=ReadOptions)
     def measure(
-        source: Annotated[Path, typer.Argument(help="Labels or predictions: a labeling export, folder of masks, .zip.",
-                                               metavar="SOURCE")],
+        source: Annotated[Path, typer.Argument(
+            help="Labels or predictions: a labeling export in any readable format, a folder of masks, a .zip.",
+            metavar="SOURCE")],
         out: Out,
         options: MeasureOptions,
-        images: Images = None,
+        read: ReadOptions,
         figures: Figures = True,
         overwrite: Overwrite = False,
     ) -> None:
@@ -74,7 +71,7 @@ def register(app: typer.Typer) -> None:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", CalibrationWarning)
-                m = run(source, options, images=images, progress=True)
+                m = run(read.read(source), options, progress=True)
             m.write(out, overwrite=overwrite, figures=figures)
         except (DefectlabError, ValueError) as err:
             fail(err)

@@ -70,7 +70,7 @@ def item_calibration(
     return None, nm, meta.get("calibration"), meta.get("why")
 
 
-def _covered(found: Sequence[Any], size_hw: tuple[int, int], names: dict[int, str]) -> dict[str, int]:
+def covered_px(found: Sequence[Any], size_hw: tuple[int, int], names: dict[int, str]) -> dict[str, int]:
     """Label -> pixels covered by its instances (overlaps counted once)."""
     canvases: dict[str, np.ndarray] = {}
     for inst in found:
@@ -111,7 +111,7 @@ def measure_dataset(
         notes.extend(skipped)
         tables.append(measure_instances(found, item.size_hw, item_key=item.key, class_names=names,
                                         image=array, pixel_size_nm=nm))
-        infos.append(ImageInfo(item.key, item.size_hw, nm, _covered(found, item.size_hw, names), calibration))
+        infos.append(ImageInfo(item.key, item.size_hw, nm, covered_px(found, item.size_hw, names), calibration))
     defects = Table.concat(tables) if tables else empty_defect_table()
     return defects, infos, notes
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model import Dataset
-from .config import CheckConfig
+from .options import CheckOptions
 from .findings import SEVERITIES, Finding, severity_rank
 from .stats import LabelStats, ShapeRecord
 
@@ -26,7 +26,7 @@ class CheckResult:
     ----------
     dataset : Dataset
         The dataset that was checked.
-    config : CheckConfig
+    config : CheckOptions
         The thresholds used.
     findings : list of Finding
         Sorted by severity, then by image (in dataset order), then by shape.
@@ -42,7 +42,7 @@ class CheckResult:
     """
 
     dataset: Dataset
-    config: CheckConfig
+    config: CheckOptions
     findings: list[Finding]
     stats: dict[str, LabelStats]
     edges: dict[str, tuple[str | None, str]]
