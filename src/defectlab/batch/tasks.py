@@ -304,7 +304,7 @@ def model_loads() -> int:
     return len(_LOADS)
 
 
-def prediction_item(pred: Any, name: str) -> Any:
+def prediction_masks_item(pred: Any, name: str) -> Any:
     """An :class:`~defectlab.model.Item` of a prediction: one Mask shape per instance, with its
     class as label and its score as the ``score`` attribute (exact pixels, no tracing)."""
     import numpy as np
@@ -413,7 +413,7 @@ class PredictTask(BatchTask):
 
             write_image(dest / "overlay.png", overlay(m.array, pred.semantic, model.config.colors_rgb,
                                                       outlines=pred.instances))
-        item = prediction_item(pred, unit.path.name)
+        item = prediction_masks_item(pred, unit.path.name)
         class_index = {name: i for i, name in model.classes.items()}
         names = dict(model.classes)
         found, notes = instances(item, class_index, visible_only=self.options.visible_only,

@@ -11,7 +11,6 @@ when interrupted (Ctrl-C) — a rerun then does only what is left.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Any, Callable, List, Optional
 
@@ -20,6 +19,7 @@ import typer
 from ..conversion import ConvertOptions
 from ..measurement.options import MeasureOptions
 from ..reading import ReadOptions
+from .._pages import fmt as _fmt
 from ._options import with_options
 
 batch_app = typer.Typer(
@@ -42,12 +42,6 @@ Workers = Annotated[Optional[int], typer.Option("--workers", min=1, help=_WORKER
 Force = Annotated[bool, typer.Option("--force", help=_FORCE)]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help=_PROGRESS)]
 Figures = Annotated[bool, typer.Option("--figures/--no-figures", help=_FIGS)]
-
-
-def _fmt(v: object) -> str:
-    if isinstance(v, float):
-        return "–" if not math.isfinite(v) else f"{v:.3g}"
-    return str(v)
 
 
 def _run(call: Callable[[], Any]) -> None:
@@ -79,7 +73,7 @@ def _run(call: Callable[[], Any]) -> None:
                   "area frac"):
             t.add_column(h, justify="left" if h == "label" else "right", no_wrap=h == "label")
         for row in m.per_set.rows():
-            t.add_row(*[_fmt(row[c]) for c in ("label", "count", "count_sized", dens, f"size_mean_{unit}",
+            t.add_row(*[_fmt(row[c], 3) for c in ("label", "count", "count_sized", dens, f"size_mean_{unit}",
                                                 f"size_std_{unit}", "area_fraction")])
         console.print(t)
     for w in caught:

@@ -8,7 +8,6 @@ library is imported inside the commands.
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 from typing import Annotated, Optional
@@ -17,6 +16,7 @@ import typer
 
 from ..measurement.options import EvaluateOptions, MeasureOptions
 from ..reading import ReadOptions
+from .._pages import fmt as _fmt
 from ._console import console, fail, print_notes
 from ._options import with_options
 
@@ -28,12 +28,6 @@ Images = Annotated[Optional[Path], typer.Option("--images", help=_IMAGES, metava
 Out = Annotated[Path, typer.Option("--out", help=_OUT, metavar="DIR")]
 Figures = Annotated[bool, typer.Option("--figures/--no-figures", help=_FIGS)]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")]
-
-
-def _fmt(v: object, digits: int = 4) -> str:
-    if isinstance(v, float):
-        return "–" if not math.isfinite(v) else f"{v:.{digits}g}"
-    return str(v)
 
 
 def _print_notes(notes, warned: list[str]) -> None:
