@@ -32,6 +32,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
                            "fraction, swelling."),
     "evaluate": ("measure", "Score predictions against labels: precision/recall/F1 at an IoU, pixel IoU/Dice, "
                             "COCO mAP, size errors."),
+    "track": ("track", "Link defects over the frames of a video: tracks, lifetimes, growth rates, fates, CVAT "
+                       "track pre-labels."),
+    "plan": ("plan", "Measure a labeled set (sizes, bit depth, intensities, touching defects) and plan training "
+                     "from it."),
+    "export": ("export", "Export a trained U-Net as a bioimage.io model package (TorchScript + ONNX, test tensors, "
+                         "docs)."),
     "batch": ("batch", "Many micrographs or exports at once, on Dask (a local cluster, or --scheduler "
                        "tcp://HOST:PORT); resumable."),
     "synth": ("synth", "Generate synthetic TEM-like micrographs with exact labels, as a CVAT export."),
