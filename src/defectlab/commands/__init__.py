@@ -1,7 +1,8 @@
 """The commands of the ``defectlab`` CLI: one module each (or a pair), loaded when used.
 
 Each module in :data:`COMMANDS` defines ``register(app: typer.Typer) -> None`` adding its
-commands, and imports only light modules at import time (no torch, no matplotlib). The table
+commands (a command's entry may name several modules: ``batch`` gathers the subcommands that
+other modules, such as ``track``, add to its group), and imports only light modules at import time (no torch, no matplotlib). The table
 is explicit — a module that fails to import breaks the CLI loudly instead of vanishing — and
 holds each command's one-line help, so that ``defectlab --help`` lists every command without
 importing any of them (``tests/test_cli.py`` checks that the line is the command's own).
@@ -17,8 +18,8 @@ from typer.core import TyperGroup
 
 __all__ = ["COMMANDS", "LazyGroup"]
 
-#: Command -> (module in this package, the first line of its help), in the order of the work.
-COMMANDS: dict[str, tuple[str, str]] = {
+#: Command -> (module(s) in this package, the first line of its help), in the order of the work.
+COMMANDS: dict[str, tuple[str | tuple[str, ...], str]] = {
     "info": ("info", "Labels, shape counts by type and label, image sizes, and what was skipped and why."),
     "check": ("check", "Find labeling problems: image sizes, holes between masks, bad shapes, duplicates, concave "
                        "shapes, boundaries at the wrong edge, size outliers."),
@@ -38,7 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                      "from it."),
     "export": ("export", "Export a trained U-Net as a bioimage.io model package (TorchScript + ONNX, test tensors, "
                          "docs)."),
-    "batch": ("batch", "Many micrographs or exports at once, on Dask (a local cluster, or --scheduler "
+    "batch": (("track", "batch"), "Many micrographs or exports at once, on Dask (a local cluster, or --scheduler "
                        "tcp://HOST:PORT); resumable."),
     "synth": ("synth", "Generate synthetic TEM-like micrographs with exact labels, as a CVAT export."),
 }
@@ -50,7 +51,7 @@ class LazyGroup(TyperGroup):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._loaded: set[str] = set()
+        self._loaded: set[tuple[str, ...]] = set()
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS) + [name for name in self.commands if name not in COMMANDS]
@@ -60,14 +61,15 @@ class LazyGroup(TyperGroup):
             self._load(COMMANDS[cmd_name][0])
         return self.commands.get(cmd_name)
 
-    def _load(self, module: str) -> None:
-        if module in self._loaded:
+    def _load(self, modules: str | tuple[str, ...]) -> None:
+        key = (modules,) if isinstance(modules, str) else tuple(modules)
+        if key in self._loaded:
             return
-        self._loaded.add(module)
+        self._loaded.add(key)
         sub = typer.Typer(rich_markup_mode=None)
-        importlib.import_module(f"{__name__}.{module}").register(sub)
-        group = typer.main.get_group(sub)
-        for name, command in group.commands.items():
+        for module in key:
+            importlib.import_module(f"{__name__}.{module}").register(sub)
+        for name, command in typer.main.get_group(sub).commands.items():
             self.commands.setdefault(name, command)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
