@@ -35,7 +35,14 @@ from typing import Iterable, Iterator
 
 from .errors import OutputError
 
-__all__ = ["output_dir", "clean_stale"]
+__all__ = ["output_dir", "clean_stale", "umask"]
+
+
+def umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -192,6 +199,7 @@ def output_dir(target: str | Path, *, overwrite: bool = False, inputs: Iterable[
             raise OutputError(f"{target}: exists and is not empty; pass overwrite=True (--overwrite) to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private (0700); the output gets the usual mode
     with _signals_as_exceptions():
         try:
             yield tmp

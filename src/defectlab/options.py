@@ -200,8 +200,8 @@ def check_value(f: dataclasses.Field, value: Any) -> Any:
     meta = f.metadata
     given = value
     if value is None:
-        if f.default is None:
-            return None
+        if f.default is None or "None" in (f.type if isinstance(f.type, str) else str(f.type)):
+            return None  # a field declared "... | None"
         raise ValueError("expected a value, got None")
     if meta["convert"] is not None:
         value = meta["convert"](value)

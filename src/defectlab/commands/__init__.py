@@ -70,9 +70,33 @@ class LazyGroup(TyperGroup):
         for module in key:
             importlib.import_module(f"{__name__}.{module}").register(sub)
         for name, command in typer.main.get_group(sub).commands.items():
+            _plain_placeholders(command)
             self.commands.setdefault(name, command)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         """The command list from :data:`COMMANDS`, in full (no module imported)."""
         with formatter.section("Commands"):
             formatter.write_dl([(name, text) for name, (_, text) in COMMANDS.items()])
+
+
+#: typer's type placeholders -> the plain ones of ``--help`` (``--tile <int>`` reads ``--tile INTEGER``).
+_PLACEHOLDERS = {"int": "INTEGER", "float": "NUMBER", "str": "TEXT", "path": "PATH", "file": "FILE",
+                 "directory": "DIR", "list[str]": "TEXT", "list[path]": "PATH", "list[int]": "INTEGER"}
+
+
+def _plain_placeholders(command: Any) -> None:
+    """Give every option of ``command`` (and of its subcommands) a plain placeholder where its
+    module gave none: choices as ``[a|b]``, types as ``INTEGER``/``TEXT``/…, flags none."""
+    from typer.core import TyperOption
+
+    for sub in getattr(command, "commands", {}).values():
+        _plain_placeholders(sub)
+    ctx = typer.Context(command)
+    for param in getattr(command, "params", []):
+        if not isinstance(param, TyperOption) or param.metavar is not None or param.is_flag:
+            continue
+        shown = param.display_type(ctx).strip("<>")
+        if "|" in shown:
+            param.metavar = f"[{shown.removeprefix('list[').removesuffix(']')}]"
+        else:
+            param.metavar = _PLACEHOLDERS.get(shown, shown.upper())

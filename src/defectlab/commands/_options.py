@@ -175,14 +175,20 @@ def with_options(exclude: tuple[str, ...] = (), **classes: type[Options]) -> Cal
 
         @functools.wraps(fn)
         def command(**kwargs: Any) -> Any:
-            from ._console import fail
+            import warnings
+
+            from ._console import fail, warn
 
             built = {}
-            for pname, names in generated.items():
-                try:
-                    built[pname] = from_cli(classes[pname], {n: kwargs.pop(n) for n in names}, exclude)
-                except ValueError as err:
-                    fail(err)
+            with warnings.catch_warnings(record=True) as caught:  # e.g. a length without its unit
+                warnings.simplefilter("always", UserWarning)
+                for pname, names in generated.items():
+                    try:
+                        built[pname] = from_cli(classes[pname], {n: kwargs.pop(n) for n in names}, exclude)
+                    except ValueError as err:
+                        fail(err)
+            for w in caught:
+                warn(str(w.message))
             return fn(**kwargs, **built)
 
         del command.__wrapped__  # typer reads __signature__, not the wrapped function's

@@ -33,7 +33,12 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existin
 def _print_notes(notes, warned: list[str]) -> None:
     for w in warned:
         console.print("[yellow]warning:[/] " + _escape(w), highlight=False, soft_wrap=True)
-    print_notes(notes, limit=0, where=" (see summary.json)")
+    print_notes([n for n in notes if n.code != "implausible-size"], limit=0, where=" (see summary.json)")
+
+
+def _messages(caught) -> list[str]:
+    """The warnings caught, each message once, in order."""
+    return list(dict.fromkeys(str(w.message) for w in caught))
 
 
 def _escape(text: str) -> str:
@@ -59,14 +64,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure every defect in px and nm; counts, densities, size distributions, area fraction, swelling."""
         from ..errors import DefectlabError
-        from ..imaging.micrograph import CalibrationWarning
         from ..measurement import measure as run
 
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", CalibrationWarning)
+            with warnings.catch_warnings(record=True) as caught:  # each warning once, as one line
+                warnings.simplefilter("always", UserWarning)
                 m = run(read.read(source), options, progress=True)
-            m.write(out, overwrite=overwrite, figures=figures)
+                m.write(out, overwrite=overwrite, figures=figures)
         except (DefectlabError, ValueError) as err:
             fail(err)
         from rich.table import Table as RichTable
@@ -80,12 +84,12 @@ def register(app: typer.Typer) -> None:
         heads = ["label", "n", "sized", "per µm²" if m.calibrated else "per px²", f"mean {unit}", f"std {unit}",
                  "area frac", "swelling %"]
         for h in heads:
-            t.add_column(h, justify="left" if h == "label" else "right", no_wrap=h == "label")
+            t.add_column(h, justify="left" if h == "label" else "right", no_wrap=h != "label")
         for row in m.per_set.rows():
             t.add_row(*[_escape(_fmt(row[c], 3)) for c in cols])
         console.print(t)
         _print_notes([n for n in m.notes if n.code != "no-calibration"],
-                     [str(w.message) for w in caught if issubclass(w.category, CalibrationWarning)])
+                     _messages(caught))
         console.print(f"[green]wrote[/] {len(m.defects)} defects of {len(m.images)} image(s) -> "
                       f"{_escape(str(out))}/index.html", highlight=False)
 
@@ -104,14 +108,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score predictions against labels: precision/recall/F1 at an IoU, pixel IoU/Dice, COCO mAP, size errors."""
         from ..errors import DefectlabError
-        from ..imaging.micrograph import CalibrationWarning
         from ..measurement import evaluate as run
 
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", CalibrationWarning)
+            with warnings.catch_warnings(record=True) as caught:  # each warning once, as one line
+                warnings.simplefilter("always", UserWarning)
                 e = run(predictions, labels, options, images=images, progress=True)
-            e.write(out, overwrite=overwrite, figures=figures)
+                e.write(out, overwrite=overwrite, figures=figures)
         except (DefectlabError, ValueError) as err:
             fail(err)
         from rich.table import Table as RichTable
@@ -127,11 +130,11 @@ def register(app: typer.Typer) -> None:
                 "density_error_percent", "ks_pvalue"]
         heads = ["label", "true", "pred", "P", "R", "F1", "AP", "size err%", "dens err%", "KS p"]
         for h in heads:
-            t.add_column(h, justify="left" if h == "label" else "right", no_wrap=h == "label")
+            t.add_column(h, justify="left" if h == "label" else "right", no_wrap=h != "label")
         for row in e.per_class.rows():
             t.add_row(*[_escape(_fmt(row[c], 3)) for c in cols])
         console.print(t)
         _print_notes([n for n in e.notes if n.code != "no-calibration"],
-                     [str(w.message) for w in caught if issubclass(w.category, CalibrationWarning)])
+                     _messages(caught))
         console.print(f"[green]wrote[/] evaluation of {o['images']} image(s) -> {_escape(str(out))}/index.html",
                       highlight=False)

@@ -99,6 +99,7 @@ def size_histogram_figure(
     ax = fig.subplots()
     e = np.asarray(edges, dtype=np.float64)
     colors = {"labels": "#1f77b4", "predictions": "#ff7f0e"}
+    drawn = 0
     for i, (name, counts) in enumerate(series.items()):
         c = np.asarray(counts)
         if len(e) >= 2 and len(c) == len(e) - 1:
@@ -106,11 +107,14 @@ def size_histogram_figure(
                 ax.stairs(c, e, label=f"{name} (n={int(c.sum())})", fill=True, alpha=0.45, color=colors.get(name))
             else:
                 ax.stairs(c, e, label=f"{name} (n={int(c.sum())})", linewidth=2.0, color=colors.get(name))
+            drawn += 1
     ax.set_xlabel(f"{xlabel} ({unit})")
     ax.set_ylabel("defects")
     ax.set_title(title)
-    if series:
+    if drawn:
         ax.legend(frameon=False)
+    else:  # a label without sized defects: say so (a legend of nothing is matplotlib's UserWarning)
+        ax.text(0.5, 0.5, "no sized defects", transform=ax.transAxes, ha="center", va="center", color="0.4")
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.14, top=0.9)  # fixed margins: one draw, not two
     fig.savefig(path)
 

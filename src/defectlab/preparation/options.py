@@ -182,7 +182,8 @@ class PrepareOptions(Options):
                             cli="--margin-px", min=0, metavar="PX")
     augment: str | None = option(
         None, help="Augmentations for training tiles, comma-separated or repeated: flip, rot90, "
-                   "rotate=-30:30, zoom, noise=0:0.05@0.5, …", convert=_augment, multiple=True, metavar="OPS")
+                   "rotate=-30:30, zoom, noise=0:0.05@0.5 and the others of defectlab.preparation.augment.",
+        convert=_augment, multiple=True, metavar="OPS")
     copies: int = option(1, help="Augmented copies per training tile.", min=0, metavar="N")
     seed: int = option(0, help="Seed of the split, the empty-tile choice and the augmentations.", metavar="N")
     min_visible: float | None = option(

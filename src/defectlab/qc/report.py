@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
+from .._output import umask
 from .._pages import esc as _e
 from .._pages import page
 from ..errors import OutputError
@@ -456,12 +457,6 @@ def _thumbnail(gray: np.ndarray, item: Item, colors, number: int, f: Finding, re
                         line_width=result.config.line_width)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_report(result: "CheckResult", path: str | Path, *, overwrite: bool = False, max_picture_px: int = 800,
                  max_clean_pictures: int = 6, progress: bool = False) -> Path:
     """Write the check's report as one self-contained HTML file.
@@ -506,7 +501,7 @@ def write_report(result: "CheckResult", path: str | Path, *, overwrite: bool = F
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it the usual mode
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it private; give it the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
