@@ -58,7 +58,10 @@ class LazyGroup(TyperGroup):
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
-            self._load(COMMANDS[cmd_name][0])
+            try:
+                self._load(COMMANDS[cmd_name][0])
+            except ImportError as err:  # the module needs what a plain install lacks
+                self.commands[cmd_name] = _unavailable(cmd_name, COMMANDS[cmd_name][1], err)
         return self.commands.get(cmd_name)
 
     def _load(self, modules: str | tuple[str, ...]) -> None:
@@ -71,6 +74,7 @@ class LazyGroup(TyperGroup):
             importlib.import_module(f"{__name__}.{module}").register(sub)
         for name, command in typer.main.get_group(sub).commands.items():
             _plain_placeholders(command)
+            _missing_extras_fail_cleanly(command)
             self.commands.setdefault(name, command)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
@@ -100,3 +104,47 @@ def _plain_placeholders(command: Any) -> None:
             param.metavar = f"[{shown.removeprefix('list[').removesuffix(']')}]"
         else:
             param.metavar = _PLACEHOLDERS.get(shown, shown.upper())
+
+
+def _missing_extras_fail_cleanly(command: Any) -> None:
+    """A command (or subcommand) that needs what a plain install lacks ends in one line naming
+    the extra to install (the library's ImportErrors say which), never a traceback."""
+    import functools
+
+    for sub in getattr(command, "commands", {}).values():
+        _missing_extras_fail_cleanly(sub)
+    callback = getattr(command, "callback", None)
+    if callback is None or getattr(callback, "_fails_cleanly", False):
+        return
+
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except ImportError as err:
+            from ._console import fail
+
+            fail(err if "pip install" in str(err) else
+                 ImportError(f"{err}: a plain install lacks it; the extras of defectlab name what to install "
+                             "(pip install 'defectlab[torch]', [batch], [track], [bioimageio], [microscope], …)"))
+
+    run._fails_cleanly = True  # type: ignore[attr-defined]
+    command.callback = run
+
+
+def _unavailable(name: str, text: str, err: ImportError) -> Any:
+    """A stand-in for a command whose module cannot be imported here: whatever its arguments
+    (``--help`` too), it says what is missing in one line, exit code 1."""
+    sub = typer.Typer(rich_markup_mode=None)
+
+    @sub.command(name, help=text, add_help_option=False,
+                 context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    def unavailable(ctx: typer.Context) -> None:
+        from ._console import fail
+
+        fail(err)
+
+    sub.command("_")(lambda: None)  # two commands: a group, whose commands dict holds the stand-in
+    command = typer.main.get_group(sub).commands[name]
+    _missing_extras_fail_cleanly(command)
+    return command
