@@ -94,14 +94,14 @@ def baseline(task: str, export: Path, model: Path | None) -> float:
     else:
         from defectlab.dl.model_io import load_model
         from defectlab.imaging.io import read_image
-        from defectlab.batch.tasks import prediction_item
+        from defectlab.batch.tasks import prediction_masks_item
         from defectlab.measurement import measure_item
 
         m = load_model(model, device="cpu")
         for p in sorted((export / "images").iterdir()):
             image = read_image(p)
             pred = m.predict(image)
-            measure_item(prediction_item(pred, p.name), {v: k for k, v in m.classes.items()}, image=image,
+            measure_item(prediction_masks_item(pred, p.name), {v: k for k, v in m.classes.items()}, image=image,
                          pixel_size_nm=0.5)
     return time.perf_counter() - t0
 

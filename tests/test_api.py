@@ -58,23 +58,24 @@ def test_defaults_are_the_library_defaults(index):
 #: options are not an options dataclass yet
 CLI = {
     "synth": (api.synthetic, {}),
-    "check": (api.check, {"hole_area": "hole_area_px", "min_area": "min_area_px",
-                          "outside_tolerance": "outside_tolerance_px", "edge": "edges",
-                          "image_size": "image_size_hw"}),
-    "prepare": (api.prepare, {}),
 }
 
 
 def _options_commands():
     """CLI command -> (api function, library function, options class): one dataclass for all three."""
-    from defectlab import measurement
+    from defectlab import measurement, qc
     from defectlab.dl.options import PredictOptions
     from defectlab.dl.predict import predict_images
     from defectlab.measurement.options import EvaluateOptions, MeasureOptions
+    from defectlab.preparation import pipeline
+    from defectlab.preparation.options import PrepareOptions
+    from defectlab.qc.options import CheckOptions
 
     return {"measure": (api.measure, measurement.measure, MeasureOptions),
             "evaluate": (api.evaluate, measurement.evaluate, EvaluateOptions),
-            "predict": (api.predict, predict_images, PredictOptions)}
+            "predict": (api.predict, predict_images, PredictOptions),
+            "check": (api.check, qc.check, CheckOptions),
+            "prepare": (api.prepare, pipeline.prepare, PrepareOptions)}
 
 
 def _plain(value):
@@ -106,7 +107,7 @@ def test_defaults_are_the_cli_defaults(command):
     assert compared >= 3, f"{command}: only {compared} defaults compared"
 
 
-@pytest.mark.parametrize("command", ["measure", "evaluate", "predict"])
+@pytest.mark.parametrize("command", ["check", "evaluate", "measure", "predict", "prepare"])
 def test_options_are_declared_once_for_cli_api_and_library(command):
     """The CLI's flags, their defaults and the API's and library's keywords are the dataclass's fields."""
     import dataclasses

@@ -225,3 +225,15 @@ def test_show_prediction_fills_classes_and_outlines_instances():
     assert ax.get_title() == "predicted: 1 loop"
     with pytest.raises(ValueError, match="expected an image of 32x32"):
         show_prediction(Prediction(), np.zeros((30, 32)))
+
+
+def test_repr_outside_jupyter_is_a_short_summary(dataset):
+    """``repr(ds)`` is one line with the counts (it was a dump of every shape, 19,700 characters on
+    a real export), even for thousands of shapes."""
+    text = repr(dataset)
+    assert text == ("<Dataset cvat from 'export.xml': 3 image(s), 6 shape(s), labels [cavity, precipitate, line], "
+                    "1 note(s)>")
+    many = Item("big.png", (512, 512), tuple(Ellipse(label="cavity", cx=10 + i % 400, cy=10 + i // 400, rx=3, ry=3)
+                                             for i in range(5000)))
+    big = Dataset(dataset.labels, (many,) * 20)
+    assert len(repr(big)) < 200 and "100000 shape(s)" in repr(big)

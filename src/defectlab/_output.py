@@ -38,7 +38,14 @@ from .errors import OutputError
 if TYPE_CHECKING:
     from .model import Dataset
 
-__all__ = ["output_dir", "clean_stale", "input_paths"]
+__all__ = ["output_dir", "clean_stale", "umask", "input_paths"]
+
+
+def umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -195,6 +202,7 @@ def output_dir(target: str | Path, *, overwrite: bool = False, inputs: Iterable[
             raise OutputError(f"{target}: exists and is not empty; pass overwrite=True (--overwrite) to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private (0700); the output gets the usual mode
     with _signals_as_exceptions():
         try:
             yield tmp

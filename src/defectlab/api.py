@@ -56,8 +56,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .dl.train import TrainResult
     from .measurement import Evaluation, Measurement
     from .measurement.options import EvaluateOptions, MeasureOptions
+    from .preparation.options import PrepareOptions
     from .preparation.pipeline import PrepareReport
     from .qc import CheckResult, FixResult
+    from .qc.options import CheckOptions
 
 __all__ = [
     "check", "evaluate", "fix", "load_model", "measure", "predict", "prepare", "read", "show", "synthetic",
@@ -171,23 +173,13 @@ def synthetic(out: str | Path, *, n: int = 8, size: int | tuple[int, int] = 512,
 
 def check(
     export: Dataset | str | Path,
+    options: CheckOptions | None = None,
     *,
     images: str | Path | None = None,
-    edges: Mapping[str, str] | None = None,
     report: str | Path | None = None,
     overwrite: bool = False,
-    solidity: float = 0.75,
-    edge_tolerance: float = 2.0,
-    hole_area_px: float = 100.0,
-    min_area_px: float = 10.0,
-    duplicate_iou: float = 0.95,
-    overlap: float = 0.5,
-    outside_tolerance_px: float = 1.0,
-    outlier_z: float = 4.0,
-    image_size_hw: tuple[int, int] | None = None,
-    line_width: float = 3.0,
-    use_images: bool = True,
     progress: bool = True,
+    **changes: Any,
 ) -> CheckResult:
     """Find the labeling problems that spoil training, before they cost a training run.
 
@@ -200,25 +192,18 @@ def check(
     ----------
     export : Dataset, str or Path
         A dataset, or an export to read.
+    options : CheckOptions, optional
+        :class:`~defectlab.qc.options.CheckOptions`; or give its fields by name:
+        ``edges={"loop": "outer"}`` (``--edge``), ``solidity``, ``edge_tolerance``,
+        ``hole_area_px``, ``min_area_px``, ``duplicate_iou``, ``overlap``,
+        ``outside_tolerance_px``, ``outlier_z``, ``image_size_hw``, ``line_width``,
+        ``use_images`` (``--no-images``).
     images : str or Path, optional
         Folder holding the image files, when ``export`` is a path (``--images``).
-    edges : mapping, optional
-        Label -> ``"inner"`` or ``"outer"`` (``--edge LABEL=inner``); default: the export's,
-        else guessed from the label's name.
     report : str or Path, optional
         Also write the offline HTML report here (``--report``).
     overwrite : bool
         Replace an existing ``report``.
-    solidity, edge_tolerance, hole_area_px, min_area_px, duplicate_iou, overlap : float
-        Thresholds (``--solidity``, ``--edge-tolerance``, ``--hole-area``, ``--min-area``,
-        ``--duplicate-iou``, ``--overlap``); see :class:`defectlab.qc.CheckConfig`.
-    outside_tolerance_px, outlier_z, line_width : float
-        Thresholds (``--outside-tolerance``, ``--outlier-z``, ``--line-width``).
-    image_size_hw : (int, int), optional
-        The size every image should have (``--image-size WxH``); default: each set's most
-        common size.
-    use_images : bool
-        Read the image files; False checks the annotations only (``--no-images``).
     progress : bool
         Show a progress bar.
 
@@ -241,16 +226,12 @@ def check(
     >>> [f.code for f in dl.check(doubled, progress=False).findings if f.severity == "error"]
     ['shape-duplicate']
     """
-    from .qc import check as run_check
     from .errors import OutputError
+    from .qc import check as run
 
     if report is not None and Path(report).exists() and not overwrite:
         raise OutputError(f"{report}: exists; pass overwrite=True to replace it")
-    result = run_check(export, images=images, edges=edges, solidity=solidity, edge_tolerance=edge_tolerance,
-                       hole_area_px=hole_area_px, min_area_px=min_area_px, duplicate_iou=duplicate_iou,
-                       overlap=overlap, outside_tolerance_px=outside_tolerance_px, outlier_z=outlier_z,
-                       image_size_hw=image_size_hw, line_width=line_width, use_images=use_images,
-                       progress=progress)
+    result = run(export, options, images=images, progress=progress, **changes)
     if report is not None:
         result.write_report(report, overwrite=overwrite, progress=progress)
     return result
@@ -259,15 +240,13 @@ def check(
 def fix(
     export: Dataset | str | Path,
     findings: Any = None,
+    options: CheckOptions | None = None,
     *,
     images: str | Path | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
-    hole_area_px: float = 100.0,
-    duplicate_iou: float = 0.95,
-    outside_tolerance_px: float = 1.0,
-    line_width: float = 3.0,
     progress: bool = True,
+    **changes: Any,
 ) -> FixResult:
     """Repair what needs no person: holes between masks, shapes outside the image, duplicates.
 
@@ -281,6 +260,9 @@ def fix(
         The dataset that was checked, or an export to read.
     findings : CheckResult or iterable of Finding, optional
         What to repair, e.g. the result of :func:`check`; default: check the annotations now.
+    options : CheckOptions, optional
+        The check's options (by default those of ``findings`` when it is a CheckResult); or
+        give its fields by name (``hole_area_px``, ``duplicate_iou``, …).
     images : str or Path, optional
         Folder holding the image files, when ``export`` is a path.
     out : str or Path, optional
@@ -288,8 +270,6 @@ def fix(
         (else CVAT XML), with ``changes.json`` (``--fix``).
     overwrite : bool
         Replace an existing ``out``.
-    hole_area_px, duplicate_iou, outside_tolerance_px, line_width : float
-        The check's thresholds (same names and defaults as :func:`check`).
     progress : bool
         Show a progress bar while checking.
 
@@ -309,11 +289,9 @@ def fix(
     >>> [c.action for c in repaired.changes], len(repaired.dataset[0].shapes) == len(first.shapes)
     (['dropped'], True)
     """
-    from .qc import fix as run_fix
+    from .qc import fix as run
 
-    return run_fix(export, findings, images=images, hole_area_px=hole_area_px, duplicate_iou=duplicate_iou,
-                   outside_tolerance_px=outside_tolerance_px, line_width=line_width, out=out, overwrite=overwrite,
-                   progress=progress)
+    return run(export, findings, options, images=images, out=out, overwrite=overwrite, progress=progress, **changes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,57 +301,37 @@ def fix(
 def prepare(
     export: Dataset | str | Path,
     out: str | Path,
+    options: PrepareOptions | None = None,
     *,
-    to: str = "unet",
-    tile: int | Sequence[int] | None = 256,
-    stride: int | Sequence[int] | None = None,
-    split: str | Sequence[float] = (0.8, 0.1, 0.1),
-    augment: str | Sequence[str] | None = None,
-    copies: int = 1,
-    seed: int = 0,
-    size: int | Sequence[int] | None = None,
-    normalization: str = "minmax",
     images: str | Path | None = None,
+    write_options: Mapping[str, Any] | None = None,
+    preview: bool = True,
     overwrite: bool = False,
     progress: bool = True,
-    **options: Any,
+    **changes: Any,
 ) -> PrepareReport:
     """Tile, split and augment an export, and write it for training (U-Net, Mask R-CNN, YOLO, COCO).
 
-    The Python door to ``defectlab prepare EXPORT --to unet --out OUT``; see
-    :func:`defectlab.preparation.pipeline.prepare` for every option (``pad``, ``fill``,
-    ``stratify``, ``spatial``, ``margin_px``, ``min_visible``, ``keep_empty``, ``fit``,
-    ``line_width``, ``write_options``, ``preview``), which pass through ``**options``.
+    The Python door to ``defectlab prepare EXPORT --to unet --out OUT``:
+    :func:`defectlab.preparation.prepare`.
 
     Parameters
     ----------
     export : Dataset, str or Path
-        A dataset whose items have their image files, or an export to read.
+        A labeling export (or a Dataset whose items have their image files).
     out : str or Path
-        Output folder (atomically; ``OUT/train``, ``OUT/val``, ``OUT/test`` for U-Net and
-        Mask R-CNN, one YOLO/COCO layout otherwise), with ``manifest.json`` and previews.
-    to : str
-        ``"unet"``, ``"maskrcnn"``, ``"yolo"`` or ``"coco"`` (``--to``).
-    tile : int or (int, int) or None
-        Tile size in px; None or 0 keeps whole images (``--tile``).
-    stride : int or (int, int), optional
-        Step between tiles; default the tile size (``--stride``).
-    split : str or (float, float, float)
-        Train, val, test shares, or ``"keep"`` for the export's own subsets (``--split``).
-    augment : str, optional
-        Augmentations of the training tiles, e.g. ``"flip,rot90,noise"`` (``--augment``).
-    copies : int
-        Augmented copies per training tile (``--copies``).
-    seed : int
-        Seed of the split and the augmentations: same seed, same bytes (``--seed``).
-    size : int or (int, int), optional
-        Bring every image to this size first (``--size``).
-    normalization : str
-        ``"minmax"``, ``"meanstd"`` or ``"none"``, recorded for training and prediction.
+        Output folder: ``train/``, ``val/``, ``test/`` (unet, maskrcnn) or the format's
+        layout with one subset per split, ``manifest.json`` and ``preview/``.
+    options : PrepareOptions, optional
+        :class:`~defectlab.preparation.options.PrepareOptions`; or give its fields by name:
+        ``to`` (``--to``), ``tile``, ``stride``, ``split``, ``augment``, ``copies``, ``seed``,
+        ``image_size_hw`` (``--size``), ``fit``, ``normalization``, ``task``, ….
     images : str or Path, optional
         Folder holding the image files, when ``export`` is a path (``--images``).
-    overwrite, progress : bool
-        Replace ``out``; show progress bars.
+    write_options : mapping, optional
+        More keyword arguments for the writer.
+    preview, overwrite, progress : bool
+        Draw ``preview/``; replace ``out``; show progress bars.
 
     Returns
     -------
@@ -389,11 +347,10 @@ def prepare(
     >>> {s: c["tiles"] for s, c in report.counts.items()}
     {'train': 8, 'val': 4, 'test': 4}
     """
-    from .preparation.pipeline import prepare as run_prepare
+    from .preparation.pipeline import prepare as run
 
-    return run_prepare(export, out, to=to, tile=tile, stride=stride, split=split, augment=augment, copies=copies,
-                       seed=seed, size=size, normalization=normalization, images=images, overwrite=overwrite,
-                       progress=progress, **options)
+    return run(export, out, options, images=images, write_options=write_options, preview=preview,
+               overwrite=overwrite, progress=progress, **changes)
 
 
 # ---------------------------------------------------------------------------------------------

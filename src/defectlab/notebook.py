@@ -26,13 +26,15 @@ matplotlib is imported inside the drawing functions only: importing this module 
 
 from __future__ import annotations
 
-import html
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from ._pages import esc as _e
+from ._pages import html_table
 from .model import Dataset, Item
+from .model.display import register as register_display
 from .model.labels import DEFAULT_COLORS
 from .raster import DEFAULT_LINE_WIDTH
 
@@ -56,10 +58,6 @@ _STYLE = ("<style>.defectlab table{border-collapse:collapse;margin:.3em 0}"
           ".defectlab .left{text-align:left}</style>")
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _swatch(color: str) -> str:
     return (f'<span style="display:inline-block;width:.9em;height:.9em;background:{_e(color)};'
             'border:1px solid #555;vertical-align:middle;margin-right:.3em"></span>')
@@ -67,12 +65,7 @@ def _swatch(color: str) -> str:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: Sequence[int] = (0,)) -> str:
     """An HTML table; cells are HTML already (escape them before)."""
-    def cell(tag: str, k: int, v: str) -> str:
-        return f'<{tag} class="left">{v}</{tag}>' if k in left else f"<{tag}>{v}</{tag}>"
-
-    head = "".join(cell("th", k, h) for k, h in enumerate(header))
-    body = "".join("<tr>" + "".join(cell("td", k, v) for k, v in enumerate(r)) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return html_table(header, rows, left=left)
 
 
 def label_colors(dataset: Dataset) -> dict[str, str]:
@@ -569,3 +562,8 @@ def show_prediction(
     if legend:
         _legend(ax, entries)
     return ax
+
+
+# The data model knows no display code: this module registers its pictures and tables for it.
+register_display("defectlab.model.dataset.Dataset", html=summary_html, show=show)
+register_display("defectlab.qc.result.CheckResult", html=check_html)

@@ -55,7 +55,13 @@ import numbers
 from types import MappingProxyType
 from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
 
-__all__ = ["Options", "check_value", "flag", "label_tuple", "number_or_name", "option", "option_fields"]
+from .errors import DefectlabError
+
+__all__ = [
+    "Options", "check_value", "choices_of", "flag", "is_flag", "label_tuple", "number_kind", "number_or_name", "option",
+    "option_fields",
+    "size_pair",
+]
 
 T = TypeVar("T", bound="Options")
 
@@ -69,7 +75,7 @@ def option(
     *,
     help: str,
     cli: str | bool | None = None,
-    choices: Sequence[str] | None = None,
+    choices: Sequence[str] | Callable[[], Sequence[str]] | None = None,
     min: float | None = None,
     max: float | None = None,
     above: float | None = None,
@@ -90,8 +96,8 @@ def option(
     cli : str, False or None
         The flag (``"--pixel-size"``; ``"--figures/--no-figures"`` for a bool with both);
         False: not on the command line; None: ``--<name with dashes>``.
-    choices : sequence of str, optional
-        The allowed values (listed in ``--help``).
+    choices : sequence of str, or a callable returning them, optional
+        The allowed values (listed in ``--help``); a callable asks a registry when needed.
     min, max, above : float, optional
         Inclusive bounds, and an exclusive lower bound.
     convert : callable, optional
@@ -111,7 +117,9 @@ def option(
     """
     if not help or not help.strip():
         raise ValueError("option: expected a help text")
-    meta = {"help": " ".join(help.split()), "cli": cli, "choices": tuple(choices) if choices else None,
+    if choices is not None and not callable(choices):
+        choices = tuple(choices)
+    meta = {"help": " ".join(help.split()), "cli": cli, "choices": choices or None,
             "min": min, "max": max, "above": above, "convert": convert, "parse": parse, "show": show,
             "metavar": metavar, "multiple": multiple}
     if isinstance(default, (list, dict, set)):
@@ -155,6 +163,31 @@ def _number(value: Any, kind: type) -> float | int:
     return number
 
 
+def _declared(f: dataclasses.Field) -> str:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    return kind.replace(" ", "").replace("Optional[", "").replace("]", "").replace("|None", "").replace("None|", "")
+
+
+def is_flag(f: dataclasses.Field) -> bool:
+    """True for a field declared ``bool`` or ``bool | None`` (a flag on the command line)."""
+    return _declared(f) == "bool"
+
+
+def number_kind(f: dataclasses.Field) -> type | None:
+    """``int`` or ``float`` for a numeric field (declared so, or with such a default), else None."""
+    if isinstance(f.default, bool):
+        return None
+    if isinstance(f.default, (int, float)):
+        return type(f.default)
+    return {"int": int, "float": float}.get(_declared(f))
+
+
+def choices_of(f: dataclasses.Field) -> tuple[str, ...] | None:
+    """The allowed values of option field ``f`` (asking its registry when they are a callable)."""
+    choices = f.metadata["choices"]
+    return tuple(choices()) if callable(choices) else choices
+
+
 def check_value(f: dataclasses.Field, value: Any) -> Any:
     """The value of option field ``f`` validated and normalized.
 
@@ -167,24 +200,25 @@ def check_value(f: dataclasses.Field, value: Any) -> Any:
     meta = f.metadata
     given = value
     if value is None:
-        if f.default is None:
-            return None
+        if f.default is None or "None" in (f.type if isinstance(f.type, str) else str(f.type)):
+            return None  # a field declared "... | None"
         raise ValueError("expected a value, got None")
     if meta["convert"] is not None:
         value = meta["convert"](value)
     elif meta["multiple"]:
         value = label_tuple(value)
-    elif isinstance(f.default, bool):
+    elif isinstance(f.default, bool) or is_flag(f):
         if not isinstance(value, bool):
             import numpy as np
 
             if not isinstance(value, np.bool_):
                 raise ValueError(f"expected True or False, got {value!r}")
             value = bool(value)
-    elif isinstance(f.default, (int, float)):
-        value = _number(value, type(f.default))
-    if meta["choices"] is not None and value not in meta["choices"]:
-        raise ValueError(f"expected one of {', '.join(meta['choices'])}; got {given!r}")
+    elif number_kind(f) is not None:
+        value = _number(value, number_kind(f))
+    choices = choices_of(f)
+    if choices is not None and value not in choices:
+        raise ValueError(f"expected one of {', '.join(choices)}; got {given!r}")
     lo, hi, above = meta["min"], meta["max"], meta["above"]
     if isinstance(value, numbers.Real) and not isinstance(value, bool) and (lo, hi, above) != (None, None, None):
         low = above if above is not None else lo
@@ -213,6 +247,8 @@ class Options:
                 raise TypeError(f"{type(self).__name__}.{f.name}: unknown option metadata {sorted(unknown)}")
             try:
                 value = check_value(f, getattr(self, f.name))
+            except DefectlabError:
+                raise  # a converter's own error (FormatError, ...) says all already
             except ValueError as err:
                 raise ValueError(f"{self.verb}: {f.name}: {err}") from None
             object.__setattr__(self, f.name, value)
@@ -298,3 +334,38 @@ def number_or_name(value: Any) -> int | str:
     if n is None or n < 1 or (isinstance(value, float) and not value.is_integer()):
         raise ValueError(f"expected a number of bins >= 1 or one of {', '.join(names)}, got {value!r}")
     return n
+
+
+def size_pair(value: Any) -> tuple[int, int] | None:
+    """``256``, ``"256"``, ``"512x256"`` (H x W) or ``(H, W)`` -> ``(H, W)``; 0 or None -> None.
+
+    Examples
+    --------
+    >>> size_pair(256), size_pair("512x256"), size_pair((64, 96)), size_pair(0)
+    ((256, 256), (512, 256), (64, 96), None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.lower().replace("x", ",").split(",")]
+        try:
+            numbers = [int(p) for p in parts if p]
+        except ValueError:
+            raise ValueError(f"expected a size in px such as 256 or HxW such as 512x256, got {value!r}") from None
+        value = numbers[0] if len(numbers) == 1 else numbers
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size in px, got {value!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value != int(value):
+            raise ValueError(f"expected a whole number of px, got {value!r}")
+        if int(value) == 0:
+            return None
+        h = w = int(value)
+    else:
+        try:
+            h, w = (int(v) for v in value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a size in px such as 256 or (H, W), got {value!r}") from None
+    if h <= 0 or w <= 0:
+        raise ValueError(f"expected a positive size in px, got {value!r}")
+    return h, w

@@ -17,10 +17,9 @@ from typer.testing import CliRunner
 from .batchkit import SlowMeasure, assert_tables_equal
 from defectlab import batch
 from defectlab.batch.records import read_record
-from defectlab.batch.tasks import SummaryOptions
 from defectlab.cli import app
 from defectlab.imaging.io import read_image
-from defectlab.measurement import measure
+from defectlab.measurement import MeasureOptions, measure
 
 KEYS = [f"synthetic_{i:03d}" for i in range(6)]
 OPTS = {"pixel_size": "0.5nm", "thickness": "80nm", "progress": False, "figures": False}
@@ -37,7 +36,7 @@ def _executing(dask_worker):
 
 
 def _slow(delay_s):
-    return SlowMeasure(pixel_size="0.5nm", summary=SummaryOptions(thickness="80nm", figures=False), delay_s=delay_s)
+    return SlowMeasure(options=MeasureOptions(pixel_size="0.5nm", thickness="80nm"), figures=False, delay_s=delay_s)
 
 
 def test_local_cluster_equals_the_single_process_run(export, local_cluster, tmp_path):

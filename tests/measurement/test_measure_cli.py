@@ -131,3 +131,49 @@ def test_evaluate_a_folder_of_instance_tiffs(export, tmp_path):
     overall = json.loads((out / "summary.json").read_text())["overall"]
     total = sum(xml_counts(export / "annotations.xml").values())
     assert (overall["tp"], overall["fp"], overall["fn"], overall["pixel_iou"]) == (total, 0, 0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 14.7 / 14.10: no silent downgrade, no leaked warning
+
+
+def test_a_thickness_without_unit_is_said_to_be_nm(export, tmp_path):
+    result = runner.invoke(app, ["measure", str(export), "--out", str(tmp_path / "m"), "--pixel-size", "0.5nm",
+                                 "--thickness", "80", "--no-figures"])
+    assert result.exit_code == 0, result.output
+    assert "thickness '80' has no unit: taken as 80 nm" in " ".join(result.output.split())
+    assert json.loads((tmp_path / "m" / "summary.json").read_text())["settings"]["thickness_nm"] == 80.0
+
+
+def test_a_decimal_comma_is_explained(export, tmp_path):
+    result = runner.invoke(app, ["measure", str(export), "--out", str(tmp_path / "m"), "--pixel-size", "0,5nm"])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "--pixel-size: '0,5nm' has a decimal comma: write '0.5nm'" in text and "Traceback" not in text
+    assert not (tmp_path / "m").exists()
+
+
+def test_sizes_no_tem_shows_are_warned(export, tmp_path):
+    """0.5 µm per px on 128² synthetic images: defects of ~10 µm, which a TEM does not show."""
+    result = runner.invoke(app, ["measure", str(export), "--out", str(tmp_path / "m"), "--pixel-size", "0.5um",
+                                 "--no-figures"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "cavity: median size" in text and "is implausible for a defect seen in TEM" in text
+    notes = json.loads((tmp_path / "m" / "summary.json").read_text())["notes"]
+    assert any("implausible-size" in n and "cavity" in n for n in notes)
+    fine = runner.invoke(app, ["measure", str(export), "--out", str(tmp_path / "n"), "--pixel-size", "0.5nm",
+                               "--no-figures"])
+    assert fine.exit_code == 0 and "implausible" not in fine.output
+
+
+def test_measure_on_yolo_labels_leaks_no_warning(shared_data, tmp_path):
+    """A label without sized defects made matplotlib warn 'No artists with labels' on stderr."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "defectlab.cli", "measure", str(shared_data / "formats" / "yolo" /
+                          "segmentation"), "--out", str(tmp_path / "m")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "Warning" not in run.stderr and "legend" not in run.stderr, run.stderr
+    assert (tmp_path / "m" / "figures").is_dir()

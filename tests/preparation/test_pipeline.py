@@ -182,7 +182,7 @@ def test_manifest_records_sources_parameters_counts_and_normalization(export, tm
 
 def test_whole_images_padded_to_one_size(export, tmp_path):
     ds = defectlab.read(export)
-    prepare(export, tmp_path / "out", to="unet", tile=0, size=(128, 192), fit="pad", split="1", preview=False,
+    prepare(export, tmp_path / "out", to="unet", tile=0, image_size_hw=(128, 192), fit="pad", split="1", preview=False,
             write_options={"stack": True})
     masks = np.load(tmp_path / "out" / "train" / "masks.npy")
     assert masks.shape == (4, 128, 192)
@@ -266,3 +266,45 @@ def test_cli_prints_a_summary_and_fails_cleanly(export, tmp_path):
     assert res.exit_code == 1 and "error:" in res.output and "--overwrite" in res.output
     res = runner.invoke(app, ["prepare", str(export), "--to", "unet", "--augment", "sharpen", "--out", str(tmp_path / "p")])
     assert res.exit_code == 1 and "unknown augmentation 'sharpen'" in res.output
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 14.5 / 14.7: prepare writes what it says, and says what it does
+
+
+@pytest.mark.parametrize("split", ["0.8,0.3", "0.5,0.5,0.5"])
+def test_shares_that_do_not_sum_to_one_are_refused(export, tmp_path, split):
+    result = CliRunner().invoke(app, ["prepare", str(export), "--tile", "48", "--split", split,
+                                      "--out", str(tmp_path / "t")])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert f"--split: expected train,val,test shares that sum to 1, got '{split}'" in text
+    assert not (tmp_path / "t").exists()
+    # whole numbers are proportions, as they always were
+    report = prepare(export, tmp_path / "p", tile=48, split="2,1,1", preview=False)
+    assert report.manifest["parameters"]["split"] == [0.5, 0.25, 0.25]
+
+
+def test_prepare_to_cvat_is_refused_and_lists_what_prepare_writes(export, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["prepare", str(export), "--to", "cvat", "--tile", "48", "--out", str(tmp_path / "c")])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "prepare cannot write 'cvat'" in text and "Traceback" not in text and "NotADirectoryError" not in text
+    written = text.split("prepare writes: ")[1].split(" (")[0].split(", ")
+    assert {"unet", "maskrcnn", "yolo", "coco"} <= set(written) and "cvat" not in written and "via" not in written
+    assert not (tmp_path / "c").exists()
+    help_text = runner.invoke(app, ["prepare", "--help"], env={"COLUMNS": "200"}).output
+    to_line = next(line for line in help_text.splitlines() if line.strip().startswith("--to"))
+    assert all(name in to_line for name in written) and "cvat" not in to_line and "labelme" not in to_line
+
+
+def test_yolo_from_outlines_is_segment_and_says_so(export, tmp_path):
+    result = CliRunner().invoke(app, ["prepare", str(export), "--to", "yolo", "--tile", "0", "--split", "1",
+                                      "--out", str(tmp_path / "y")])
+    assert result.exit_code == 0, result.output
+    assert "yolo-task" in result.output
+    lines = [ln.split() for p in (tmp_path / "y" / "labels").rglob("*.txt") for ln in p.read_text().splitlines()]
+    assert lines and all(len(ln) > 5 for ln in lines)  # polygons (class + 3 or more points), not boxes
+    manifest = json.loads((tmp_path / "y" / "manifest.json").read_text())
+    assert manifest["parameters"]["write_options"]["task"] == "segment"

@@ -107,7 +107,7 @@ def test_report_option(exports, tmp_path):
     (["--edge", "loop=middle"], "expected LABEL=inner or LABEL=outer"),
     (["--edge", "void=inner"], "no label 'void'"),
     (["--image-size", "1024"], "expected WIDTHxHEIGHT"),
-    (["--solidity", "1.5"], "expected solidity in (0, 1]"),
+    (["--solidity", "1.5"], "--solidity: expected a number in (0, 1]"),
 ])
 def test_bad_options_are_one_clear_line(exports, extra, message):
     clean, _, _ = exports

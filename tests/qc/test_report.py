@@ -32,7 +32,7 @@ class _Structure(HTMLParser):
             self.ids.add(a["id"])
         for key in ("src", "href"):
             v = a.get(key)
-            if v and not (v.startswith("data:image/png;base64,") or v.startswith("#")):
+            if v and not (v.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) or v.startswith("#")):
                 self.external.append((tag, key, v))
         if tag in ("script", "link") and (a.get("src") or a.get("href")):
             self.external.append((tag, a))
@@ -81,11 +81,13 @@ def test_report_embeds_a_picture_of_every_image_and_every_located_finding(report
     parser = _Structure()
     parser.feed(text)
     pictures = [Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) for src in parser.images]
-    assert all(p.format == "PNG" for p in pictures)
+    located = [f for f in result.findings if f.box_xyxy is not None and f.image is not None]
+    # micrographs and finding crops as JPEG (a tenth of the bytes), the 3 plots as PNG
+    assert [p.format for p in pictures].count("JPEG") == len(result.dataset) + len(located)
+    assert [p.format for p in pictures].count("PNG") == 3
     sizes = [p.size for p in pictures]
     for item in result.dataset:  # the micrograph of each image at full size (all are <= 1024 px)
         assert (item.size_hw[1], item.size_hw[0]) in sizes
-    located = [f for f in result.findings if f.box_xyxy is not None and f.image is not None]
     plots = 3  # sizes, edge offsets, solidity
     assert len(pictures) == len(result.dataset) + len(located) + plots
 
@@ -153,3 +155,32 @@ def test_report_without_matplotlib_says_so(report, tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     text = result.write_report(tmp_path / "plain.html", max_clean_pictures=0).read_text(encoding="utf-8")
     assert "The histograms need matplotlib" in text and "<img class='plot'" not in text
+
+
+def test_report_of_25_large_frames_stays_a_few_mb(shared_data, tmp_path):
+    """25 frames of 2048² of a real TEM texture (the workshop image tiled 4 x 4), 37 bubbles each
+    and one duplicate: the report is a few MB (it was 39 MB of PNG on such an export), and every
+    frame still has its picture and its finding's crop."""
+    import numpy as np
+
+    from defectlab import read
+    from defectlab.model import Dataset, ImageSource, Item
+
+    src = shared_data / "workshop"
+    lab = read(src / "DL_for_Microscopy_Train_Lab_1.xml", images=src)
+    big = np.tile(np.asarray(Image.open(src / "DL_for_Microscopy_Train_Img_1.png").convert("L")), (4, 4))
+    items = []
+    for k in range(25):
+        path = tmp_path / f"frame_{k:02d}.png"
+        Image.fromarray(np.roll(big, 7 * k, axis=0)).save(path)
+        shapes = lab[0].shapes + lab[0].shapes[:1]
+        items.append(Item(path.name, (2048, 2048), shapes, image=ImageSource(path)))
+    result = check(Dataset(lab.labels, tuple(items)), outlier_z=100, use_images=False)
+    report = result.write_report(tmp_path / "report.html")
+    # measured: 5.6 MB (main: 14.6 MB here, all PNG; 39 MB on the export of issue 14)
+    assert report.stat().st_size < 8e6, f"{report.stat().st_size / 1e6:.1f} MB"
+    text = report.read_text(encoding="utf-8")
+    assert text.count("<img class='micro'") == 25
+    assert sum(f.code == "shape-duplicate" for f in result.findings) == 25
+    for n, f in enumerate(result.findings, start=1):
+        assert f"id='f-{n}'" in text

@@ -102,7 +102,10 @@ def rendered(planted, tmp_path_factory):
     text = page.read_text(encoding="utf-8")
     assert "</body>" in text
     instrumented = folder / "instrumented.html"
-    instrumented.write_text(text.replace("</body>", _INSTRUMENT), encoding="utf-8")
+    # the pictures load lazily, as a reader scrolls to them: the instrumented copy loads them all
+    # before its load event, so that every one can be seen to decode
+    assert "loading='lazy'" in text
+    instrumented.write_text(text.replace("</body>", _INSTRUMENT).replace("loading='lazy' ", ""), encoding="utf-8")
     dom = _run(page, folder / "profile-dom", "--dump-dom")
     shot = folder / "shot.png"
     screen = _run(page, folder / "profile-shot", f"--screenshot={shot}", "--window-size=1280,2000",
@@ -162,3 +165,35 @@ def test_screenshot_shows_the_report(rendered):
     # a micrograph is on the page: many gray levels
     gray = rgb[(rgb[..., 0] == rgb[..., 1]) & (rgb[..., 1] == rgb[..., 2])][:, 0]
     assert len(np.unique(gray)) > 100
+
+
+# ---------------------------------------------------------------------------------------------
+# The measure page (#14.10): its tables fit a 1280 px screen, with headers people read
+
+_WIDTHS = """<script>window.addEventListener("load", function () {
+  var wide = [], tables = document.querySelectorAll("table");
+  for (var i = 0; i < tables.length; i++) {
+    var box = tables[i].getBoundingClientRect();
+    if (box.right > window.innerWidth + 0.5 || box.left < -0.5) { wide.push(i + ":" + Math.round(box.width)); }
+  }
+  document.body.setAttribute("data-test-widths",
+    document.documentElement.scrollWidth + "/" + window.innerWidth + "/" + tables.length + "/" + wide.join(","));
+});</script></body>"""
+
+
+def test_measure_page_fits_a_1280_px_screen(tmp_path):
+    from defectlab.measurement import measure
+    from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
+
+    ds = make_synthetic_dataset(tmp_path / "export", n_images=2, config=SyntheticConfig(size_hw=(128, 128)))
+    m = measure(ds, pixel_size="0.5nm", thickness="80nm")
+    m.write(tmp_path / "m", figures=False)
+    text = (tmp_path / "m" / "index.html").read_text(encoding="utf-8")
+    headers = re.findall(r"<th[^>]*>([^<]*)</th>", text)
+    assert "mean (nm)" in headers and "per µm²" in headers and "size_mean_nm" not in headers
+    page = tmp_path / "m" / "instrumented.html"
+    page.write_text(text.replace("</body>", _WIDTHS), encoding="utf-8")
+    dom = _run(page, tmp_path / "profile", "--window-size=1280,900", "--hide-scrollbars", "--dump-dom")
+    scroll, inner, n_tables, wide = re.search(r'data-test-widths="(\d+)/(\d+)/(\d+)/([^"]*)"', dom.stdout).groups()
+    assert int(inner) == 1280 and int(n_tables) >= 3
+    assert int(scroll) <= 1280 and wide == "", f"page {scroll} px wide; tables past the screen: {wide}"

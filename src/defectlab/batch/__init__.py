@@ -41,14 +41,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..raster import DEFAULT_LINE_WIDTH
+from ..conversion import ConvertOptions
+from ..measurement.options import MeasureOptions
+from ..reading import ReadOptions
 from .inputs import BatchError, Unit, expand_inputs
 from .report import BatchReport
 from .runner import run_batch
-from .tasks import BatchTask, ConvertTask, MeasureTask, PredictTask, SummaryOptions
+from .tasks import BatchTask, ConvertTask, MeasureTask, PredictTask
 
 __all__ = [
-    "BatchError", "BatchReport", "BatchTask", "ConvertTask", "MeasureTask", "PredictTask", "SummaryOptions", "Unit",
+    "BatchError", "BatchReport", "BatchTask", "ConvertTask", "MeasureTask", "PredictTask", "Unit",
     "convert", "expand_inputs", "measure", "predict", "run_batch",
 ]
 
@@ -57,22 +59,16 @@ Inputs = Sequence[str | Path] | str | Path
 
 def measure(
     inputs: Inputs,
+    options: MeasureOptions | None = None,
     *,
     out: str | Path,
     images: str | Path | None = None,
-    pixel_size: str | float | None = None,
-    thickness: str | float | None = None,
-    include_border: bool = False,
-    cavity_labels: Sequence[str] | None = None,
-    size: str = "diameter",
-    bins: int | str = "auto",
-    visible_only: bool = False,
-    line_width: float = DEFAULT_LINE_WIDTH,
     figures: bool = True,
     scheduler: Any = None,
     workers: int | None = None,
     force: bool = False,
     progress: bool = True,
+    **changes: Any,
 ) -> BatchReport:
     """Measure every labeled image of labeling exports, one Dask task per image.
 
@@ -80,23 +76,21 @@ def measure(
     :func:`defectlab.read` reads: labels or predictions. Each image is measured as
     :func:`defectlab.measurement.measure` does (its micrograph read for calibration and
     intensity) into ``out/<image stem>/``; the batch's tables and statistics go to
-    ``out/_batch/``. The other parameters are those of :func:`defectlab.measurement.measure`
-    and :func:`run_batch`.
+    ``out/_batch/``. ``options`` (or its fields by name: ``pixel_size``, ``thickness``, …) are
+    :class:`~defectlab.measurement.options.MeasureOptions`; the others are :func:`run_batch`'s.
     """
-    task = MeasureTask(images=Path(images) if images is not None else None, pixel_size=pixel_size,
-                       visible_only=visible_only, line_width=line_width,
-                       summary=SummaryOptions(thickness, include_border,
-                                              tuple(cavity_labels) if cavity_labels else None, size, bins, figures))
+    task = MeasureTask(images=Path(images) if images is not None else None,
+                       options=MeasureOptions.build(options, **changes), figures=figures)
     return run_batch(inputs, task, out=out, scheduler=scheduler, workers=workers, force=force, progress=progress)
 
 
 def predict(
     model: str | Path,
     inputs: Inputs,
+    options: MeasureOptions | None = None,
     *,
     out: str | Path,
     device: str = "auto",
-    pixel_size: str | float | None = None,
     tile: int | None = None,
     overlap: int | None = None,
     batch_size: int | None = None,
@@ -104,51 +98,45 @@ def predict(
     score_threshold: float = 0.5,
     mask_threshold: float = 0.5,
     overlays: bool = True,
-    thickness: str | float | None = None,
-    include_border: bool = False,
-    cavity_labels: Sequence[str] | None = None,
-    size: str = "diameter",
-    bins: int | str = "auto",
     figures: bool = True,
     scheduler: Any = None,
     workers: int | None = None,
     force: bool = False,
     progress: bool = True,
+    **changes: Any,
 ) -> BatchReport:
     """Predict micrographs with a trained model and measure every defect found, one Dask task per image.
 
     ``inputs`` are micrographs (files, folders searched recursively, globs, list files).
     Each worker loads the model once. ``out/<stem>/`` gets ``mask.png``, ``instances.tif``,
     ``overlay.png`` and the image's defect table; ``out/_batch/`` the batch's tables and
-    statistics. The parameters are those of :func:`defectlab.dl.predict.predict_image`,
-    :func:`defectlab.measurement.measure` and :func:`run_batch`.
+    statistics. The prediction parameters are those of :func:`defectlab.dl.predict.predict_image`;
+    ``options`` (or its fields by name) are :class:`~defectlab.measurement.options.MeasureOptions`
+    (``pixel_size`` overrides the micrographs' calibration); the others are :func:`run_batch`'s.
     """
-    task = PredictTask(model=Path(model), device=device, pixel_size=pixel_size, tile=tile, overlap=overlap,
-                       batch_size=batch_size, min_area_px=min_area_px, score_threshold=score_threshold,
-                       mask_threshold=mask_threshold, overlays=overlays,
-                       summary=SummaryOptions(thickness, include_border,
-                                              tuple(cavity_labels) if cavity_labels else None, size, bins, figures))
+    task = PredictTask(model=Path(model), device=device, tile=tile, overlap=overlap, batch_size=batch_size,
+                       min_area_px=min_area_px, score_threshold=score_threshold, mask_threshold=mask_threshold,
+                       overlays=overlays, options=MeasureOptions.build(options, **changes), figures=figures)
     return run_batch(inputs, task, out=out, scheduler=scheduler, workers=workers, force=force, progress=progress)
 
 
 def convert(
     inputs: Inputs,
+    options: ConvertOptions | None = None,
     *,
-    to: str,
     out: str | Path,
-    source_format: str | None = None,
-    images: str | Path | None = None,
+    read: ReadOptions | None = None,
     scheduler: Any = None,
     workers: int | None = None,
     force: bool = False,
     progress: bool = True,
-    **options: Any,
+    **changes: Any,
 ) -> BatchReport:
-    """Convert each labeling export to the format ``to`` into ``out/<export stem>/``, one Dask task per export.
+    """Convert each labeling export to the format ``options.to`` into ``out/<export stem>/``, one Dask task per export.
 
-    ``options`` go to the writer (``stack``, ``visible_only``, ``task``, ``line_width``, …),
-    as with :func:`defectlab.formats.write`.
+    ``options`` (or its fields by name: ``to="unet"``, ``stack=True``, …) are
+    :class:`~defectlab.conversion.ConvertOptions`, as for :func:`defectlab.conversion.convert`;
+    ``read`` (:class:`~defectlab.reading.ReadOptions`) says how the exports are read.
     """
-    task = ConvertTask(to=to, source_format=source_format, images=Path(images) if images is not None else None,
-                       options=dict(options))
+    task = ConvertTask(options=ConvertOptions.build(options, **changes), read=read or ReadOptions())
     return run_batch(inputs, task, out=out, scheduler=scheduler, workers=workers, force=force, progress=progress)

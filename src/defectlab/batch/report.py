@@ -15,7 +15,6 @@ into ``out/_batch/`` (atomically, replacing the previous run's)::
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from collections import Counter
@@ -23,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-
 from .._output import output_dir
+from .._pages import esc, page, scroll, table
+from .._pages import figures as figures_html
 from ..measurement.report import json_ready, slug
 
 __all__ = ["BatchReport", "STATUSES", "write_batch_folder"]
@@ -129,38 +128,18 @@ def _parquet() -> bool:
     return has_parquet()
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, (float, np.floating)):
-        return "–" if not math.isfinite(v) else f"{v:.4g}"
-    return html.escape("" if v is None else str(v))
-
-
-def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    if not rows:
-        return "<p>(none)</p>"
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-_CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;"
-        "margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}td:first-child,"
-        "th:first-child{text-align:left}.failed{color:#b00}.figs img{max-width:30em;margin:.3em}")
-
-
 def _page(report: BatchReport, figures: Sequence[tuple[str, str]], tables: Sequence[str]) -> str:
     c = report.counts
     m = report.measurement
-    parts = [f"<h1>defectlab batch {html.escape(report.task)}</h1>",
-             f"<p>{len(report.units)} input(s) on {html.escape(report.scheduler)} in {report.seconds:.1f} s"
-             + (" — <b>interrupted</b>" if report.interrupted else "") + f"; run {html.escape(report.run_id)}.</p>",
-             _table([{"status": s, "inputs": n} for s, n in c.items()], ["status", "inputs"])]
+    parts = [f"<p>{len(report.units)} input(s) on {esc(report.scheduler)} in {report.seconds:.1f} s"
+             + (" — <b>interrupted</b>" if report.interrupted else "") + f"; run {esc(report.run_id)}.</p>",
+             table([{"status": s, "inputs": n} for s, n in c.items()], ["status", "inputs"])]
     failed = report.failed
     if failed:
         parts += [f"<h2 class='failed'>{len(failed)} failed</h2>",
-                  _table(failed[:1000], ["key", "input", "error_type", "error"])]
+                  scroll(table(failed[:1000], ["key", "input", "error_type", "error"]))]
     if report.summary_error:
-        parts.append(f"<p class='failed'>statistics not computed: {html.escape(report.summary_error)}</p>")
+        parts.append(f"<p class='failed'>statistics not computed: {esc(report.summary_error)}</p>")
     if m is not None:
         unit = "nm" if m.calibrated else "px"
         cols = ["label", "images", "count", "count_sized", "density_per_um2" if m.calibrated else "density_per_px2",
@@ -170,16 +149,14 @@ def _page(report: BatchReport, figures: Sequence[tuple[str, str]], tables: Seque
         parts += [f"<h2>Statistics of the batch</h2><p>{len(m.images)} image(s), {len(m.defects)} defect(s); sizes "
                   f"{'in nm' if m.calibrated else '<b>in px only: not every image has a pixel size</b>'}; "
                   f"border-touching defects {'in' if m.settings.get('include_border') else 'left out of'} sizes.</p>",
-                  _table(m.per_set.rows(), cols),
-                  "<div class='figs'>" + "".join(f"<img src='{f}' alt='{html.escape(lab)}'>" for lab, f in figures)
-                  + "</div>",
+                  scroll(table(m.per_set.rows(), cols)),
+                  figures_html(figures),
                   "<p>Tables: " + ", ".join(f"<a href='{t}'>{t}</a>" for t in tables) + "</p>"]
     rows = [{**u, "seconds": u.get("seconds", math.nan)} for u in report.units[:1000]]
-    parts += ["<h2>Inputs</h2>", _table(rows, ["key", "status", "seconds", "worker", "input"]),
+    parts += ["<h2>Inputs</h2>", scroll(table(rows, ["key", "status", "seconds", "worker", "input"])),
               f"<p>… {len(report.units) - 1000} more in report.json</p>" if len(report.units) > 1000 else "",
               "<p><a href='report.json'>report.json</a></p>"]
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>defectlab batch {html.escape(report.task)}"
-            f"</title><style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
+    return page(f"defectlab batch {report.task}", parts)
 
 
 def write_batch_folder(report: BatchReport, *, figures: bool = True) -> Path:

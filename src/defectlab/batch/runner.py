@@ -431,8 +431,7 @@ def _finish(report: BatchReport, plan: Plan, results: dict[str, dict[str, Any]],
         folders = [out / u["key"] for u in report.units if u["status"] in _OK]
         try:
             report.measurement = summarize(
-                folders, plan.labels, thickness_nm=opts.thickness_nm(), include_border=opts.include_border,
-                cavity_labels=opts.cavity_labels, size=opts.size, bins=opts.bins,
+                folders, plan.labels, opts,
                 settings={"task": task.name, **task.params(), "model_sha256": task.model_digest(),
                           "inputs": [str(p) for p in plan.inputs[:100]]})
         except DefectlabError as err:
@@ -449,7 +448,7 @@ def _finish(report: BatchReport, plan: Plan, results: dict[str, dict[str, Any]],
                               stacklevel=3)
     clean_tmp(out)
     report.seconds = time.perf_counter() - t0
-    figures = bool(opts.figures) if opts is not None else False
+    figures = bool(task.figures) if opts is not None else False
     if figures:
         import importlib.util
 

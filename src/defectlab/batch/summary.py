@@ -39,10 +39,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..measurement.options import MeasureOptions
 from ..measurement.run import Measurement, set_histograms
 from ..measurement.props import DEFECT_COLUMNS, empty_defect_table
 from ..measurement.report import json_ready
-from ..measurement.stats import ImageInfo, is_cavity_label, size_measures, statistics
+from ..measurement.stats import ImageInfo, size_measures, statistics
 from ..measurement.table import Table
 from ..model import Note
 from .inputs import BatchError
@@ -94,12 +95,8 @@ def read_unit_measurement(folder: str | Path) -> tuple[Table, ImageInfo, list[No
 def summarize(
     folders: Sequence[str | Path],
     labels: Sequence[str],
+    options: MeasureOptions | None = None,
     *,
-    thickness_nm: float | None = None,
-    include_border: bool = False,
-    cavity_labels: Sequence[str] | None = None,
-    size: str = "diameter",
-    bins: int | str = "auto",
     settings: Mapping[str, Any] | None = None,
 ) -> Measurement:
     """The statistics of every image measured into ``folders``, as one :class:`Measurement`.
@@ -110,11 +107,13 @@ def summarize(
         Output folders of a batch, each written by :func:`write_unit_measurement`.
     labels : sequence of str
         Labels to report, in order.
-    thickness_nm, include_border, cavity_labels, size, bins
-        As in :func:`defectlab.measurement.measure`.
+    options : MeasureOptions, optional
+        As in :func:`defectlab.measurement.measure`; the statistics use ``thickness``,
+        ``include_border``, ``cavity_labels``, ``size_measure`` and ``bins``.
     settings : mapping, optional
         Recorded in ``Measurement.settings``.
     """
+    o = options if options is not None else MeasureOptions()
     tables: list[Table] = []
     infos: list[ImageInfo] = []
     notes: list[Note] = []
@@ -130,16 +129,17 @@ def summarize(
     labels = list(labels)
     defects = Table.concat([t for t in tables if len(t)], DEFECT_COLUMNS) if any(len(t) for t in tables) \
         else empty_defect_table()
-    stems = size_measures(defects, labels, size)
-    opts = dict(thickness_nm=thickness_nm, include_border=include_border, cavity_labels=cavity_labels,
+    stems = size_measures(defects, labels, o.size_measure)
+    opts = dict(thickness_nm=o.thickness, include_border=o.include_border, cavity_labels=o.cavity_labels,
                 measures=stems)
     parts = [statistics(t if len(t) else empty_defect_table(), [info], labels, **opts)[0]
              for t, info in zip(tables, infos)]
     per_image = Table.concat(parts, parts[0].columns) if parts else statistics(defects, [], labels, **opts)[0]
     per_set = _per_set(defects, infos, labels, opts)
-    hists = set_histograms(defects, infos, labels, include_border=include_border, measures=stems, bins=bins)
-    settings = {**dict(settings or {}), "thickness_nm": thickness_nm, "include_border": include_border,
-                "size": size, "cavity_labels": [lab for lab in labels if is_cavity_label(lab, cavity_labels)]}
+    hists = set_histograms(defects, infos, labels, include_border=o.include_border, measures=stems, bins=o.bins)
+    every = o.settings(labels)
+    settings = {**dict(settings or {}), **{k: every[k] for k in ("thickness_nm", "include_border", "size",
+                                                                  "cavity_labels")}}
     return Measurement(defects, per_image, per_set, tuple(infos), tuple(labels), hists, settings, tuple(notes))
 
 

@@ -26,7 +26,7 @@ Examples
 >>> from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
 >>> export = pathlib.Path(tempfile.mkdtemp()) / "export"
 >>> _ = make_synthetic_dataset(export, n_images=2, config=SyntheticConfig(size_hw=(64, 64), n_lines=0))
->>> plan = MeasureTask(pixel_size="0.5nm").plan([export])
+>>> plan = MeasureTask(options=MeasureOptions(pixel_size="0.5nm")).plan([export])
 >>> [u.key for u in plan.units], plan.labels[:2]
 (['synthetic_000', 'synthetic_001'], ('cavity', 'loop'))
 >>> dest = pathlib.Path(tempfile.mkdtemp())
@@ -36,7 +36,6 @@ Examples
 
 from __future__ import annotations
 
-import inspect
 import pickle
 import threading
 from collections import OrderedDict
@@ -45,34 +44,16 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from ..errors import DefectlabError
-from ..raster import DEFAULT_LINE_WIDTH
+from ..conversion import ConvertOptions
+from ..measurement.options import MeasureOptions
+from ..reading import ReadOptions
 from .inputs import BatchError, Unit, check_keys, expand_inputs, key_of
 from .records import sha256_bytes
 
 __all__ = [
-    "BatchTask", "ConvertTask", "MeasureTask", "Plan", "PredictTask", "SummaryOptions", "cached_model",
+    "BatchTask", "ConvertTask", "MeasureTask", "Plan", "PredictTask", "cached_model",
     "model_loads", "model_sha256",
 ]
-
-
-@dataclass(frozen=True)
-class SummaryOptions:
-    """How the batch's statistics are computed (they do not change any input's outputs).
-
-    See :func:`defectlab.measurement.measure` for their meaning.
-    """
-
-    thickness: str | float | None = None
-    include_border: bool = False
-    cavity_labels: tuple[str, ...] | None = None
-    size: str = "diameter"
-    bins: int | str = "auto"
-    figures: bool = True
-
-    def thickness_nm(self) -> float | None:
-        from ..imaging.micrograph import parse_length
-
-        return None if self.thickness is None else parse_length(self.thickness, what="thickness")
 
 
 @dataclass
@@ -127,15 +108,12 @@ class BatchTask:
         """Process one unit, writing into the existing empty folder ``dest``; a small JSON-ready summary."""
         raise NotImplementedError
 
-    def summary_options(self) -> SummaryOptions | None:
+    def summary_options(self) -> MeasureOptions | None:
         """How to summarize measured outputs (None: no summary)."""
         return None
 
-
-def _pixel_size_nm(pixel_size: str | float | None) -> float | None:
-    from ..imaging.micrograph import parse_length
-
-    return None if pixel_size is None else parse_length(pixel_size, what="pixel size")
+    #: Draw the batch's figures (tasks that measure).
+    figures: bool = False
 
 
 def labels_digest(item: Any, label_names: Sequence[str]) -> str:
@@ -155,38 +133,35 @@ class MeasureTask(BatchTask):
     ----------
     images : path, optional
         Folder of the micrographs, if not beside the exports.
-    pixel_size : str or float, optional
-        Overrides the files' calibration (``"0.38nm"``; a number is nm).
-    visible_only, line_width, intensity
-        As in :func:`defectlab.measurement.measure`.
-    summary : SummaryOptions
-        Thickness, border rule, cavity labels, size measure, bins, figures of the summary.
+    options : MeasureOptions
+        As in :func:`defectlab.measurement.measure`: ``pixel_size``, ``visible_only``,
+        ``line_width`` and ``intensity`` change each image's outputs; ``thickness``,
+        ``include_border``, ``cavity_labels``, ``size_measure`` and ``bins`` only the batch's
+        statistics.
+    figures : bool
+        Draw the batch's size histograms.
     """
 
     name: ClassVar[str] = "measure"
     measures: ClassVar[bool] = True
 
     images: Path | None = None
-    pixel_size: str | float | None = None
-    visible_only: bool = False
-    line_width: float = DEFAULT_LINE_WIDTH
-    intensity: bool = True
-    summary: SummaryOptions = SummaryOptions()
+    options: MeasureOptions = MeasureOptions()
+    figures: bool = True
 
     def params(self) -> dict[str, Any]:
-        return {"pixel_size_nm": _pixel_size_nm(self.pixel_size), "visible_only": self.visible_only,
-                "line_width": float(self.line_width), "intensity": self.intensity}
+        o = self.options
+        return {"pixel_size_nm": o.pixel_size, "visible_only": o.visible_only, "line_width": o.line_width,
+                "intensity": o.intensity}
 
-    def summary_options(self) -> SummaryOptions:
-        return self.summary
+    def summary_options(self) -> MeasureOptions:
+        return self.options
 
     def plan(self, inputs: Sequence[str | Path]) -> Plan:
         from ..formats import read
         from ..measurement.run import reported_labels
         from ..model import Label
 
-        self.params()  # a bad pixel size fails here, before any work
-        self.summary.thickness_nm()
         paths = expand_inputs(inputs, kind="exports")
         label_objs: dict[str, Label] = {}
         reported: list[str] = []
@@ -224,9 +199,9 @@ class MeasureTask(BatchTask):
         if unit.item is None:
             raise BatchError(f"{unit.source}: a measure unit needs its labeled item")
         ds = Dataset(labels=unit.labels, items=(unit.item,))
-        defects, infos, notes = measure_dataset(ds, pixel_size_nm=_pixel_size_nm(self.pixel_size),
-                                                intensity=self.intensity, visible_only=self.visible_only,
-                                                line_width=self.line_width)
+        o = self.options
+        defects, infos, notes = measure_dataset(ds, pixel_size_nm=o.pixel_size, intensity=o.intensity,
+                                                visible_only=o.visible_only, line_width=o.line_width)
         write_unit_measurement(dest, defects, infos[0], notes)
         return {"defects": len(defects), "notes": len(notes)}
 
@@ -237,69 +212,43 @@ class MeasureTask(BatchTask):
 
 @dataclass(frozen=True)
 class ConvertTask(BatchTask):
-    """Convert each labeling export to another format (``out/<export>/``).
+    """Convert each labeling export to another format (``out/<export>/``), as
+    :func:`defectlab.conversion.convert` does (``to="cvat"``: ``out/<export>/annotations.xml``).
 
     Parameters
     ----------
-    to : str
-        A writable format: ``unet``, ``maskrcnn``, ``coco``, ``yolo``, ``cvat``, ``instance-tiff``.
-    source_format : str, optional
-        The inputs' format, when detection from the path is not wanted.
-    images : path, optional
-        Folder of the images, if not beside the exports.
-    options : dict
-        The writer's options (``stack``, ``visible_only``, ``task``, ``line_width``, …).
+    options : ConvertOptions
+        The output format and the writer's options.
+    read : ReadOptions
+        How the exports are read (their format, the images folder, YOLO class names).
     """
 
     name: ClassVar[str] = "convert"
 
-    to: str = "unet"
-    source_format: str | None = None
-    images: Path | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    options: ConvertOptions = ConvertOptions()
+    read: ReadOptions = ReadOptions()
 
     def params(self) -> dict[str, Any]:
-        return {"to": self.to, "from": self.source_format,
-                "options": {k: self.options[k] for k in sorted(self.options)}}
-
-    def _writer(self) -> Any:
-        from ..formats import FORMATS, format_names
-
-        if self.to not in format_names(writable=True):
-            known = ", ".join(format_names(writable=True))
-            raise BatchError(f"cannot convert to {self.to!r}; writable formats: {known}")
-        return FORMATS[self.to].write
+        given = self.options.writer_options()
+        return {"to": self.options.to, "from": self.read.format, "options": {k: given[k] for k in sorted(given)}}
 
     def plan(self, inputs: Sequence[str | Path]) -> Plan:
-        accepted = inspect.signature(self._writer()).parameters
-        wrong = [k for k in self.options if k not in accepted or k in ("overwrite", "progress")]
-        if wrong:
-            raise BatchError(f"--{wrong[0].replace('_', '-')} does not apply to --to {self.to}")
+        try:
+            self.options.writer_options()
+        except DefectlabError as err:
+            raise BatchError(str(err)) from err
         paths = expand_inputs(inputs, kind="exports")
         units = [Unit(key_of(p.name), p) for p in paths]
         check_keys(units)
         return Plan(self, units, paths)
 
     def run(self, unit: Unit, dest: Path) -> dict[str, Any]:
-        from ..formats import read, write
+        from ..conversion import convert
 
         if unit.path is None:
             raise BatchError(f"{unit.source}: a convert unit needs an export path")
-        options: dict[str, Any] = {}
-        if self.images is not None:
-            options["images"] = self.images
-        ds = read(unit.path, format=self.source_format, **options)
-        opts = dict(self.options)
-        accepted = inspect.signature(self._writer()).parameters
-        if "progress" in accepted:
-            opts["progress"] = False
-        if self.to == "cvat":
-            write(ds, dest / "annotations.xml", format="cvat", **opts)
-            notes: list[Any] = []
-        else:
-            report = write(ds, dest, format=self.to, overwrite=True, **opts)
-            notes = list(getattr(report, "notes", []) or [])
-        return {"images": len(ds), "notes": len(notes) + len(ds.notes)}
+        result = convert(self.read.read(unit.path), dest, self.options, overwrite=True)
+        return {"images": len(result.dataset), "notes": len(result.notes) + len(result.dataset.notes)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,7 +304,7 @@ def model_loads() -> int:
     return len(_LOADS)
 
 
-def prediction_item(pred: Any, name: str) -> Any:
+def prediction_masks_item(pred: Any, name: str) -> Any:
     """An :class:`~defectlab.model.Item` of a prediction: one Mask shape per instance, with its
     class as label and its score as the ``score`` attribute (exact pixels, no tracing)."""
     import numpy as np
@@ -384,15 +333,16 @@ class PredictTask(BatchTask):
         A model folder (``config.json`` + ``weights.pt``), reachable by every worker.
     device : str
         ``"auto"`` (CUDA > MPS > CPU on each worker), ``"cpu"``, ``"cuda"``, …
-    pixel_size : str or float, optional
-        Overrides the files' calibration.
     tile, overlap, batch_size, min_area_px, score_threshold, mask_threshold
         As in :func:`defectlab.dl.predict.predict_image`; ``batch_size`` bounds a worker's
         memory (tiles through the net at once; default about a megapixel), whatever the image size.
     overlays : bool
         Also write ``overlay.png`` (classes in color over the micrograph).
-    summary : SummaryOptions
-        How the batch's statistics are computed.
+    options : MeasureOptions
+        How the defects found are measured (``pixel_size`` overrides the files' calibration)
+        and the batch's statistics computed.
+    figures : bool
+        Draw the batch's size histograms.
     model_sha256 : str, optional
         Filled in by :meth:`plan`.
     """
@@ -402,7 +352,6 @@ class PredictTask(BatchTask):
 
     model: Path
     device: str = "auto"
-    pixel_size: str | float | None = None
     tile: int | None = None
     overlap: int | None = None
     batch_size: int | None = None
@@ -410,28 +359,27 @@ class PredictTask(BatchTask):
     score_threshold: float = 0.5
     mask_threshold: float = 0.5
     overlays: bool = True
-    summary: SummaryOptions = SummaryOptions()
+    options: MeasureOptions = MeasureOptions()
+    figures: bool = True
     model_sha256: str | None = None
 
     def params(self) -> dict[str, Any]:
         # batch_size and device change speed, not results, and are left out on purpose
-        return {"pixel_size_nm": _pixel_size_nm(self.pixel_size), "tile": self.tile, "overlap": self.overlap,
+        return {"pixel_size_nm": self.options.pixel_size, "tile": self.tile, "overlap": self.overlap,
                 "min_area_px": self.min_area_px, "score_threshold": self.score_threshold,
                 "mask_threshold": self.mask_threshold, "overlays": self.overlays}
 
     def model_digest(self) -> str | None:
         return self.model_sha256
 
-    def summary_options(self) -> SummaryOptions:
-        return self.summary
+    def summary_options(self) -> MeasureOptions:
+        return self.options
 
     def plan(self, inputs: Sequence[str | Path]) -> Plan:
         try:
             from ..dl.model_io import load_model
         except ImportError as err:
             raise BatchError(f"batch predict needs torch: pip install 'defectlab[torch]' ({err})") from err
-        self.params()
-        self.summary.thickness_nm()
         folder = Path(self.model).absolute()
         model = load_model(folder, device="cpu")  # checks the folder now, not on every worker
         digest = model_sha256(folder)
@@ -445,7 +393,7 @@ class PredictTask(BatchTask):
         from ..dl.predict import predict_image
         from ..imaging.io import write_image
         from ..imaging.micrograph import read_micrograph
-        from ..measurement.run import _covered
+        from ..measurement.run import covered_px
         from ..measurement.props import measure_instances
         from ..measurement.stats import ImageInfo
         from ..raster import instances
@@ -454,7 +402,7 @@ class PredictTask(BatchTask):
         if self.model_sha256 is None or unit.path is None:
             raise BatchError("a predict task runs after plan() (it needs the model digest and a file)")
         model = cached_model(self.model, self.model_sha256, self.device)
-        m = read_micrograph(unit.path, pixel_size=_pixel_size_nm(self.pixel_size))
+        m = read_micrograph(unit.path, pixel_size=self.options.pixel_size)
         pred = predict_image(model, m.array, tile_size=self.tile, overlap=self.overlap, batch_size=self.batch_size,
                              min_area_px=self.min_area_px, score_threshold=self.score_threshold,
                              mask_threshold=self.mask_threshold)
@@ -465,13 +413,14 @@ class PredictTask(BatchTask):
 
             write_image(dest / "overlay.png", overlay(m.array, pred.semantic, model.config.colors_rgb,
                                                       outlines=pred.instances))
-        item = prediction_item(pred, unit.path.name)
+        item = prediction_masks_item(pred, unit.path.name)
         class_index = {name: i for i, name in model.classes.items()}
         names = dict(model.classes)
-        found, notes = instances(item, class_index)
+        found, notes = instances(item, class_index, visible_only=self.options.visible_only,
+                                 line_width=self.options.line_width)
         defects = measure_instances(found, item.size_hw, item_key=item.key, class_names=names, image=m.array,
                                     pixel_size_nm=m.pixel_size_nm)
-        info = ImageInfo(item.key, item.size_hw, m.pixel_size_nm, _covered(found, item.size_hw, names),
+        info = ImageInfo(item.key, item.size_hw, m.pixel_size_nm, covered_px(found, item.size_hw, names),
                          m.metadata.get("calibration"))
         write_unit_measurement(dest, defects, info, notes,
                                {"instances": pred.counts(), "seconds_predict": round(pred.seconds, 4)})

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["console", "err_console", "fail", "warn"]
+__all__ = ["console", "err_console", "fail", "print_notes", "warn"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -28,3 +28,16 @@ def fail(err: Exception | str) -> NoReturn:
 def warn(message: str) -> None:
     """Print a warning line on stderr (a silent downgrade is never silent)."""
     err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def print_notes(notes, *, limit: int = 10, where: str = "") -> None:
+    """The notes of a run: their codes counted on one line, then the first ``limit`` in full."""
+    from collections import Counter
+
+    if not notes:
+        return
+    codes = Counter(n.code for n in notes)
+    console.print("[yellow]notes:[/] " + escape(", ".join(f"{c} ×{n}" for c, n in codes.items()) + where),
+                  highlight=False)
+    for note in list(notes)[:limit]:
+        console.print(f"  {escape(str(note))}", highlight=False, soft_wrap=True)

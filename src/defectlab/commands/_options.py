@@ -23,12 +23,13 @@ from typing import Annotated, Any, Callable, List, Optional
 
 import typer
 
-from ..options import Options, check_value, option_fields
+from ..options import Options, check_value, choices_of, is_flag, number_kind, option_fields
 
 __all__ = ["cli_fields", "flag_of", "from_cli", "with_options"]
 
-#: Choices listed in the placeholder (``[a|b|c]``) up to this length; longer lists go in the help.
-_SHORT_CHOICES = 30
+#: Choices listed in the placeholder (``[a|b|c]``, never wrapped) up to this length; longer lists
+#: go in the help text.
+_SHORT_CHOICES = 60
 
 
 def cli_fields(cls: type[Options], exclude: tuple[str, ...] = ()) -> list[dataclasses.Field]:
@@ -54,13 +55,13 @@ def _decls(f: dataclasses.Field) -> str:
 
 def _kind(f: dataclasses.Field) -> str:
     meta = f.metadata
-    if isinstance(f.default, bool) and meta["parse"] is None and meta["convert"] is None:
-        return "bool"
+    if is_flag(f) and meta["parse"] is None:
+        return "bool"  # a flag (with a default of None: neither spelling given)
     if meta["multiple"]:
         return "multiple"
-    if (isinstance(f.default, (int, float)) and meta["parse"] is None and meta["convert"] is None
-            and meta["choices"] is None):
-        return "int" if isinstance(f.default, int) else "float"
+    kind = number_kind(f)
+    if kind is not None and meta["parse"] is None and meta["convert"] is None and meta["choices"] is None:
+        return "int" if kind is int else "float"
     return "str"
 
 
@@ -76,16 +77,14 @@ def _help(f: dataclasses.Field) -> tuple[str, str | None]:
     """(help text, placeholder) of field ``f``: the choices in one of them."""
     meta = f.metadata
     text, metavar = meta["help"], meta["metavar"]
-    choices = meta["choices"]
-    if choices and metavar is None:
+    choices = choices_of(f)
+    if choices:
         listed = "|".join(choices)
         if len(listed) + 2 <= _SHORT_CHOICES:
             metavar = f"[{listed}]"
         else:
-            metavar = "NAME"
+            metavar = metavar or "NAME"
             text = f"{text} One of: {', '.join(choices)}."
-    elif choices:
-        text = f"{text} One of: {', '.join(choices)}."
     kind = _kind(f)
     if metavar is None and kind != "bool":
         metavar = {"int": "INTEGER", "float": "NUMBER", "multiple": "TEXT"}.get(kind, "TEXT")
@@ -96,12 +95,13 @@ def _parameter(f: dataclasses.Field) -> inspect.Parameter:
     text, metavar = _help(f)
     kind = _kind(f)
     if kind == "bool":
-        annotation: Any = bool
+        annotation: Any = bool if isinstance(f.default, bool) else Optional[bool]
         default: Any = f.default
     elif kind == "multiple":
         annotation, default = Optional[List[str]], None
     elif kind in ("int", "float"):
-        annotation, default = (int if kind == "int" else float), f.default
+        annotation = int if kind == "int" else float
+        annotation, default = (annotation if f.default is not None else Optional[annotation]), f.default
     else:
         annotation, default = Optional[str], _shown(f)
     info = typer.Option(_decls(f), help=text, metavar=metavar if kind != "bool" else None,
@@ -175,14 +175,20 @@ def with_options(exclude: tuple[str, ...] = (), **classes: type[Options]) -> Cal
 
         @functools.wraps(fn)
         def command(**kwargs: Any) -> Any:
-            from ._console import fail
+            import warnings
+
+            from ._console import fail, warn
 
             built = {}
-            for pname, names in generated.items():
-                try:
-                    built[pname] = from_cli(classes[pname], {n: kwargs.pop(n) for n in names}, exclude)
-                except ValueError as err:
-                    fail(err)
+            with warnings.catch_warnings(record=True) as caught:  # e.g. a length without its unit
+                warnings.simplefilter("always", UserWarning)
+                for pname, names in generated.items():
+                    try:
+                        built[pname] = from_cli(classes[pname], {n: kwargs.pop(n) for n in names}, exclude)
+                    except ValueError as err:
+                        fail(err)
+            for w in caught:
+                warn(str(w.message))
             return fn(**kwargs, **built)
 
         del command.__wrapped__  # typer reads __signature__, not the wrapped function's

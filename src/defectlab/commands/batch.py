@@ -11,11 +11,16 @@ when interrupted (Ctrl-C) — a rerun then does only what is left.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Any, Callable, List, Optional
 
 import typer
+
+from ..conversion import ConvertOptions
+from ..measurement.options import MeasureOptions
+from ..reading import ReadOptions
+from .._pages import fmt as _fmt
+from ._options import with_options
 
 batch_app = typer.Typer(
     name="batch",
@@ -27,11 +32,6 @@ _SCHED = ("An existing Dask cluster's scheduler, tcp://HOST:PORT (default: $DASK
           "cluster on this machine; 'sync' runs in this process without Dask).")
 _WORKERS = "Worker processes of the local cluster (default: one per CPU core)."
 _FORCE = "Redo every input, even those whose outputs are complete and current."
-_PIXEL = "Pixel size, overriding the files' calibration: 0.38nm, 3.8Å (a bare number is nm)."
-_THICK = "Foil thickness, for density per volume and swelling: 80nm."
-_BORDER = "Use defects touching the image border in size statistics (default: left out, their size is cut)."
-_CAVITY = "A label that is a cavity (for swelling); repeat for several. Default: names with cavity/bubble/void/pore."
-_SIZE = "Size measure of the distributions: diameter (equivalent) or major_axis."
 _FIGS = "Draw the size histograms of the batch (PNG)."
 _PROGRESS = "Show a progress bar (and the Dask dashboard's address)."
 
@@ -41,24 +41,14 @@ Sched = Annotated[Optional[str], typer.Option("--scheduler", help=_SCHED)]
 Workers = Annotated[Optional[int], typer.Option("--workers", min=1, help=_WORKERS)]
 Force = Annotated[bool, typer.Option("--force", help=_FORCE)]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help=_PROGRESS)]
-PixelSize = Annotated[Optional[str], typer.Option("--pixel-size", help=_PIXEL)]
-Thickness = Annotated[Optional[str], typer.Option("--thickness", help=_THICK)]
-Border = Annotated[bool, typer.Option("--include-border", help=_BORDER)]
-Cavity = Annotated[Optional[List[str]], typer.Option("--cavity-label", help=_CAVITY)]
-Size = Annotated[str, typer.Option("--size", help=_SIZE)]
 Figures = Annotated[bool, typer.Option("--figures/--no-figures", help=_FIGS)]
-
-
-def _fmt(v: object) -> str:
-    if isinstance(v, float):
-        return "–" if not math.isfinite(v) else f"{v:.3g}"
-    return str(v)
 
 
 def _run(call: Callable[[], Any]) -> None:
     """Run a batch, print what happened, exit 1 when some input failed."""
-    from defectlab.cli import console, err_console, fail
     from defectlab.errors import DefectlabError
+
+    from ._console import console, err_console, fail
 
     import warnings
 
@@ -83,7 +73,7 @@ def _run(call: Callable[[], Any]) -> None:
                   "area frac"):
             t.add_column(h, justify="left" if h == "label" else "right", no_wrap=h == "label")
         for row in m.per_set.rows():
-            t.add_row(*[_fmt(row[c]) for c in ("label", "count", "count_sized", dens, f"size_mean_{unit}",
+            t.add_row(*[_fmt(row[c], 3) for c in ("label", "count", "count_sized", dens, f"size_mean_{unit}",
                                                 f"size_std_{unit}", "area_fraction")])
         console.print(t)
     for w in caught:
@@ -105,15 +95,13 @@ def _run(call: Callable[[], Any]) -> None:
 
 
 @batch_app.command("measure")
+@with_options(options=MeasureOptions)
 def measure(
     inputs: Inputs,
     out: Out,
-    images: Annotated[Optional[Path], typer.Option("--images", help="Folder holding the micrographs, if not beside the exports.")] = None,
-    pixel_size: PixelSize = None,
-    thickness: Thickness = None,
-    include_border: Border = False,
-    cavity_label: Cavity = None,
-    size: Size = "diameter",
+    options: MeasureOptions,
+    images: Annotated[Optional[Path], typer.Option("--images", help="Folder holding the micrographs, if not beside "
+                                                   "the exports.", metavar="DIR")] = None,
     figures: Figures = True,
     scheduler: Sched = None,
     workers: Workers = None,
@@ -123,28 +111,26 @@ def measure(
     """Measure every labeled image of labeling exports (labels or predictions): one task per image."""
     from defectlab import batch
 
-    _run(lambda: batch.measure(inputs, out=out, images=images, pixel_size=pixel_size, thickness=thickness,
-                               include_border=include_border, cavity_labels=cavity_label or None, size=size,
-                               figures=figures, scheduler=scheduler, workers=workers, force=force, progress=progress))
+    _run(lambda: batch.measure(inputs, options, out=out, images=images, figures=figures, scheduler=scheduler,
+                               workers=workers, force=force, progress=progress))
 
 
 @batch_app.command("predict")
+@with_options(options=MeasureOptions)
 def predict(
-    model: Annotated[Path, typer.Argument(help="A model folder (config.json + weights.pt), reachable by every worker.")],
+    model: Annotated[Path, typer.Argument(help="A model folder (config.json + weights.pt), reachable by every worker.",
+                                          metavar="MODEL")],
     inputs: Inputs,
     out: Out,
+    options: MeasureOptions,
     device: Annotated[str, typer.Option("--device", help="auto (CUDA > MPS > CPU on each worker), cpu, cuda, cuda:N or mps.")] = "auto",
-    pixel_size: PixelSize = None,
-    tile: Annotated[Optional[int], typer.Option(help="Tile size, px (default: the model's).")] = None,
-    overlap: Annotated[Optional[int], typer.Option(help="Least tile overlap, px (default: the model's).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Tiles through the net at once (bounds a worker's memory) [about a megapixel's worth].")] = None,
-    min_area: Annotated[int, typer.Option("--min-area", min=0, help="unet: objects under this many px get no instance.")] = 4,
+    tile: Annotated[Optional[int], typer.Option(help="Tile size, px (default: the model's).", metavar="PX")] = None,
+    overlap: Annotated[Optional[int], typer.Option(help="Least tile overlap, px (default: the model's).",
+                                                   metavar="PX")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Tiles through the net at once (bounds a worker's memory; default: about a megapixel's worth).", metavar="N")] = None,
+    min_area: Annotated[int, typer.Option("--min-area", min=0, help="unet: objects under this many px get no instance.", metavar="PX")] = 4,
     score_threshold: Annotated[float, typer.Option("--score-threshold", min=0.0, max=1.0, help="maskrcnn: least detection score kept.")] = 0.5,
     overlays: Annotated[bool, typer.Option("--overlays/--no-overlays", help="Write overlay.png per image.")] = True,
-    thickness: Thickness = None,
-    include_border: Border = False,
-    cavity_label: Cavity = None,
-    size: Size = "diameter",
     figures: Figures = True,
     scheduler: Sched = None,
     workers: Workers = None,
@@ -154,26 +140,19 @@ def predict(
     """Predict micrographs with a trained model and measure every defect: one task per image, the model loaded once per worker."""
     from defectlab import batch
 
-    _run(lambda: batch.predict(model, inputs, out=out, device=device, pixel_size=pixel_size, tile=tile,
-                               overlap=overlap, batch_size=batch_size, min_area_px=min_area,
-                               score_threshold=score_threshold, overlays=overlays, thickness=thickness,
-                               include_border=include_border, cavity_labels=cavity_label or None, size=size,
-                               figures=figures, scheduler=scheduler, workers=workers, force=force, progress=progress))
+    _run(lambda: batch.predict(model, inputs, options, out=out, device=device, tile=tile, overlap=overlap,
+                               batch_size=batch_size, min_area_px=min_area, score_threshold=score_threshold,
+                               overlays=overlays, figures=figures, scheduler=scheduler, workers=workers, force=force,
+                               progress=progress))
 
 
 @batch_app.command("convert")
+@with_options(options=ConvertOptions, read=ReadOptions)
 def convert(
     inputs: Inputs,
-    to: Annotated[str, typer.Option("--to", help="Output format: unet, maskrcnn, coco, yolo, cvat, instance-tiff.")],
     out: Out,
-    source_format: Annotated[Optional[str], typer.Option("--from", help="Input format, when detection from the path is not wanted.")] = None,
-    images: Annotated[Optional[Path], typer.Option("--images", help="Folder holding the image files, if not beside the exports.")] = None,
-    stack: Annotated[Optional[bool], typer.Option("--stack", help="unet: also write images.npy and masks.npy.")] = None,
-    one_hot: Annotated[Optional[bool], typer.Option("--one-hot", help="unet: also write onehot.npy.")] = None,
-    visible_only: Annotated[Optional[bool], typer.Option("--visible-only/--full-extent", help="maskrcnn, instance-tiff: only the visible part of overlapped instances.")] = None,
-    task: Annotated[Optional[str], typer.Option("--task", help="yolo: detect or segment.")] = None,
-    line_width: Annotated[Optional[float], typer.Option(help="Width in px of polyline masks.")] = None,
-    copy_images: Annotated[Optional[bool], typer.Option("--copy-images/--no-copy-images", help="coco, yolo: copy the image files.")] = None,
+    options: ConvertOptions,
+    read: ReadOptions,
     scheduler: Sched = None,
     workers: Workers = None,
     force: Force = False,
@@ -182,11 +161,8 @@ def convert(
     """Convert each labeling export to another format, OUT/<export stem>/: one task per export."""
     from defectlab import batch
 
-    given = {"stack": stack, "one_hot": one_hot, "visible_only": visible_only, "task": task,
-             "line_width": line_width, "copy_images": copy_images}
-    options = {k: v for k, v in given.items() if v is not None}
-    _run(lambda: batch.convert(inputs, to=to, out=out, source_format=source_format, images=images,
-                               scheduler=scheduler, workers=workers, force=force, progress=progress, **options))
+    _run(lambda: batch.convert(inputs, options, out=out, read=read, scheduler=scheduler, workers=workers, force=force,
+                               progress=progress))
 
 
 def register(app: typer.Typer) -> None:

@@ -10,11 +10,16 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Optional
 
 import typer
 
-__all__ = ["register", "parse_edges", "parse_size", "error_dict"]
+from ..qc.options import CheckOptions
+from ..reading import ReadOptions
+from ._console import console, fail
+from ._options import with_options
+
+__all__ = ["register", "error_dict"]
 
 #: Exit code when findings at or above --fail-on exist.
 EXIT_FINDINGS = 2
@@ -24,42 +29,6 @@ class FailOn(str, Enum):
     error = "error"
     warning = "warning"
     never = "never"
-
-
-def parse_edges(values: list[str]) -> dict[str, str]:
-    """``["cavity=inner", "loop=outer"]`` -> ``{"cavity": "inner", "loop": "outer"}``.
-
-    Examples
-    --------
-    >>> parse_edges(["He bubble=inner", "loop = outer"])
-    {'He bubble': 'inner', 'loop': 'outer'}
-    """
-    out: dict[str, str] = {}
-    for value in values:
-        name, sep, edge = value.rpartition("=")
-        name, edge = name.strip(), edge.strip().lower()
-        if not sep or not name or edge not in ("inner", "outer"):
-            raise ValueError(f"--edge: expected LABEL=inner or LABEL=outer, got {value!r}")
-        out[name] = edge
-    return out
-
-
-def parse_size(value: str) -> tuple[int, int]:
-    """``"1024x768"`` (W x H) -> ``(768, 1024)`` (H, W).
-
-    Examples
-    --------
-    >>> parse_size("1024x768")
-    (768, 1024)
-    """
-    w, sep, h = value.lower().partition("x")
-    try:
-        if not sep:
-            raise ValueError
-        wi, hi = int(w), int(h)
-    except ValueError:
-        raise ValueError(f"--image-size: expected WIDTHxHEIGHT such as 1024x1024, got {value!r}") from None
-    return hi, wi
 
 
 def error_dict(err: Exception) -> dict:
@@ -77,61 +46,32 @@ def error_dict(err: Exception) -> dict:
 
 def register(app: typer.Typer) -> None:
     """Add ``check`` to the ``defectlab`` command line."""
-    from ..qc.config import CheckConfig
-
-    d = CheckConfig()
 
     @app.command()
+    @with_options(options=CheckOptions, read=ReadOptions)
     def check(
-        export: Annotated[Path, typer.Argument(help="A labeling export: .xml, folder or .zip.")],
-        images: Annotated[Optional[Path], typer.Option(
-            "--images", help="Folder holding the image files, if not beside the export.")] = None,
+        export: Annotated[Path, typer.Argument(
+            help="A labeling export in any readable format: file, folder or .zip.", metavar="EXPORT")],
+        options: CheckOptions,
+        read: ReadOptions,
         as_json: Annotated[bool, typer.Option(
             "--json", help="Print one JSON object with a 'findings' list instead of tables.")] = False,
         report: Annotated[Optional[Path], typer.Option(
-            "--report", help="Write an offline HTML report to this file.")] = None,
+            "--report", help="Write an offline HTML report to this file.", metavar="FILE")] = None,
         fix_out: Annotated[Optional[Path], typer.Option(
             "--fix", help="Write a repaired copy of the export to this folder (holes between masks filled, shapes "
                           "clipped to the image, duplicates removed), with changes.json listing every change. "
-                          "The input is never modified.")] = None,
-        overwrite: Annotated[bool, typer.Option(help="Replace an existing --report file or --fix folder.")] = False,
+                          "The input is never modified.", metavar="DIR")] = None,
+        overwrite: Annotated[bool, typer.Option(
+            "--overwrite", help="Replace an existing --report file or --fix folder.")] = False,
         fail_on: Annotated[FailOn, typer.Option(
             "--fail-on", help="Exit with code 2 when findings of this severity or worse exist.")] = FailOn.error,
-        edge: Annotated[Optional[List[str]], typer.Option(
-            "--edge", help="Edge convention of a label, LABEL=inner|outer (repeatable). Default: the export's, "
-                           "else guessed from the name (bubble/cavity/void: inner, loop: outer).")] = None,
-        solidity: Annotated[float, typer.Option(
-            help="Flag polygons/masks with a solidity below this (0-1).")] = d.solidity,
-        edge_tolerance: Annotated[float, typer.Option(
-            "--edge-tolerance",
-            help="Flag boundaries farther than this (px) from their label's edge of the dark band.")] = d.edge_tolerance,
-        hole_area: Annotated[float, typer.Option(
-            "--hole-area", help="Flag background pockets enclosed by shapes up to this many px.")] = d.hole_area_px,
-        min_area: Annotated[float, typer.Option(
-            "--min-area", help="Flag area shapes covering fewer px than this.")] = d.min_area_px,
-        duplicate_iou: Annotated[float, typer.Option(
-            "--duplicate-iou", help="Same-label shapes with a pixel IoU above this are duplicates.")] = d.duplicate_iou,
-        overlap: Annotated[float, typer.Option(
-            help="Flag same-label shapes sharing more than this fraction of the smaller one.")] = d.overlap,
-        outside_tolerance: Annotated[float, typer.Option(
-            "--outside-tolerance",
-            help="Flag geometry reaching farther than this (px) outside the image.")] = d.outside_tolerance_px,
-        outlier_z: Annotated[float, typer.Option(
-            "--outlier-z", help="Flag sizes with a robust z-score of log area above this.")] = d.outlier_z,
-        image_size: Annotated[Optional[str], typer.Option(
-            "--image-size", help="The size every image should have, WIDTHxHEIGHT "
-                                 "(default: each set's most common size).")] = None,
-        line_width: Annotated[float, typer.Option(
-            help="Width in px of polyline (dislocation line) masks.")] = d.line_width,
-        no_images: Annotated[bool, typer.Option(
-            "--no-images", help="Check the annotations only; do not read image files.")] = False,
-        limit: Annotated[int, typer.Option(help="Terminal output: list at most this many findings.")] = 40,
+        limit: Annotated[int, typer.Option(help="Terminal output: list at most this many findings.",
+                                           metavar="N")] = 40,
     ) -> None:
         """Find labeling problems: image sizes, holes between masks, bad shapes, duplicates,
         concave shapes, boundaries at the wrong edge, size outliers."""
-        from ..cli import console, fail
         from ..errors import DefectlabError, OutputError
-        from ..formats import read
         from ..qc import check as run_check
         from ..qc import fix as run_fix
         from ..qc.repair import check_fix_target
@@ -141,21 +81,12 @@ def register(app: typer.Typer) -> None:
                 raise OutputError(f"{report}: exists; pass --overwrite to replace it")
             if fix_out is not None:
                 check_fix_target(fix_out, export, overwrite=overwrite)
-            edges = parse_edges(edge or [])
-            size_hw = parse_size(image_size) if image_size else None
-            dataset = read(export, images=images, lenient=True) if images is not None else read(export, lenient=True)
-            result = run_check(
-                dataset, edges=edges, solidity=solidity, edge_tolerance=edge_tolerance,
-                hole_area_px=hole_area, min_area_px=min_area, duplicate_iou=duplicate_iou, overlap=overlap,
-                outside_tolerance_px=outside_tolerance, outlier_z=outlier_z, image_size_hw=size_hw,
-                line_width=line_width, use_images=not no_images, progress=not as_json,
-            )
+            dataset = read.read(export, lenient=True)
+            result = run_check(dataset, options, progress=not as_json)
             written = result.write_report(report, overwrite=overwrite, progress=not as_json) if report else None
             fixed = None
             if fix_out is not None:
-                fixed = run_fix(dataset, result, hole_area_px=hole_area, duplicate_iou=duplicate_iou,
-                                outside_tolerance_px=outside_tolerance, line_width=line_width, out=fix_out,
-                                overwrite=overwrite)
+                fixed = run_fix(dataset, result, options, out=fix_out, overwrite=overwrite)
         except (DefectlabError, ValueError) as err:
             if as_json:  # scripts read JSON whatever happens
                 print(json.dumps({"source": str(export), "error": error_dict(err), "findings": [], "failed": True},

@@ -53,7 +53,7 @@ def export(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing package.")] = False,
 ) -> None:
     """Export a trained U-Net as a bioimage.io model package (TorchScript + ONNX, test tensors, docs)."""
-    from defectlab.cli import console, fail
+    from ._console import console, fail
     from defectlab.errors import DefectlabError
 
     try:

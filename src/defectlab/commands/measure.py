@@ -8,7 +8,6 @@ library is imported inside the commands.
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 from typing import Annotated, Optional
@@ -16,7 +15,9 @@ from typing import Annotated, Optional
 import typer
 
 from ..measurement.options import EvaluateOptions, MeasureOptions
-from ._console import console, fail
+from ..reading import ReadOptions
+from .._pages import fmt as _fmt
+from ._console import console, fail, print_notes
 from ._options import with_options
 
 _IMAGES = "Folder holding the micrographs (their calibration), if not beside the export."
@@ -29,21 +30,15 @@ Figures = Annotated[bool, typer.Option("--figures/--no-figures", help=_FIGS)]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")]
 
 
-def _fmt(v: object, digits: int = 4) -> str:
-    if isinstance(v, float):
-        return "–" if not math.isfinite(v) else f"{v:.{digits}g}"
-    return str(v)
-
-
 def _print_notes(notes, warned: list[str]) -> None:
-    from collections import Counter
-
     for w in warned:
         console.print("[yellow]warning:[/] " + _escape(w), highlight=False, soft_wrap=True)
-    if notes:
-        codes = Counter(n.code for n in notes)
-        console.print("[yellow]notes:[/] " + ", ".join(f"{c} ×{n}" for c, n in codes.items()) + " (see summary.json)",
-                      highlight=False)
+    print_notes([n for n in notes if n.code != "implausible-size"], limit=0, where=" (see summary.json)")
+
+
+def _messages(caught) -> list[str]:
+    """The warnings caught, each message once, in order."""
+    return list(dict.fromkeys(str(w.message) for w in caught))
 
 
 def _escape(text: str) -> str:
@@ -56,26 +51,26 @@ def register(app: typer.Typer) -> None:
     """Add ``measure`` and ``evaluate`` to the ``defectlab`` app."""
 
     @app.command()
-    @with_options(options=MeasureOptions)
+    @with_options(options=MeasureOptions, read=ReadOptions)
     def measure(
-        source: Annotated[Path, typer.Argument(help="Labels or predictions: a labeling export, folder of masks, .zip.",
-                                               metavar="SOURCE")],
+        source: Annotated[Path, typer.Argument(
+            help="Labels or predictions: a labeling export in any readable format, a folder of masks, a .zip.",
+            metavar="SOURCE")],
         out: Out,
         options: MeasureOptions,
-        images: Images = None,
+        read: ReadOptions,
         figures: Figures = True,
         overwrite: Overwrite = False,
     ) -> None:
         """Measure every defect in px and nm; counts, densities, size distributions, area fraction, swelling."""
         from ..errors import DefectlabError
-        from ..imaging.micrograph import CalibrationWarning
         from ..measurement import measure as run
 
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", CalibrationWarning)
-                m = run(source, options, images=images, progress=True)
-            m.write(out, overwrite=overwrite, figures=figures)
+            with warnings.catch_warnings(record=True) as caught:  # each warning once, as one line
+                warnings.simplefilter("always", UserWarning)
+                m = run(read.read(source), options, progress=True)
+                m.write(out, overwrite=overwrite, figures=figures)
         except (DefectlabError, ValueError) as err:
             fail(err)
         from rich.table import Table as RichTable
@@ -89,12 +84,12 @@ def register(app: typer.Typer) -> None:
         heads = ["label", "n", "sized", "per µm²" if m.calibrated else "per px²", f"mean {unit}", f"std {unit}",
                  "area frac", "swelling %"]
         for h in heads:
-            t.add_column(h, justify="left" if h == "label" else "right", no_wrap=h == "label")
+            t.add_column(h, justify="left" if h == "label" else "right", no_wrap=h != "label")
         for row in m.per_set.rows():
             t.add_row(*[_escape(_fmt(row[c], 3)) for c in cols])
         console.print(t)
         _print_notes([n for n in m.notes if n.code != "no-calibration"],
-                     [str(w.message) for w in caught if issubclass(w.category, CalibrationWarning)])
+                     _messages(caught))
         console.print(f"[green]wrote[/] {len(m.defects)} defects of {len(m.images)} image(s) -> "
                       f"{_escape(str(out))}/index.html", highlight=False)
 
@@ -113,14 +108,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score predictions against labels: precision/recall/F1 at an IoU, pixel IoU/Dice, COCO mAP, size errors."""
         from ..errors import DefectlabError
-        from ..imaging.micrograph import CalibrationWarning
         from ..measurement import evaluate as run
 
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", CalibrationWarning)
+            with warnings.catch_warnings(record=True) as caught:  # each warning once, as one line
+                warnings.simplefilter("always", UserWarning)
                 e = run(predictions, labels, options, images=images, progress=True)
-            e.write(out, overwrite=overwrite, figures=figures)
+                e.write(out, overwrite=overwrite, figures=figures)
         except (DefectlabError, ValueError) as err:
             fail(err)
         from rich.table import Table as RichTable
@@ -136,11 +130,11 @@ def register(app: typer.Typer) -> None:
                 "density_error_percent", "ks_pvalue"]
         heads = ["label", "true", "pred", "P", "R", "F1", "AP", "size err%", "dens err%", "KS p"]
         for h in heads:
-            t.add_column(h, justify="left" if h == "label" else "right", no_wrap=h == "label")
+            t.add_column(h, justify="left" if h == "label" else "right", no_wrap=h != "label")
         for row in e.per_class.rows():
             t.add_row(*[_escape(_fmt(row[c], 3)) for c in cols])
         console.print(t)
         _print_notes([n for n in e.notes if n.code != "no-calibration"],
-                     [str(w.message) for w in caught if issubclass(w.category, CalibrationWarning)])
+                     _messages(caught))
         console.print(f"[green]wrote[/] evaluation of {o['images']} image(s) -> {_escape(str(out))}/index.html",
                       highlight=False)

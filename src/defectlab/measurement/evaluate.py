@@ -410,113 +410,161 @@ def evaluate(
         ``.overall``, ``.per_class`` …; ``.write(out)`` writes the report.
     """
     opts = EvaluateOptions.build(options, **changes)
-    iou, nm_override, t_nm = opts.iou, opts.pixel_size, opts.thickness
-    include_border, cavity_labels, size = opts.include_border, opts.cavity_labels, opts.size_measure
-    visible_only, line_width, bins = opts.visible_only, opts.line_width, opts.bins
     true_ds = load_dataset(labels, images)
     pred_ds = load_dataset(predictions, images)
     label_names = reported_labels(true_ds)
     name_map, notes = _class_map(pred_ds, true_ds, label_names)
-    class_index = {n: i for i, n in enumerate(label_names, start=1)}
-    pred_index = {p: class_index[t] for p, t in name_map.items()}
-    names = {v: k for k, v in class_index.items()}
-    lines = {s.label for it in true_ds.items for s in it.shapes if s.kind == "polyline"}
-    areas = {s.label for it in true_ds.items for s in it.shapes if s.is_area}
-    # One size measure per label for both sides, from the labels: a line's length, else `size`.
-    size_stem = {n: "length" if (n in lines and n not in areas) else size for n in label_names}
     pairs, pair_notes = _pair_items(pred_ds, true_ds)
     notes.extend(pair_notes)
 
     from tqdm.auto import tqdm
 
-    k = len(label_names)
-    pix = np.zeros((k, 3), dtype=np.int64)  # inter, pred, true
-    obj = np.zeros((k, 3), dtype=np.int64)  # tp, fp, fn
-    per_image, match_rows = [], []
-    pred_tables, true_tables, pred_infos, true_infos, coco_pairs = [], [], [], [], []
+    tally = _Tally(opts, true_ds, label_names, name_map, notes)
     for p_item, t_item in tqdm(pairs, desc="evaluating", unit="image", disable=not progress):
-        _, nm, calibration, why = item_calibration(t_item, nm_override, pixels=False)
-        if nm is None and p_item is not None and p_item.image is not None:
-            _, nm, calibration, why = item_calibration(p_item, None, pixels=False)
-        if nm is None:
-            notes.append(Note("no-calibration", f"no pixel size ({why}); measured in px only", item=t_item.name))
-        t_found, skipped = instances(t_item, class_index, visible_only=visible_only, line_width=line_width)
-        notes.extend(skipped)
-        if p_item is not None:
-            p_item = Item(t_item.name, p_item.size_hw, tuple(
-                s.replace(label=names[pred_index[s.label]]) if s.label in pred_index else s for s in p_item.shapes),
-                image=p_item.image, subset=t_item.subset, id=p_item.id)
-            p_found, skipped = instances(p_item, class_index, visible_only=visible_only, line_width=line_width)
-            notes.extend(Note(n.code, n.message, item=f"{n.item} (prediction)", where=n.where) for n in skipped)
-        else:
-            p_found = []
-        key, size_hw = t_item.key, t_item.size_hw
-        p_tab = measure_instances(p_found, size_hw, item_key=key, class_names=names, pixel_size_nm=nm)
-        t_tab = measure_instances(t_found, size_hw, item_key=key, class_names=names, pixel_size_nm=nm)
-        p_partner = np.full(len(p_found), -1, dtype=np.int64)
-        t_partner = np.full(len(t_found), -1, dtype=np.int64)
-        p_cov, t_cov = {}, {}
-        for ci, label in enumerate(label_names, start=1):
-            pm, tm = _union(p_found, ci, size_hw), _union(t_found, ci, size_hw)
-            inter, np_, nt = int(np.count_nonzero(pm & tm)), int(np.count_nonzero(pm)), int(np.count_nonzero(tm))
-            pix[ci - 1] += (inter, np_, nt)
-            p_cov[label], t_cov[label] = np_, nt
-            pi = [i for i, x in enumerate(p_found) if x.class_id == ci]
-            ti = [j for j, x in enumerate(t_found) if x.class_id == ci]
-            m = match_instances(iou_matrix([p_found[i].crop for i in pi], [t_found[j].crop for j in ti]), iou)
-            tp, fp, fn = len(m), len(pi) - len(m), len(ti) - len(m)
-            obj[ci - 1] += (tp, fp, fn)
-            for a, b, v in m:
-                pa, tb = pi[a], ti[b]
-                p_partner[pa], t_partner[tb] = p_found[pa].index, t_found[tb].index
-                stem = size_stem[label]
-                match_rows.append({"image": key, "label": label, "pred_index": p_found[pa].index,
-                                   "true_index": t_found[tb].index, "iou": v, "size_measure": stem,
-                                   "pred_size_px": float(p_tab[f"{stem}_px"][pa]),
-                                   "true_size_px": float(t_tab[f"{stem}_px"][tb]),
-                                   "pred_size_nm": float(p_tab[f"{stem}_nm"][pa]),
-                                   "true_size_nm": float(t_tab[f"{stem}_nm"][tb]),
-                                   "true_touches_border": bool(t_tab["touches_border"][tb])})
-            if np_ or nt or pi or ti:
-                prec, rec, f1 = _prf(tp, fp, fn)
-                per_image.append({"image": key, "label": label, "pixel_iou": _ratio(inter, np_ + nt - inter),
-                                  "pixel_dice": _ratio(2 * inter, np_ + nt), "tp": tp, "fp": fp, "fn": fn,
-                                  "precision": prec, "recall": rec, "f1": f1,
-                                  "n_pred": len(pi), "n_true": len(ti)})
-        pred_tables.append(p_tab.with_column("matched", p_partner))
-        true_tables.append(t_tab.with_column("matched", t_partner))
-        pred_infos.append(ImageInfo(key, size_hw, nm, p_cov, calibration))
-        true_infos.append(ImageInfo(key, size_hw, nm, t_cov, calibration))
-        scores = [shape_score(x.shape) for x in p_found]
-        coco_pairs.append((size_hw, p_found, t_found, [1.0 if math.isnan(s) else s for s in scores]))
-
-    pred_defects = Table.concat(pred_tables) if pred_tables else Table()
-    true_defects = Table.concat(true_tables) if true_tables else Table()
+        tally.add(p_item, t_item)
+    pred_defects, true_defects = tally.defects()
     if len(pred_defects) and np.all(np.isnan(pred_defects["score"].astype(np.float64))):
         notes.append(Note("no-scores", "predictions carry no score attribute: COCO AP ranks them all as 1.0 "
                           "(ties in file order)"))
-    stat_kw = dict(thickness_nm=t_nm, include_border=include_border, cavity_labels=cavity_labels,
-                   size_measure=size, measures=size_stem)
-    _, pred_stats = statistics(pred_defects, pred_infos, label_names, **stat_kw)
-    _, true_stats = statistics(true_defects, true_infos, label_names, **stat_kw)
-    coco = coco_map(coco_pairs, names)
-    calibrated = bool(true_infos) and all(i.pixel_size_nm for i in true_infos)
-    nm_of = {i.key: i.pixel_size_nm for i in true_infos} if calibrated else None
-    unit = "nm" if calibrated else "px"
+    stat_kw = dict(thickness_nm=opts.thickness, include_border=opts.include_border, cavity_labels=opts.cavity_labels,
+                   size_measure=opts.size_measure, measures=tally.size_stem)
+    _, pred_stats = statistics(pred_defects, tally.pred_infos, label_names, **stat_kw)
+    _, true_stats = statistics(true_defects, tally.true_infos, label_names, **stat_kw)
+    coco = coco_map(tally.coco_pairs, tally.names)
+    calibrated = bool(tally.true_infos) and all(i.pixel_size_nm for i in tally.true_infos)
+    rows, hists = _per_class(opts, tally, pred_defects, true_defects, pred_stats, true_stats, coco, calibrated)
+    overall = _overall(opts.iou, tally, coco, len(pairs))
+    if not calibrated:
+        missing = [i.key for i in tally.true_infos if not i.pixel_size_nm]
+        if missing:
+            warnings.warn(uncalibrated_message(missing, len(tally.true_infos)), CalibrationWarning, stacklevel=2)
+    settings = {
+        "predictions": pred_ds.source if isinstance(predictions, Dataset) else str(predictions),
+        "labels": true_ds.source if isinstance(labels, Dataset) else str(labels),
+        "iou_threshold": float(opts.iou), **opts.settings(label_names),
+    }
+    match_cols = ["image", "label", "pred_index", "true_index", "iou", "size_measure", "pred_size_px", "true_size_px",
+                  "pred_size_nm", "true_size_nm", "true_touches_border"]
+    image_cols = ["image", "label", "pixel_iou", "pixel_dice", "tp", "fp", "fn", "precision", "recall", "f1",
+                  "n_pred", "n_true"]
+    return Evaluation(
+        iou_threshold=float(opts.iou), per_class=Table.from_rows(rows), overall=overall,
+        per_image=Table.from_rows(tally.per_image, image_cols), matches=Table.from_rows(tally.matches, match_cols),
+        pred_defects=pred_defects, true_defects=true_defects, pred_stats=pred_stats, true_stats=true_stats,
+        histograms=hists, settings=settings, notes=tuple(notes), calibrated=calibrated,
+    )
 
-    hists: dict[str, dict[str, Any]] = {}
-    rows = []
+
+class _Tally:
+    """The counts of every image pair: pixels and objects per label, matches, each side's defects."""
+
+    def __init__(self, opts: EvaluateOptions, true_ds: Dataset, label_names: list[str], name_map: dict[str, str],
+                 notes: list[Note]) -> None:
+        self.opts, self.label_names, self.notes = opts, label_names, notes
+        self.class_index = {n: i for i, n in enumerate(label_names, start=1)}
+        self.pred_index = {p: self.class_index[t] for p, t in name_map.items()}
+        self.names = {v: k for k, v in self.class_index.items()}
+        lines = {s.label for it in true_ds.items for s in it.shapes if s.kind == "polyline"}
+        areas = {s.label for it in true_ds.items for s in it.shapes if s.is_area}
+        # One size measure per label for both sides, from the labels: a line's length, else the option's.
+        self.size_stem = {n: "length" if (n in lines and n not in areas) else opts.size_measure for n in label_names}
+        k = len(label_names)
+        self.pix = np.zeros((k, 3), dtype=np.int64)  # inter, pred, true
+        self.obj = np.zeros((k, 3), dtype=np.int64)  # tp, fp, fn
+        self.per_image: list[dict[str, Any]] = []
+        self.matches: list[dict[str, Any]] = []
+        self.pred_tables: list[Table] = []
+        self.true_tables: list[Table] = []
+        self.pred_infos: list[ImageInfo] = []
+        self.true_infos: list[ImageInfo] = []
+        self.coco_pairs: list[Any] = []
+
+    def _instances(self, t_item: Item, p_item: Item | None) -> tuple[list[Instance], list[Instance]]:
+        o = self.opts
+        t_found, skipped = instances(t_item, self.class_index, visible_only=o.visible_only, line_width=o.line_width)
+        self.notes.extend(skipped)
+        if p_item is None:
+            return t_found, []
+        p_item = Item(t_item.name, p_item.size_hw, tuple(
+            s.replace(label=self.names[self.pred_index[s.label]]) if s.label in self.pred_index else s
+            for s in p_item.shapes), image=p_item.image, subset=t_item.subset, id=p_item.id)
+        p_found, skipped = instances(p_item, self.class_index, visible_only=o.visible_only, line_width=o.line_width)
+        self.notes.extend(Note(n.code, n.message, item=f"{n.item} (prediction)", where=n.where) for n in skipped)
+        return t_found, p_found
+
+    def add(self, p_item: Item | None, t_item: Item) -> None:
+        """Score one image: its labels ``t_item`` and its prediction ``p_item`` (None: predicted nothing)."""
+        _, nm, calibration, why = item_calibration(t_item, self.opts.pixel_size, pixels=False)
+        if nm is None and p_item is not None and p_item.image is not None:
+            _, nm, calibration, why = item_calibration(p_item, None, pixels=False)
+        if nm is None:
+            self.notes.append(Note("no-calibration", f"no pixel size ({why}); measured in px only", item=t_item.name))
+        t_found, p_found = self._instances(t_item, p_item)
+        key, size_hw = t_item.key, t_item.size_hw
+        p_tab = measure_instances(p_found, size_hw, item_key=key, class_names=self.names, pixel_size_nm=nm)
+        t_tab = measure_instances(t_found, size_hw, item_key=key, class_names=self.names, pixel_size_nm=nm)
+        p_partner = np.full(len(p_found), -1, dtype=np.int64)
+        t_partner = np.full(len(t_found), -1, dtype=np.int64)
+        p_cov, t_cov = {}, {}
+        for ci, label in enumerate(self.label_names, start=1):
+            pm, tm = _union(p_found, ci, size_hw), _union(t_found, ci, size_hw)
+            inter, np_, nt = int(np.count_nonzero(pm & tm)), int(np.count_nonzero(pm)), int(np.count_nonzero(tm))
+            self.pix[ci - 1] += (inter, np_, nt)
+            p_cov[label], t_cov[label] = np_, nt
+            pi = [i for i, x in enumerate(p_found) if x.class_id == ci]
+            ti = [j for j, x in enumerate(t_found) if x.class_id == ci]
+            m = match_instances(iou_matrix([p_found[i].crop for i in pi], [t_found[j].crop for j in ti]),
+                                self.opts.iou)
+            tp, fp, fn = len(m), len(pi) - len(m), len(ti) - len(m)
+            self.obj[ci - 1] += (tp, fp, fn)
+            stem = self.size_stem[label]
+            for a, b, v in m:
+                pa, tb = pi[a], ti[b]
+                p_partner[pa], t_partner[tb] = p_found[pa].index, t_found[tb].index
+                self.matches.append({"image": key, "label": label, "pred_index": p_found[pa].index,
+                                     "true_index": t_found[tb].index, "iou": v, "size_measure": stem,
+                                     "pred_size_px": float(p_tab[f"{stem}_px"][pa]),
+                                     "true_size_px": float(t_tab[f"{stem}_px"][tb]),
+                                     "pred_size_nm": float(p_tab[f"{stem}_nm"][pa]),
+                                     "true_size_nm": float(t_tab[f"{stem}_nm"][tb]),
+                                     "true_touches_border": bool(t_tab["touches_border"][tb])})
+            if np_ or nt or pi or ti:
+                prec, rec, f1 = _prf(tp, fp, fn)
+                self.per_image.append({"image": key, "label": label, "pixel_iou": _ratio(inter, np_ + nt - inter),
+                                       "pixel_dice": _ratio(2 * inter, np_ + nt), "tp": tp, "fp": fp, "fn": fn,
+                                       "precision": prec, "recall": rec, "f1": f1,
+                                       "n_pred": len(pi), "n_true": len(ti)})
+        self.pred_tables.append(p_tab.with_column("matched", p_partner))
+        self.true_tables.append(t_tab.with_column("matched", t_partner))
+        self.pred_infos.append(ImageInfo(key, size_hw, nm, p_cov, calibration))
+        self.true_infos.append(ImageInfo(key, size_hw, nm, t_cov, calibration))
+        scores = [shape_score(x.shape) for x in p_found]
+        self.coco_pairs.append((size_hw, p_found, t_found, [1.0 if math.isnan(s) else s for s in scores]))
+
+    def defects(self) -> tuple[Table, Table]:
+        """Every predicted and every true defect, with its partner's index (-1: unmatched)."""
+        return (Table.concat(self.pred_tables) if self.pred_tables else Table(),
+                Table.concat(self.true_tables) if self.true_tables else Table())
+
+
+def _per_class(opts: EvaluateOptions, tally: _Tally, pred_defects: Table, true_defects: Table, pred_stats: Table,
+               true_stats: Table, coco: dict[str, Any], calibrated: bool) -> tuple[list[dict], dict[str, dict]]:
+    """Per label: pixel and object scores, AP, and the science numbers of both sides; the histograms."""
     from scipy.stats import ks_2samp
 
+    nm_of = {i.key: i.pixel_size_nm for i in tally.true_infos} if calibrated else None
+    unit = "nm" if calibrated else "px"
+    hists: dict[str, dict[str, Any]] = {}
+    rows = []
     pred_rows, true_rows = pred_stats.rows(), true_stats.rows()
-    for ci, label in enumerate(label_names):
-        tp, fp, fn = (int(x) for x in obj[ci])
-        inter, np_, nt = (int(x) for x in pix[ci])
+    for ci, label in enumerate(tally.label_names):
+        tp, fp, fn = (int(x) for x in tally.obj[ci])
+        inter, np_, nt = (int(x) for x in tally.pix[ci])
         prec, rec, f1 = _prf(tp, fp, fn)
         ps, ts = pred_rows[ci], true_rows[ci]
-        measure = size_stem[label]
-        p_sizes = label_sizes(pred_defects, label, nm_of, include_border=include_border, stem=measure)
-        t_sizes = label_sizes(true_defects, label, nm_of, include_border=include_border, stem=measure)
+        measure = tally.size_stem[label]
+        p_sizes = label_sizes(pred_defects, label, nm_of, include_border=opts.include_border, stem=measure)
+        t_sizes = label_sizes(true_defects, label, nm_of, include_border=opts.include_border, stem=measure)
         p_sizes, t_sizes = p_sizes[np.isfinite(p_sizes)], t_sizes[np.isfinite(t_sizes)]
         if len(p_sizes) and len(t_sizes):
             with warnings.catch_warnings():  # "exact calculation unsuccessful, switching to asymp": fine
@@ -526,12 +574,12 @@ def evaluate(
         else:
             ks_stat = ks_p = math.nan
         both = np.concatenate([p_sizes, t_sizes])
-        _, edges = histogram(both, bins=bins)
+        _, edges = histogram(both, bins=opts.bins)
         hists[label] = {"unit": unit, "size_measure": measure, "edges": [float(x) for x in edges],
                         "pred": [int(c) for c in histogram(p_sizes, edges)[0]] if len(edges) else [],
                         "true": [int(c) for c in histogram(t_sizes, edges)[0]] if len(edges) else []}
         density = "density_per_um2" if calibrated else "density_per_px2"
-        cavity = is_cavity_label(label, cavity_labels)
+        cavity = is_cavity_label(label, opts.cavity_labels)
         rows.append({
             "label": label, "pixel_iou": _ratio(inter, np_ + nt - inter), "pixel_dice": _ratio(2 * inter, np_ + nt),
             "tp": tp, "fp": fp, "fn": fn, "precision": prec, "recall": rec, "f1": f1,
@@ -548,30 +596,15 @@ def evaluate(
             "swelling_difference_percent_points": (ps["swelling_percent"] - ts["swelling_percent"]) if cavity else math.nan,
             "ks_statistic": ks_stat, "ks_pvalue": ks_p,
         })
-    tp, fp, fn = (int(x) for x in obj.sum(axis=0))
-    inter, np_, nt = (int(x) for x in pix.sum(axis=0))
-    prec, rec, f1 = _prf(tp, fp, fn)
-    overall = {"iou_threshold": float(iou), "tp": tp, "fp": fp, "fn": fn, "precision": prec, "recall": rec,
-               "f1": f1, "pixel_iou": _ratio(inter, np_ + nt - inter), "pixel_dice": _ratio(2 * inter, np_ + nt),
-               "mAP": coco["mAP"], "AP50": coco["AP50"], "AP75": coco["AP75"], "coco_max_dets": coco["max_dets"],
-               "images": len(pairs)}
-    if not calibrated:
-        missing = [i.key for i in true_infos if not i.pixel_size_nm]
-        if missing:
-            warnings.warn(uncalibrated_message(missing, len(true_infos)), CalibrationWarning, stacklevel=2)
-    settings = {
-        "predictions": pred_ds.source if isinstance(predictions, Dataset) else str(predictions),
-        "labels": true_ds.source if isinstance(labels, Dataset) else str(labels),
-        "iou_threshold": float(iou), **opts.settings(label_names),
-    }
-    match_cols = ["image", "label", "pred_index", "true_index", "iou", "size_measure", "pred_size_px", "true_size_px",
-                  "pred_size_nm", "true_size_nm", "true_touches_border"]
-    image_cols = ["image", "label", "pixel_iou", "pixel_dice", "tp", "fp", "fn", "precision", "recall", "f1",
-                  "n_pred", "n_true"]
-    return Evaluation(
-        iou_threshold=float(iou), per_class=Table.from_rows(rows), overall=overall,
-        per_image=Table.from_rows(per_image, image_cols), matches=Table.from_rows(match_rows, match_cols),
-        pred_defects=pred_defects, true_defects=true_defects, pred_stats=pred_stats, true_stats=true_stats,
-        histograms=hists, settings=settings, notes=tuple(notes), calibrated=calibrated,
-    )
+    return rows, hists
 
+
+def _overall(iou: float, tally: _Tally, coco: dict[str, Any], n_images: int) -> dict[str, Any]:
+    """The scores over every label and image."""
+    tp, fp, fn = (int(x) for x in tally.obj.sum(axis=0))
+    inter, np_, nt = (int(x) for x in tally.pix.sum(axis=0))
+    prec, rec, f1 = _prf(tp, fp, fn)
+    return {"iou_threshold": float(iou), "tp": tp, "fp": fp, "fn": fn, "precision": prec, "recall": rec,
+            "f1": f1, "pixel_iou": _ratio(inter, np_ + nt - inter), "pixel_dice": _ratio(2 * inter, np_ + nt),
+            "mAP": coco["mAP"], "AP50": coco["AP50"], "AP75": coco["AP75"], "coco_max_dets": coco["max_dets"],
+            "images": n_images}

@@ -16,6 +16,8 @@ ValueError: measure: size_measure: expected one of diameter, major_axis; got 'ra
 
 from __future__ import annotations
 
+import re
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -23,15 +25,37 @@ from ..options import Options, flag, number_or_name, option
 from ..raster import DEFAULT_LINE_WIDTH
 from .stats import SIZE_MEASURES
 
-__all__ = ["EvaluateOptions", "MeasureOptions", "length_nm"]
+__all__ = ["EvaluateOptions", "MeasureOptions", "SizeWarning", "UnitWarning", "length_nm"]
+
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?\d+,\d+\s*[^\d,\s]*\s*")
+_BARE_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+class UnitWarning(UserWarning):
+    """A length written without its unit (taken as nm)."""
+
+
+class SizeWarning(UserWarning):
+    """Defect sizes no TEM shows: most often a pixel size in the wrong unit."""
 
 
 def length_nm(what: str):
-    """A converter: a length (``"0.38nm"``, ``"3.8 Å"``, a number of nm) -> nm."""
+    """A converter: a length (``"0.38nm"``, ``"3.8 Å"``, a number of nm) -> nm.
+
+    A decimal comma (``"0,5nm"``) is refused with what to write instead; a text without a unit
+    (``"80"``) is taken as nm with a :class:`UnitWarning` that says so (a number is nm quietly).
+    """
 
     def convert(value: Any) -> float:
         from ..imaging.micrograph import parse_length
 
+        if isinstance(value, str):
+            if _DECIMAL_COMMA.fullmatch(value):
+                raise ValueError(f"{value!r} has a decimal comma: write {value.strip().replace(',', '.')!r} "
+                                 f"(a {what} is a number with a point, then a unit)")
+            if _BARE_NUMBER.fullmatch(value):
+                warnings.warn(f"{what} {value.strip()!r} has no unit: taken as {value.strip()} nm "
+                              f"(write {value.strip()}nm, or 3.8A, 0.5um, to say which)", UnitWarning, stacklevel=2)
         return parse_length(value, what=what)
 
     convert.__name__ = f"{what.replace(' ', '_')}_nm"
@@ -60,7 +84,8 @@ class _Sizing(Options):
         "diameter", help="Size of the distributions: diameter (equivalent) or major_axis (e.g. inclined loops); "
                          "lines are sized by their length.", cli="--size", choices=SIZE_MEASURES)
     bins: int | str = option(
-        "auto", help="Histogram bins: a number, or a numpy rule (auto, fd, sturges, …).", convert=number_or_name,
+        "auto", help="Histogram bins: a number, or a numpy rule (auto, fd, sturges, sqrt and the others of "
+                     "numpy.histogram_bin_edges).", convert=number_or_name,
         metavar="N|RULE")
     visible_only: bool = flag(
         help="Measure only the visible part of overlapped defects.", cli="--visible-only/--full-extent")

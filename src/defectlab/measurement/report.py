@@ -23,7 +23,6 @@ a notebook's own backend is left alone).
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import re
@@ -33,6 +32,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from .._output import output_dir
+from .._pages import esc, notes_list, page, scroll, table
+from .._pages import figures as figures_html
 from .table import Table, has_parquet
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -98,6 +99,7 @@ def size_histogram_figure(
     ax = fig.subplots()
     e = np.asarray(edges, dtype=np.float64)
     colors = {"labels": "#1f77b4", "predictions": "#ff7f0e"}
+    drawn = 0
     for i, (name, counts) in enumerate(series.items()):
         c = np.asarray(counts)
         if len(e) >= 2 and len(c) == len(e) - 1:
@@ -105,11 +107,14 @@ def size_histogram_figure(
                 ax.stairs(c, e, label=f"{name} (n={int(c.sum())})", fill=True, alpha=0.45, color=colors.get(name))
             else:
                 ax.stairs(c, e, label=f"{name} (n={int(c.sum())})", linewidth=2.0, color=colors.get(name))
+            drawn += 1
     ax.set_xlabel(f"{xlabel} ({unit})")
     ax.set_ylabel("defects")
     ax.set_title(title)
-    if series:
+    if drawn:
         ax.legend(frameon=False)
+    else:  # a label without sized defects: say so (a legend of nothing is matplotlib's UserWarning)
+        ax.text(0.5, 0.5, "no sized defects", transform=ax.transAxes, ha="center", va="center", color="0.4")
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.14, top=0.9)  # fixed margins: one draw, not two
     fig.savefig(path)
 
@@ -137,45 +142,13 @@ def size_scatter_figure(path: str | Path, true: Sequence[float], pred: Sequence[
     fig.savefig(path)
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
-table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:0.9em}
-th,td{border:1px solid #ccc;padding:0.25em 0.6em;text-align:right}th{background:#f3f3f3}
-td:first-child,th:first-child{text-align:left}.figs img{max-width:48%;margin:0.3em}
-.note{color:#8a5a00}code{background:#f3f3f3;padding:0 0.2em}"""
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, (float, np.floating)):
-        if not math.isfinite(v):
-            return "–"
-        return f"{v:.4g}"
-    return html.escape(str(v))
-
-
-def _html_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    if not rows:
-        return "<p>(none)</p>"
-    cols = list(columns) if columns is not None else list(rows[0])
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _page(title: str, parts: Sequence[str]) -> str:
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{''.join(parts)}</body></html>")
-
-
-def _notes_html(notes: Sequence[Any]) -> str:
-    if not notes:
-        return ""
-    items = "".join(f"<li>{html.escape(str(n))}</li>" for n in list(notes)[:200])
-    more = f"<p>… {len(notes) - 200} more in summary.json</p>" if len(notes) > 200 else ""
-    return f"<h2>Notes</h2><ul class='note'>{items}</ul>{more}"
-
-
 def _settings_html(settings: Mapping[str, Any]) -> str:
-    return _html_table([{"setting": k, "value": "–" if v is None else str(v)} for k, v in settings.items()])
+    return table([{"setting": k, "value": "–" if v is None else str(v)} for k, v in settings.items()])
+
+
+def _files_html(files: Sequence[str]) -> str:
+    return ("<p>Tables: " + ", ".join(f"<a href='{esc(f)}'>{esc(f)}</a>" for f in files)
+            + ", <a href='summary.json'>summary.json</a></p>")
 
 
 def _size_label(measure: str) -> str:
@@ -212,18 +185,18 @@ def write_measurement(m: "Measurement", out: str | Path, *, overwrite: bool = Fa
         calib = [{"image": i.key, "pixel_size_nm": i.pixel_size_nm if i.pixel_size_nm else math.nan,
                   "calibration": i.calibration or "none"} for i in m.images]
         parts = [
-            f"<p>{len(m.images)} image(s), {len(m.defects)} defect(s) from <code>{html.escape(str(src))}</code>. "
+            f"<p>{len(m.images)} image(s), {len(m.defects)} defect(s) from <code>{esc(src)}</code>. "
             f"Sizes {'in nm' if m.calibrated else '<b>in px only: no pixel size calibration</b>'}; defects touching "
             f"the image border are {'included in' if m.settings.get('include_border') else 'left out of'} size "
             f"statistics.</p>",
-            "<h2>Per label</h2>", _html_table(m.per_set.rows(), cols),
-            "<div class='figs'>" + "".join(f"<img src='{f}' alt='{html.escape(lab)}'>" for lab, f in figs) + "</div>",
-            "<h2>Calibration</h2>", _html_table(calib[:100]),
+            "<h2>Per label</h2>", scroll(table(m.per_set.rows(), cols)),
+            figures_html(figs),
+            "<h2>Calibration</h2>", scroll(table(calib[:100])),
             "<h2>Settings</h2>", _settings_html(m.settings),
-            "<p>Tables: " + ", ".join(f"<a href='{f}'>{f}</a>" for f in files) + ", <a href='summary.json'>summary.json</a></p>",
-            _notes_html(m.notes),
+            _files_html(files),
+            notes_list(m.notes),
         ]
-        (tmp / "index.html").write_text(_page("Defect measurements", parts), encoding="utf-8")
+        (tmp / "index.html").write_text(page("Defect measurements", parts), encoding="utf-8")
     return Path(out)
 
 
@@ -270,13 +243,13 @@ def write_evaluation(e: "Evaluation", out: str | Path, *, overwrite: bool = Fals
             f"<p>Objects match at <b>IoU ≥ {e.iou_threshold:g}</b> (one-to-one, Hungarian). "
             f"{o['images']} image(s). COCO mAP: IoU 0.50:0.95, maxDets {o['coco_max_dets']}. "
             f"Sizes {'in nm' if e.calibrated else '<b>in px only: no pixel size calibration</b>'}.</p>",
-            "<h2>Overall</h2>", _html_table(overall),
-            "<h2>Per label</h2>", _html_table(e.per_class.rows(), cols),
-            "<h2>Science numbers: predictions vs labels</h2>", _html_table(e.per_class.rows(), ["label"] + science),
-            "<div class='figs'>" + "".join(f"<img src='{f}' alt='{html.escape(lab)}'>" for lab, f in figs) + "</div>",
+            "<h2>Overall</h2>", table(overall),
+            "<h2>Per label</h2>", scroll(table(e.per_class.rows(), cols)),
+            "<h2>Science numbers: predictions vs labels</h2>", scroll(table(e.per_class.rows(), ["label"] + science)),
+            figures_html(figs),
             "<h2>Settings</h2>", _settings_html(e.settings),
-            "<p>Tables: " + ", ".join(f"<a href='{f}'>{f}</a>" for f in files) + ", <a href='summary.json'>summary.json</a></p>",
-            _notes_html(e.notes),
+            _files_html(files),
+            notes_list(e.notes),
         ]
-        (tmp / "index.html").write_text(_page("Predictions vs labels", parts), encoding="utf-8")
+        (tmp / "index.html").write_text(page("Predictions vs labels", parts), encoding="utf-8")
     return Path(out)

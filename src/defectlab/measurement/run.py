@@ -29,12 +29,15 @@ from ..errors import ImageError
 from ..imaging.micrograph import CalibrationWarning, read_micrograph, read_pixel_size
 from ..model import Dataset, Item, Note
 from ..raster import DEFAULT_LINE_WIDTH, instances
-from .options import MeasureOptions
+from .options import MeasureOptions, SizeWarning
 from .props import empty_defect_table, measure_instances
 from .stats import ImageInfo, histogram, size_measures, statistics
 from .table import Table
 
-__all__ = ["Measurement", "item_calibration", "load_dataset", "measure", "reported_labels"]
+__all__ = [
+    "PLAUSIBLE_SIZE_NM", "Measurement", "implausible_sizes", "item_calibration", "load_dataset", "measure",
+    "reported_labels",
+]
 
 
 def load_dataset(source: Dataset | str | Path, images: str | Path | None = None) -> Dataset:
@@ -70,7 +73,7 @@ def item_calibration(
     return None, nm, meta.get("calibration"), meta.get("why")
 
 
-def _covered(found: Sequence[Any], size_hw: tuple[int, int], names: dict[int, str]) -> dict[str, int]:
+def covered_px(found: Sequence[Any], size_hw: tuple[int, int], names: dict[int, str]) -> dict[str, int]:
     """Label -> pixels covered by its instances (overlaps counted once)."""
     canvases: dict[str, np.ndarray] = {}
     for inst in found:
@@ -111,7 +114,7 @@ def measure_dataset(
         notes.extend(skipped)
         tables.append(measure_instances(found, item.size_hw, item_key=item.key, class_names=names,
                                         image=array, pixel_size_nm=nm))
-        infos.append(ImageInfo(item.key, item.size_hw, nm, _covered(found, item.size_hw, names), calibration))
+        infos.append(ImageInfo(item.key, item.size_hw, nm, covered_px(found, item.size_hw, names), calibration))
     defects = Table.concat(tables) if tables else empty_defect_table()
     return defects, infos, notes
 
@@ -268,8 +271,42 @@ def measure(
     uncalibrated = [i.key for i in infos if not i.pixel_size_nm]
     if uncalibrated:
         warnings.warn(uncalibrated_message(uncalibrated, len(infos)), CalibrationWarning, stacklevel=2)
+    notes += implausible_sizes(per_set, opts.pixel_size)
+    for note in notes:
+        if note.code == "implausible-size":
+            warnings.warn(note.message, SizeWarning, stacklevel=2)
     settings = {"source": ds.source if isinstance(source, Dataset) else str(source), **opts.settings(labels)}
     return Measurement(defects, per_image, per_set, tuple(infos), tuple(labels), hists, settings, tuple(notes))
+
+
+#: Median defect sizes a TEM shows, nm: from a few atoms (a 0.1 nm cluster) to 5 µm (large
+#: precipitates and voids); outside this range the pixel size is most likely in the wrong unit.
+PLAUSIBLE_SIZE_NM = (0.1, 5000.0)
+
+
+def implausible_sizes(per_set: Table, pixel_size_nm: float | None) -> list[Note]:
+    """A note for each label whose median size (nm) lies outside :data:`PLAUSIBLE_SIZE_NM`.
+
+    Examples
+    --------
+    >>> t = Table.from_rows([{"label": "cavity", "size_median_nm": 29500.0, "size_median_px": 59.0}])
+    >>> print(implausible_sizes(t, 500.0)[0].message)  # doctest: +NORMALIZE_WHITESPACE
+    cavity: median size 29500 nm (59 px) is implausible for a defect seen in TEM (0.1 nm to 5 µm); the pixel
+    size is 500 nm: is its unit right (0.5um where 0.5nm was meant)?
+    """
+    lo, hi = PLAUSIBLE_SIZE_NM
+    notes = []
+    for row in per_set.rows() if len(per_set) else []:
+        nm = row.get("size_median_nm")
+        if nm is None or not isinstance(nm, float) or not math.isfinite(nm) or lo <= nm <= hi:
+            continue
+        px = row.get("size_median_px")
+        pixel = f"the pixel size is {pixel_size_nm:g} nm" if pixel_size_nm else "check the files' pixel size"
+        hint = " (0.5um where 0.5nm was meant)" if nm > hi else " (0.5A where 0.5nm was meant)"
+        notes.append(Note("implausible-size", f"{row['label']}: median size {nm:.6g} nm ({px:.3g} px) is implausible "
+                                              f"for a defect seen in TEM ({lo:g} nm to {hi / 1000:g} µm); {pixel}: is "
+                                              f"its unit right{hint}?"))
+    return notes
 
 
 def uncalibrated_message(keys: Sequence[str], total: int) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Sequence
 
+from .display import renderer
 from .labels import Label
 from .shapes import Shape
 
@@ -156,16 +157,26 @@ class Dataset:
     def __getitem__(self, index: int) -> Item:
         return self.items[index]
 
-    def _repr_html_(self) -> str:
-        from ..notebook import summary_html
+    def _repr_html_(self) -> str | None:
+        draw = renderer(self, "html")
+        return draw(self) if draw is not None else None
 
-        return summary_html(self)
+    def __repr__(self) -> str:
+        """A one-line summary (the items and their shapes are many; ``ds.items`` holds them)."""
+        n_shapes = sum(len(it.shapes) for it in self.items)
+        labels = ", ".join(lab.name for lab in self.labels[:6]) + (", …" if len(self.labels) > 6 else "")
+        parts = [f"{len(self.items)} image(s)", f"{n_shapes} shape(s)", f"labels [{labels}]"]
+        if self.notes:
+            parts.append(f"{len(self.notes)} note(s)")
+        where = f" from {self.source!r}" if self.source else ""
+        return f"<Dataset{' ' + self.format if self.format else ''}{where}: {', '.join(parts)}>"
 
     def show(self, index: int | str = 0, **options):
         """Draw item ``index`` (or the item called so) with its labeled shapes (matplotlib)."""
-        from ..notebook import show
-
-        return show(self, index, **options)
+        draw = renderer(self, "show")
+        if draw is None:  # pragma: no cover - defectlab.notebook registers it on import defectlab
+            raise RuntimeError("no display registered for a Dataset (import defectlab.notebook)")
+        return draw(self, index, **options)
 
     def label(self, name: str) -> Label:
         """The label called ``name``; KeyError naming the known labels otherwise."""

@@ -40,25 +40,23 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
 from .._output import output_dir
-from ..errors import DatasetError, FormatError, ImageError
+from ..errors import DatasetError, ImageError
 from ..model import Dataset, ImageSource, Item, Note
-from ..raster import DEFAULT_LINE_WIDTH
 from .augment import Augment
+from .options import NORMALIZATIONS, PrepareOptions
 from .resize import fit as fit_item
-from .splits import SPLITS, SpatialSplit, parse_fractions, spatial_split, split_sources
+from .splits import SPLITS, SpatialSplit, spatial_split, split_sources
 from .tiling import DEFAULT_MIN_VISIBLE, Window, stable_seed, tile_image, tile_item, tile_windows
 
 __all__ = ["prepare", "PrepareReport", "normalize_image", "MANIFEST", "NORMALIZATIONS", "read_manifest"]
 
 #: File name of the manifest in a prepared folder.
 MANIFEST = "manifest.json"
-#: Normalizations the datasets can apply, recorded in the manifest.
-NORMALIZATIONS = ("minmax", "meanstd", "none")
 #: Writers that get one folder per split (the others get the split as each item's subset).
 _PER_SPLIT = ("unet", "maskrcnn")
 _MANIFEST_VERSION = 1
@@ -122,25 +120,6 @@ def _export_files(source: str | None) -> list[dict]:
         return [{"path": str(p), "sha256": _sha256_file(p)} for p in sorted(path.iterdir())
                 if p.is_file() and p.suffix.lower() in (".xml", ".json", ".ndjson", ".yaml", ".yml", ".txt", ".csv")]
     return []
-
-
-def _pair(value: int | Sequence[int] | None, what: str) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        parts = value.lower().replace("x", ",").split(",")
-        value = [int(p) for p in parts if p.strip()]
-        if len(value) == 1:
-            value = value[0]
-    if isinstance(value, (int, np.integer)):
-        if int(value) == 0:
-            return None
-        h = w = int(value)
-    else:
-        h, w = (int(v) for v in value)
-    if h <= 0 or w <= 0:
-        raise ValueError(f"expected a positive {what}, got {value!r}")
-    return h, w
 
 
 def _tile_suffix(source_suffix: str, image: np.ndarray) -> str:
@@ -285,32 +264,21 @@ def _montage(tiles: list[np.ndarray], columns: int = 4, gap: int = 4) -> np.ndar
 def prepare(
     export: str | Path | Dataset,
     out: str | Path,
+    options: PrepareOptions | None = None,
     *,
-    to: str = "unet",
-    tile: int | Sequence[int] | None = 256,
-    stride: int | Sequence[int] | None = None,
-    pad: bool = False,
-    fill: float = 0,
-    split: str | Sequence[float] = (0.8, 0.1, 0.1),
-    stratify: bool = False,
-    spatial: bool | None = None,
-    margin_px: int = 0,
-    augment: str | Sequence[str] | Augment | None = None,
-    copies: int = 1,
-    seed: int = 0,
-    min_visible: float | None = None,
-    keep_empty: float = 1.0,
-    size: int | Sequence[int] | None = None,
-    fit: str = "scale",
-    normalization: str = "minmax",
-    line_width: float = DEFAULT_LINE_WIDTH,
     images: str | Path | None = None,
     write_options: Mapping[str, Any] | None = None,
     preview: bool = True,
     overwrite: bool = False,
     progress: bool = False,
+    **changes: Any,
 ) -> PrepareReport:
     """Tile, split and augment a labeled dataset, and write it for training.
+
+    Four steps: :func:`_plan` resolves the options against the data, :func:`_read_sources`
+    reads and checks the export, :class:`_Tiler` cuts each image into tiles (and their
+    augmented copies) in a staging folder, and the writer lays them out in ``out`` with the
+    manifest and the pictures (:func:`_write`).
 
     Parameters
     ----------
@@ -319,60 +287,22 @@ def prepare(
         have their image files.
     out : path
         Output folder, written atomically (see the module docstring for the layout).
-    to : str
-        Output kind: ``"unet"``, ``"maskrcnn"``, ``"yolo"``, ``"coco"`` or any registered writer.
-    tile : int or (int, int) or None
-        Tile height and width in px; None or 0 keeps whole images.
-    stride : int or (int, int), optional
-        Step between tiles (default: the tile size, no overlap).
-    pad : bool
-        Pad at the right/bottom border (with ``fill``) instead of moving the last tiles inside.
-    fill : float
-        Pixel value of padding.
-    split : str or sequence
-        (train, val, test) shares, e.g. ``"0.8,0.1,0.1"``; or ``"keep"`` to keep the export's
-        own subsets (Train / Validation / Test, any case).
-    stratify : bool
-        Balance label counts across splits (by source image).
-    spatial : bool, optional
-        Split each image spatially into regions (see :mod:`defectlab.preparation.splits`).
-        Default: only when there is a single source image and a val or test share.
-    margin_px : int
-        Spatial split: band left out between regions of different splits.
-    augment : str or Augment, optional
-        Augmentations for the training tiles, e.g. ``"flip,rot90,noise"``
-        (see :mod:`defectlab.preparation.augment`); ``copies`` augmented copies are written
-        beside each original training tile. Validation and test tiles are never augmented.
-    copies : int
-        Augmented copies per training tile.
-    seed : int
-        Seeds the split, the choice of empty tiles and every augmentation: the same seed
-        and input give the same output, byte for byte.
-    min_visible : float, optional
-        Share of an instance a clipped remainder must show to be kept. Default: 0 for
-        ``unet`` (a semantic mask must keep every defect pixel, or it would teach that they
-        are background) and 0.25 for the instance outputs.
-    keep_empty : float
-        Share of the tiles without any instance to keep (seeded choice).
-    size : int or (int, int), optional
-        Bring every source image to this size before tiling (with ``fit``).
-    fit : {"scale", "pad", "letterbox"}
-        How ``size`` is reached (see :func:`defectlab.preparation.resize.fit`): shapes are moved
-        exactly, masks are not resampled.
-    normalization : {"minmax", "meanstd", "none"}
-        Recorded in the manifest for the datasets and prediction (module docstring).
-    line_width : float
-        Width in px of polyline masks (dislocation lines), for tiling and the writers.
+    options : PrepareOptions, optional
+        Output format, tiles, split, augmentations, resizing, normalization
+        (:class:`~defectlab.preparation.options.PrepareOptions`; default: its defaults).
     images : path, optional
         Folder with the image files, if not beside the export.
     write_options : dict, optional
-        Extra keyword arguments for the writer (e.g. ``{"stack": True}`` for unet).
+        More keyword arguments for the writer.
     preview : bool
         Write the pictures in ``OUT/preview/``.
     overwrite : bool
         Replace an existing output folder.
     progress : bool
         Show progress bars.
+    **changes
+        Fields of :class:`~defectlab.preparation.options.PrepareOptions` by name, applied over
+        ``options``: ``to="maskrcnn"``, ``tile=256``, ``split="0.8,0.1,0.1"``, ….
 
     Returns
     -------
@@ -384,8 +314,8 @@ def prepare(
         An image file is missing, unreadable, or not the size its labels declare.
     DatasetError
         An image too small for a tile (without ``pad``), or for a spatial split.
-    FormatError
-        An unknown output kind.
+    ValueError
+        An option out of range, or an output format ``prepare`` does not write.
     OutputError
         ``out`` exists (without ``overwrite``) or would hold an input.
 
@@ -401,37 +331,44 @@ def prepare(
     >>> {s: c["tiles"] for s, c in report.counts.items()}
     {'train': 5, 'val': 1, 'test': 0}
     """
-    from .. import __version__
-    from ..formats import FORMATS, format_names, read, write
     from ..progress import progress_iter
-    from ..imaging.io import read_image, write_image
 
-    # -- parameters ------------------------------------------------------------------------------
-    if FORMATS[to].write is None:  # FORMATS raises FormatError for an unknown name
-        raise FormatError(f"format {to!r} cannot be written; writable formats: {', '.join(format_names(writable=True))}")
-    tile_hw = _pair(tile, "tile")
-    stride_hw = _pair(stride, "stride") if tile_hw else None
-    size_hw = _pair(size, "size")
-    keep_subsets = isinstance(split, str) and split.strip().lower() == "keep"
-    fractions = (1.0, 0.0, 0.0) if keep_subsets else parse_fractions(split)
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"expected normalization in {NORMALIZATIONS}, got {normalization!r}")
-    if not 0.0 <= float(keep_empty) <= 1.0:
-        raise ValueError(f"expected keep_empty between 0 and 1, got {keep_empty!r}")
-    if int(copies) < 0:
-        raise ValueError(f"expected copies >= 0, got {copies!r}")
-    if fit not in ("scale", "pad", "letterbox"):
-        raise ValueError(f"expected fit 'scale', 'pad' or 'letterbox', got {fit!r}")
-    mv = float(min_visible) if min_visible is not None else (0.0 if to == "unet" else DEFAULT_MIN_VISIBLE)
-    if not 0.0 <= mv <= 1.0:
-        raise ValueError(f"expected min_visible between 0 and 1, got {min_visible!r}")
-    if isinstance(augment, Augment):
-        aug = Augment(augment.ops, min_visible=mv, line_width=line_width)
-    else:
-        aug = Augment.parse(augment, min_visible=mv, line_width=line_width)
-    copies = int(copies) if aug else 0
+    opts = PrepareOptions.build(options, **changes)
+    ds, originals, work_items = _read_sources(export, images)
+    plan = _plan(opts, ds, work_items, originals)
+    inputs = [it.image.path for it in ds.items if it.image is not None]
+    if isinstance(export, (str, Path)) or ds.source:  # the export itself is never replaced
+        inputs.append(Path(export if isinstance(export, (str, Path)) else ds.source))
+    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
+        tiler = _Tiler(opts, plan, ds, tmp / ".staging", preview=preview)
+        for item in progress_iter(work_items, total=len(work_items), desc="tiling", enabled=progress):
+            tiler.add(item, originals[item.name])
+        manifest = _write(opts, plan, ds, tiler, tmp, Path(out), write_options=write_options, preview=preview,
+                          progress=progress)
+    return PrepareReport(Path(out), manifest, tiler.notes, tiler.spatial_splits)
 
-    # -- input -----------------------------------------------------------------------------------
+
+@dataclass
+class _Plan:
+    """The options resolved against the data: what every step needs to know."""
+
+    min_visible: float
+    augment: Augment
+    copies: int
+    fractions: tuple[float, float, float]
+    keep_subsets: bool
+    spatial: bool
+    split_of: dict[str, str]
+    task_note: Note | None = None
+    writer: dict[str, Any] = field(default_factory=dict)
+    split_notes: list[Note] = field(default_factory=list)  # series kept in one split, or why not
+
+
+def _read_sources(export: str | Path | Dataset, images: str | Path | None) -> tuple[Dataset, dict[str, Item], list[Item]]:
+    """The dataset, its items by unique name (``"<subset>/<name>"`` where a name repeats across
+    subsets of a project export), and the items to tile (renamed so, subset cleared)."""
+    from ..formats import read
+
     if isinstance(export, Dataset):
         ds = export
     else:
@@ -446,202 +383,253 @@ def prepare(
         raise DatasetError(f"two source images would both be named {dup[0]!r}; image names must be unique")
     if not ds.items:
         raise DatasetError("the export holds no images")
-    # images in several subsets of a project export may share a name: name them by subset
     originals = {(f"{it.subset}/{it.name}" if it.subset else it.name): it for it in ds.items}
     work_items = [replace(it, name=name, subset=None) for name, it in originals.items()]
-    use_spatial = bool(spatial) if spatial is not None else (len(ds.items) == 1 and fractions[0] < 1.0)
-    if use_spatial and keep_subsets:
+    return ds, originals, work_items
+
+
+def _plan(opts: PrepareOptions, ds: Dataset, work_items: list[Item], originals: dict[str, Item]) -> _Plan:
+    """Resolve the defaults that depend on the data, and assign every source image its split."""
+    mv = opts.min_visible if opts.min_visible is not None else (0.0 if opts.to == "unet" else DEFAULT_MIN_VISIBLE)
+    aug = Augment.parse(opts.augment, min_visible=mv, line_width=opts.line_width)
+    keep_subsets = opts.split == "keep"
+    fractions = (1.0, 0.0, 0.0) if keep_subsets else opts.split
+    spatial = bool(opts.spatial) if opts.spatial is not None else (len(ds.items) == 1 and fractions[0] < 1.0)
+    if spatial and keep_subsets:
         raise DatasetError("split='keep' uses the export's subsets; it cannot be combined with a spatial split")
-    if use_spatial and not tile_hw:
+    if spatial and not opts.tile:
         raise DatasetError("a spatial split needs tiles (--tile); with whole images split by image instead")
     split_notes: list[Note] = []  # frames of one series kept in one split, or why not (splits.split_sources)
     if keep_subsets:
         split_of = {name: _subset_split(it.subset, name) for name, it in originals.items()}
     else:
-        split_of, split_notes = ({}, []) if use_spatial else split_sources(work_items, fractions, seed=seed,
-                                                                            stratify=stratify)
+        split_of, split_notes = ({}, []) if spatial else split_sources(work_items, fractions, seed=opts.seed,
+                                                                        stratify=opts.stratify)
+    writer: dict[str, Any] = {}
+    task_note = None
+    if opts.stack:
+        writer["stack"] = True
+    if opts.to == "yolo":
+        from ..conversion import yolo_task
 
-    notes: list[Note] = list(ds.notes) + split_notes
-    spatial_splits: dict[str, SpatialSplit] = {}
-    tiles_by_split: dict[str, list[Item]] = {s: [] for s in SPLITS}
-    counts = {s: {"source_images": 0, "tiles": 0, "augmented_tiles": 0, "empty_tiles_kept": 0,
-                  "empty_tiles_skipped": 0, "instances": Counter(), "clipped": Counter(),
-                  "dropped": Counter(), "augment_dropped": Counter()} for s in SPLITS}
-    sources: list[dict] = []
-    stats = _Stats()
-    previews: list[tuple[str, np.ndarray]] = []
-    train_samples: list[np.ndarray] = []
-    colors = [lab.rgb(i) for i, lab in enumerate(ds.labels)]
-    class_index = ds.class_index()
+        writer["task"], task_note = yolo_task(ds, opts.task)
+    return _Plan(mv, aug, opts.copies if aug else 0, fractions, keep_subsets, spatial, split_of, task_note, writer,
+                 split_notes)
 
-    inputs = [it.image.path for it in ds.items if it.image is not None]
-    if isinstance(export, (str, Path)):
-        inputs.append(Path(export))
-    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
-        stage = tmp / ".staging"
-        items_iter = progress_iter(work_items, total=len(work_items), desc="tiling", enabled=progress)
-        for item in items_iter:
-            data = item.image.read_bytes()
-            pixels = read_image(item.image)
-            if pixels.shape[:2] != item.size_hw:
-                raise ImageError(f"{item.image}: image is {pixels.shape[1]}x{pixels.shape[0]} (WxH) but the labels "
-                                 f"of {item.name!r} are for {item.size_hw[1]}x{item.size_hw[0]}")
-            orig = originals[item.name]
-            src_record = {"name": orig.name, "subset": orig.subset, "file": str(item.image),
-                          "sha256": _sha256_bytes(data), "size_hw": list(item.size_hw)}
-            work = item
-            if size_hw is not None:
-                pixels, work = fit_item(pixels, item, size_hw, mode=fit, fill=fill)  # type: ignore[arg-type]
-            suffix = _tile_suffix(item.image.suffix, pixels)
-            # windows, each with its split
-            placed: list[tuple[str, Window]] = []
-            if tile_hw is None:
-                placed = [(split_of[item.name], Window(0, 0, *work.size_hw))]
-            elif use_spatial:
-                sp = spatial_split(work.size_hw, tile_hw, fractions, margin_px=margin_px)
-                spatial_splits[item.name] = sp
-                src_record["spatial_split"] = sp.to_json()
-                for s in SPLITS:
-                    if sp.regions[s]:
-                        placed += [(s, w) for w in tile_windows(work.size_hw, tile_hw, stride_hw, within=sp.regions[s])]
-            else:
-                placed = [(split_of[item.name], w) for w in tile_windows(work.size_hw, tile_hw, stride_hw, pad=pad)]
-            src_record["split"] = sorted({s for s, _ in placed}, key=SPLITS.index) if use_spatial \
-                else split_of[item.name]
-            for s in {s for s, _ in placed}:
-                counts[s]["source_images"] += 1
-            tiles, tile_notes = tile_item(work, [w for _, w in placed], min_visible=mv, line_width=line_width,
-                                          suffix=suffix)
-            notes.extend(tile_notes)
-            if tile_hw is None:  # whole images keep their names
-                tiles = [type(t)(Item(work.stem + suffix, t.item.size_hw, t.item.shapes), t.source, t.window,
-                                  t.clipped, t.dropped) for t in tiles]
-            n_dropped = 0
-            kept_windows: list[tuple[str, Window]] = []
-            for (s, win), t in zip(placed, tiles):
-                c = counts[s]
-                c["clipped"].update(t.clipped)
-                c["dropped"].update(t.dropped)
-                n_dropped += sum(t.dropped.values())
-                if t.is_empty and keep_empty < 1.0:
-                    draw = np.random.default_rng(np.random.SeedSequence(stable_seed(seed, "empty", t.item.name)))
-                    if draw.random() >= keep_empty:
-                        c["empty_tiles_skipped"] += 1
-                        continue
-                if t.is_empty:
-                    c["empty_tiles_kept"] += 1
-                kept_windows.append((s, win))
-                img = tile_image(pixels, win, fill=fill)
-                path = stage / s / t.item.name
-                path.parent.mkdir(parents=True, exist_ok=True)
-                write_image(path, img)
-                tiles_by_split[s].append(Item(t.item.name, t.item.size_hw, t.item.shapes, image=ImageSource(path)))
-                c["tiles"] += 1
-                c["instances"].update(sh.label for sh in t.item.shapes if sh.is_area or sh.kind == "polyline")
-                if s == "train":
-                    if normalization == "meanstd":
-                        stats.add(img)
-                    pair = preview and len(train_samples) < 8 and not t.is_empty
-                    if pair:
-                        train_samples.append(_tile_overlay(img, t.item, class_index, colors, line_width))
-                    stem = t.item.name[: -len(suffix)] if suffix and t.item.name.endswith(suffix) else t.item.name
-                    for k in range(copies):
-                        rng = np.random.default_rng(np.random.SeedSequence(stable_seed(seed, "augment", t.item.name, k)))
-                        res = aug(img, t.item, rng=rng)
-                        aug_name = f"{stem}_aug{k}{suffix}"
-                        aug_path = stage / s / aug_name
-                        write_image(aug_path, res.image)
-                        tiles_by_split[s].append(Item(aug_name, res.item.size_hw, res.item.shapes,
-                                                      image=ImageSource(aug_path)))
-                        c["augmented_tiles"] += 1
-                        c["augment_dropped"].update(res.dropped)
-                        c["instances"].update(sh.label for sh in res.item.shapes if sh.is_area or sh.kind == "polyline")
-                        if normalization == "meanstd":
-                            stats.add(res.image)
-                        if pair and k == 0:
-                            train_samples.append(_tile_overlay(res.image, res.item, class_index, colors, line_width))
-            if n_dropped:
-                notes.append(Note("tile-remainder-dropped",
-                                  f"{n_dropped} clipped remainder(s) below min_visible={mv:g} left out of tiles",
-                                  item=item.name))
-            sources.append(src_record)
-            if preview and len(previews) < 4:
-                previews.append((work.stem, _source_preview(ds, work, pixels, kept_windows, line_width)))
 
-        # -- writers ------------------------------------------------------------------------------
-        options = dict(write_options or {})
-        if to in ("unet", "maskrcnn", "yolo", "coco"):
-            options.setdefault("line_width", line_width)
-        if to in _PER_SPLIT:
-            for s in SPLITS:
-                if tiles_by_split[s]:
-                    sub = Dataset(labels=ds.labels, items=tuple(tiles_by_split[s]), source=ds.source, format=ds.format)
-                    report = write(sub, tmp / s, format=to, progress=progress, **options)
-                    notes.extend(getattr(report, "notes", []) or [])
-        else:
-            everything = tuple(replace(it, subset=s) for s in SPLITS for it in tiles_by_split[s])
-            written = tmp / ".written"
-            report = write(Dataset(labels=ds.labels, items=everything, source=ds.source, format=ds.format),
-                           written, format=to, **options)
-            notes.extend(getattr(report, "notes", []) or [])
-            for child in sorted(written.iterdir()):
-                child.rename(tmp / child.name)
-            written.rmdir()
-            if to == "yolo":
-                _retarget_data_yaml(tmp / "data.yaml", Path(out).absolute())
-        shutil.rmtree(stage, ignore_errors=True)
+class _Tiler:
+    """Cuts each source image into its tiles and augmented copies, in a staging folder, and
+    keeps what the manifest and the pictures need."""
 
-        if to != "unet" and normalization != "minmax":
-            notes.append(Note("normalization-not-applied",
-                              f"normalization={normalization!r} is recorded for SegmentationDataset and prediction; "
-                              f"MaskRCNNDataset and other {to} readers normalize images their own way"))
+    def __init__(self, opts: PrepareOptions, plan: _Plan, ds: Dataset, stage: Path, *, preview: bool) -> None:
+        self.opts, self.plan, self.ds, self.stage, self.preview = opts, plan, ds, stage, preview
+        self.notes: list[Note] = list(ds.notes) + plan.split_notes + ([plan.task_note] if plan.task_note else [])
+        self.spatial_splits: dict[str, SpatialSplit] = {}
+        self.tiles: dict[str, list[Item]] = {s: [] for s in SPLITS}
+        self.counts = {s: {"source_images": 0, "tiles": 0, "augmented_tiles": 0, "empty_tiles_kept": 0,
+                           "empty_tiles_skipped": 0, "instances": Counter(), "clipped": Counter(),
+                           "dropped": Counter(), "augment_dropped": Counter()} for s in SPLITS}
+        self.sources: list[dict] = []
+        self.stats = _Stats()
+        self.previews: list[tuple[str, np.ndarray]] = []
+        self.train_samples: list[np.ndarray] = []
+        self.colors = [lab.rgb(i) for i, lab in enumerate(ds.labels)]
+        self.class_index = ds.class_index()
 
-        # -- manifest and pictures ------------------------------------------------------------------
-        if normalization == "meanstd":
-            mean, std = stats.result()
-            norm = {"method": "meanstd", "mean": mean, "std": std,
-                    "computed_on": "training tiles as written (augmented copies included), raw pixel values",
-                    "formula": "(x - mean) / std, per channel"}
-        elif normalization == "minmax":
-            norm = {"method": "minmax", "scope": "each image by its own min and max",
-                    "formula": "(x - min) / (max - min); 0 where the image is flat"}
-        else:
-            norm = {"method": "none", "formula": "raw pixel values as float32"}
-        manifest = {
-            "manifest_version": _MANIFEST_VERSION,
-            "defectlab_version": __version__,
-            "command": "prepare",
-            "to": to,
-            "export": {"source": ds.source, "format": ds.format, "files": _export_files(ds.source)},
-            "sources": sources,
-            "parameters": {
-                "tile_hw": list(tile_hw) if tile_hw else None,
-                "stride_hw": list(stride_hw or tile_hw) if tile_hw else None,
-                "pad": bool(pad), "fill": fill, "split": list(fractions), "stratify": bool(stratify),
-                "spatial": bool(use_spatial), "margin_px": int(margin_px),
-                "augment": aug.to_json() if aug else None, "copies": copies, "seed": int(seed),
-                "min_visible": mv, "keep_empty": float(keep_empty),
-                "size_hw": list(size_hw) if size_hw else None, "fit": fit if size_hw else None,
-                "line_width": float(line_width), "write_options": {k: _jsonable(v) for k, v in options.items()},
-            },
-            "classes": {"0": "background", **{str(i): name for name, i in class_index.items()}},
-            "normalization": norm,
-            "layout": ({s: f"{s}/" for s in SPLITS if tiles_by_split[s]} if to in _PER_SPLIT
-                       else {s: f"subset {s}" for s in SPLITS if tiles_by_split[s]}),
-            "splits": {s: {k: (dict(sorted(v.items())) if isinstance(v, Counter) else v)
-                           for k, v in counts[s].items()} for s in SPLITS},
-            "spatial_split": ("; ".join(sp.describe() for sp in spatial_splits.values()) if spatial_splits else None),
-            "notes": [{"code": n.code, "item": n.item, "where": n.where, "message": n.message} for n in notes],
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        if preview and previews:
-            (tmp / "preview").mkdir()
-            for stem, rgb in previews:
-                path = tmp / "preview" / f"{stem.replace('/', '__')}_tiles.png"
-                write_image(path, rgb)
-            if train_samples:
-                write_image(tmp / "preview" / "train_tiles.png", _montage(train_samples))
-    return PrepareReport(Path(out), manifest, notes, spatial_splits)
+    def _windows(self, item: Item, work: Item, record: dict) -> list[tuple[str, Window]]:
+        """The tile windows of one source image, each with its split."""
+        opts, plan = self.opts, self.plan
+        if opts.tile is None:
+            return [(plan.split_of[item.name], Window(0, 0, *work.size_hw))]
+        if plan.spatial:
+            sp = spatial_split(work.size_hw, opts.tile, plan.fractions, margin_px=opts.margin_px)
+            self.spatial_splits[item.name] = sp
+            record["spatial_split"] = sp.to_json()
+            return [(s, w) for s in SPLITS if sp.regions[s]
+                    for w in tile_windows(work.size_hw, opts.tile, opts.stride, within=sp.regions[s])]
+        return [(plan.split_of[item.name], w) for w in tile_windows(work.size_hw, opts.tile, opts.stride, pad=opts.pad)]
+
+    def add(self, item: Item, original: Item) -> None:
+        """Tile one source image (and augment its training tiles)."""
+        from ..imaging.io import read_image
+
+        opts, plan = self.opts, self.plan
+        data = item.image.read_bytes()
+        pixels = read_image(item.image)
+        if pixels.shape[:2] != item.size_hw:
+            raise ImageError(f"{item.image}: image is {pixels.shape[1]}x{pixels.shape[0]} (WxH) but the labels "
+                             f"of {item.name!r} are for {item.size_hw[1]}x{item.size_hw[0]}")
+        record = {"name": original.name, "subset": original.subset, "file": str(item.image),
+                  "sha256": _sha256_bytes(data), "size_hw": list(item.size_hw)}
+        work = item
+        if opts.image_size_hw is not None:
+            pixels, work = fit_item(pixels, item, opts.image_size_hw, mode=opts.fit, fill=opts.fill)  # type: ignore[arg-type]
+        suffix = _tile_suffix(item.image.suffix, pixels)
+        placed = self._windows(item, work, record)
+        record["split"] = sorted({s for s, _ in placed}, key=SPLITS.index) if plan.spatial else plan.split_of[item.name]
+        for s in {s for s, _ in placed}:
+            self.counts[s]["source_images"] += 1
+        tiles, tile_notes = tile_item(work, [w for _, w in placed], min_visible=plan.min_visible,
+                                      line_width=opts.line_width, suffix=suffix)
+        self.notes.extend(tile_notes)
+        if opts.tile is None:  # whole images keep their names
+            tiles = [type(t)(Item(work.stem + suffix, t.item.size_hw, t.item.shapes), t.source, t.window,
+                              t.clipped, t.dropped) for t in tiles]
+        n_dropped = 0
+        kept: list[tuple[str, Window]] = []
+        for (s, win), t in zip(placed, tiles):
+            c = self.counts[s]
+            c["clipped"].update(t.clipped)
+            c["dropped"].update(t.dropped)
+            n_dropped += sum(t.dropped.values())
+            if t.is_empty and opts.keep_empty < 1.0:
+                draw = np.random.default_rng(np.random.SeedSequence(stable_seed(opts.seed, "empty", t.item.name)))
+                if draw.random() >= opts.keep_empty:
+                    c["empty_tiles_skipped"] += 1
+                    continue
+            if t.is_empty:
+                c["empty_tiles_kept"] += 1
+            kept.append((s, win))
+            self._write_tile(s, t, tile_image(pixels, win, fill=opts.fill), suffix)
+        if n_dropped:
+            self.notes.append(Note("tile-remainder-dropped",
+                                   f"{n_dropped} clipped remainder(s) below min_visible={plan.min_visible:g} left out "
+                                   "of tiles", item=item.name))
+        self.sources.append(record)
+        if self.preview and len(self.previews) < 4:
+            self.previews.append((work.stem, _source_preview(self.ds, work, pixels, kept, opts.line_width)))
+
+    def _write_tile(self, split: str, t: Any, img: np.ndarray, suffix: str) -> None:
+        """One kept tile into the staging folder, and its augmented copies when it is a training tile."""
+        from ..imaging.io import write_image
+
+        opts, plan, c = self.opts, self.plan, self.counts[split]
+        path = self.stage / split / t.item.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_image(path, img)
+        self.tiles[split].append(Item(t.item.name, t.item.size_hw, t.item.shapes, image=ImageSource(path)))
+        c["tiles"] += 1
+        c["instances"].update(sh.label for sh in t.item.shapes if sh.is_area or sh.kind == "polyline")
+        if split != "train":
+            return
+        if opts.normalization == "meanstd":
+            self.stats.add(img)
+        pair = self.preview and len(self.train_samples) < 8 and not t.is_empty
+        if pair:
+            self.train_samples.append(_tile_overlay(img, t.item, self.class_index, self.colors, opts.line_width))
+        stem = t.item.name[: -len(suffix)] if suffix and t.item.name.endswith(suffix) else t.item.name
+        for k in range(plan.copies):
+            rng = np.random.default_rng(np.random.SeedSequence(stable_seed(opts.seed, "augment", t.item.name, k)))
+            res = plan.augment(img, t.item, rng=rng)
+            aug_name = f"{stem}_aug{k}{suffix}"
+            aug_path = self.stage / split / aug_name
+            write_image(aug_path, res.image)
+            self.tiles[split].append(Item(aug_name, res.item.size_hw, res.item.shapes, image=ImageSource(aug_path)))
+            c["augmented_tiles"] += 1
+            c["augment_dropped"].update(res.dropped)
+            c["instances"].update(sh.label for sh in res.item.shapes if sh.is_area or sh.kind == "polyline")
+            if opts.normalization == "meanstd":
+                self.stats.add(res.image)
+            if pair and k == 0:
+                self.train_samples.append(_tile_overlay(res.image, res.item, self.class_index, self.colors,
+                                                        opts.line_width))
+
+
+def _write(opts: PrepareOptions, plan: _Plan, ds: Dataset, tiler: _Tiler, tmp: Path, out: Path, *,
+           write_options: Mapping[str, Any] | None, preview: bool, progress: bool) -> dict:
+    """Lay the staged tiles out with the writer, then write the manifest and the pictures."""
+    from ..formats import write
+
+    to, notes = opts.to, tiler.notes
+    writer = {**plan.writer, **dict(write_options or {})}
+    if to in ("unet", "maskrcnn", "yolo", "coco"):
+        writer.setdefault("line_width", opts.line_width)
+    if to in _PER_SPLIT:
+        for s in SPLITS:
+            if tiler.tiles[s]:
+                sub = Dataset(labels=ds.labels, items=tuple(tiler.tiles[s]), source=ds.source, format=ds.format)
+                report = write(sub, tmp / s, format=to, progress=progress, **writer)
+                notes.extend(getattr(report, "notes", []) or [])
+    else:
+        everything = tuple(replace(it, subset=s) for s in SPLITS for it in tiler.tiles[s])
+        written = tmp / ".written"
+        report = write(Dataset(labels=ds.labels, items=everything, source=ds.source, format=ds.format),
+                       written, format=to, **writer)
+        notes.extend(getattr(report, "notes", []) or [])
+        for child in sorted(written.iterdir()):
+            child.rename(tmp / child.name)
+        written.rmdir()
+        if to == "yolo":
+            _retarget_data_yaml(tmp / "data.yaml", out.absolute())
+    shutil.rmtree(tiler.stage, ignore_errors=True)
+    if to != "unet" and opts.normalization != "minmax":
+        notes.append(Note("normalization-not-applied",
+                          f"normalization={opts.normalization!r} is recorded for SegmentationDataset and prediction; "
+                          f"MaskRCNNDataset and other {to} readers normalize images their own way"))
+    manifest = _manifest(opts, plan, ds, tiler, writer)
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if preview and tiler.previews:
+        _write_pictures(tmp / "preview", tiler)
+    return manifest
+
+
+def _normalization(opts: PrepareOptions, tiler: _Tiler) -> dict:
+    """The manifest's ``normalization``: the method, its formula, its statistics."""
+    if opts.normalization == "meanstd":
+        mean, std = tiler.stats.result()
+        return {"method": "meanstd", "mean": mean, "std": std,
+                "computed_on": "training tiles as written (augmented copies included), raw pixel values",
+                "formula": "(x - mean) / std, per channel"}
+    if opts.normalization == "minmax":
+        return {"method": "minmax", "scope": "each image by its own min and max",
+                "formula": "(x - min) / (max - min); 0 where the image is flat"}
+    return {"method": "none", "formula": "raw pixel values as float32"}
+
+
+def _manifest(opts: PrepareOptions, plan: _Plan, ds: Dataset, tiler: _Tiler, writer: dict) -> dict:
+    """``manifest.json``: where the tiles came from, how they were made, what each split holds."""
+    from .. import __version__
+
+    tile = opts.tile
+    parameters = {
+        "tile_hw": list(tile) if tile else None, "stride_hw": list(opts.stride or tile) if tile else None,
+        "pad": opts.pad, "fill": opts.fill, "split": list(plan.fractions), "stratify": opts.stratify,
+        "spatial": plan.spatial, "margin_px": opts.margin_px,
+        "augment": plan.augment.to_json() if plan.augment else None, "copies": plan.copies, "seed": opts.seed,
+        "min_visible": plan.min_visible, "keep_empty": opts.keep_empty,
+        "size_hw": list(opts.image_size_hw) if opts.image_size_hw else None,
+        "fit": opts.fit if opts.image_size_hw else None, "line_width": opts.line_width,
+        "write_options": {k: _jsonable(v) for k, v in writer.items()},
+    }
+    return {
+        "manifest_version": _MANIFEST_VERSION,
+        "defectlab_version": __version__,
+        "command": "prepare",
+        "to": opts.to,
+        "export": {"source": ds.source, "format": ds.format, "files": _export_files(ds.source)},
+        "sources": tiler.sources,
+        "parameters": parameters,
+        "classes": {"0": "background", **{str(i): name for name, i in tiler.class_index.items()}},
+        "normalization": _normalization(opts, tiler),
+        "layout": ({s: f"{s}/" for s in SPLITS if tiler.tiles[s]} if opts.to in _PER_SPLIT
+                   else {s: f"subset {s}" for s in SPLITS if tiler.tiles[s]}),
+        "splits": {s: {k: (dict(sorted(v.items())) if isinstance(v, Counter) else v)
+                       for k, v in tiler.counts[s].items()} for s in SPLITS},
+        "spatial_split": ("; ".join(sp.describe() for sp in tiler.spatial_splits.values())
+                          if tiler.spatial_splits else None),
+        "notes": [{"code": n.code, "item": n.item, "where": n.where, "message": n.message} for n in tiler.notes],
+    }
+
+
+def _write_pictures(folder: Path, tiler: _Tiler) -> None:
+    """``preview/``: each source image with its tiles outlined by split, and a montage of training tiles."""
+    from ..imaging.io import write_image
+
+    folder.mkdir()
+    for stem, rgb in tiler.previews:
+        write_image(folder / f"{stem.replace('/', '__')}_tiles.png", rgb)
+    if tiler.train_samples:
+        write_image(folder / "train_tiles.png", _montage(tiler.train_samples))
 
 
 def _subset_split(subset: str | None, name: str) -> str:

@@ -39,10 +39,10 @@ import math
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Mapping
+from typing import Any
 
 from ..model import Dataset
-from .config import CheckConfig
+from .options import CheckOptions
 from .context import ItemData
 from .edges import edge_findings, guess_edge, resolve_edges
 from .findings import CHECKS, SEVERITIES, CheckSpec, Finding, severity_rank
@@ -57,11 +57,22 @@ from .shape_quality import solidity_findings
 from .stats import LabelStats, ShapeRecord, label_stats, outlier_findings
 
 __all__ = [
-    "CHECKS", "CheckConfig", "CheckResult", "CheckSpec", "FAIL_ON", "Finding", "LabelStats", "SEVERITIES",
+    "CHECKS", "CheckOptions", "CheckResult", "CheckSpec", "FAIL_ON", "Finding", "LabelStats", "SEVERITIES",
     "check", "guess_edge", "resolve_edges", "FIXABLE", "Change", "FixResult", "fix",
 ]
 
-_DEFAULT = CheckConfig()
+def _dataset(dataset: Dataset | str | Path, images: str | Path | None, verb: str, *,
+             lenient: bool = False) -> Dataset:
+    """``dataset`` itself, or the export read from that path (with ``images``; ``lenient``: what
+    the strict reader refuses but can locate becomes a note instead of an error)."""
+    if not isinstance(dataset, Dataset):
+        from ..formats import read
+
+        extra = {"lenient": True} if lenient else {}
+        return read(dataset, images=images, **extra) if images is not None else read(dataset, **extra)
+    if images is not None:
+        raise ValueError(f"{verb}: images= is for reading an export from a path; a Dataset already knows its images")
+    return dataset
 
 
 def _unique_names(dataset: Dataset) -> Dataset:
@@ -76,21 +87,11 @@ def _unique_names(dataset: Dataset) -> Dataset:
 
 def check(
     dataset: Dataset | str | Path,
+    options: CheckOptions | None = None,
     *,
     images: str | Path | None = None,
-    edges: Mapping[str, str] | None = None,
-    solidity: float = _DEFAULT.solidity,
-    edge_tolerance: float = _DEFAULT.edge_tolerance,
-    hole_area_px: float = _DEFAULT.hole_area_px,
-    min_area_px: float = _DEFAULT.min_area_px,
-    duplicate_iou: float = _DEFAULT.duplicate_iou,
-    overlap: float = _DEFAULT.overlap,
-    outside_tolerance_px: float = _DEFAULT.outside_tolerance_px,
-    outlier_z: float = _DEFAULT.outlier_z,
-    image_size_hw: tuple[int, int] | None = None,
-    line_width: float = _DEFAULT.line_width,
-    use_images: bool = True,
     progress: bool = False,
+    **changes: Any,
 ) -> CheckResult:
     """Check a labeling export for the problems that spoil training.
 
@@ -102,24 +103,16 @@ def check(
         missing attribute, a 2-point polygon, a non-numeric coordinate — becomes a finding with
         its file, line and shape (``read-refused``, ``shape-too-few-vertices``,
         ``label-undeclared``); only an unreadable file is an error.
+    options : CheckOptions, optional
+        Edge conventions, thresholds, the expected image size, whether to read the images
+        (:class:`~defectlab.qc.options.CheckOptions`; default: its defaults).
     images : str or Path, optional
         Where the image files are, when ``dataset`` is a path (as ``defectlab.read``'s).
-    edges : mapping, optional
-        Label name -> ``"inner"`` | ``"outer"``: the edge convention per label. Labels not
-        given keep the export's ``Label.edge``; when that is None (CVAT cannot store it) the
-        convention is guessed from the name — bubble/cavity/void → inner, loop → outer —
-        and reported as a guess (``result.edges``). Labels with no convention are not
-        edge-checked.
-    solidity, edge_tolerance, hole_area_px, min_area_px, duplicate_iou, overlap : float
-        Thresholds; see :class:`CheckConfig` (same names, same defaults).
-    outside_tolerance_px, outlier_z, line_width : float
-        Thresholds; see :class:`CheckConfig`.
-    image_size_hw : (int, int), optional
-        The size every image should have; None: each subset's most common size.
-    use_images : bool
-        Read the image files (sizes, edge convention). False checks the annotations only.
     progress : bool
         Show a progress bar over the images.
+    **changes
+        Fields of :class:`~defectlab.qc.options.CheckOptions` by name, applied over
+        ``options``: ``edges={"loop": "outer"}``, ``solidity=0.9``, ``use_images=False``, ….
 
     Returns
     -------
@@ -134,23 +127,17 @@ def check(
     ValueError
         A threshold out of range, ``edges`` naming an unknown label or a value other than
         inner/outer, or ``images`` given with a Dataset.
+    TypeError
+        A keyword that is no field of CheckOptions.
     DefectlabError
         ``dataset`` is a path that cannot be read.
     """
     from ..progress import progress_iter
 
-    if not isinstance(dataset, Dataset):
-        from ..formats import read
-
-        dataset = read(dataset, images=images, lenient=True) if images is not None else read(dataset, lenient=True)
-    elif images is not None:
-        raise ValueError("check: images= is for reading an export from a path; a Dataset already knows its images")
+    config = CheckOptions.build(options, **changes)
+    dataset = _dataset(dataset, images, "check", lenient=True)
     dataset = _unique_names(dataset)
-    config = CheckConfig(solidity=solidity, edge_tolerance=edge_tolerance, hole_area_px=hole_area_px,
-                         min_area_px=min_area_px, duplicate_iou=duplicate_iou, overlap=overlap,
-                         outside_tolerance_px=outside_tolerance_px, outlier_z=outlier_z,
-                         image_size_hw=image_size_hw, line_width=line_width)
-    conventions = resolve_edges(dataset.labels, dict(edges or {}))
+    conventions = resolve_edges(dataset.labels, dict(config.edges or ()))
     needs_pixels = any(edge for edge, _ in conventions.values())
 
     findings, places = read_findings(dataset.notes)
@@ -161,7 +148,7 @@ def check(
     images_read = 0
     for item in progress_iter(dataset.items, total=len(dataset), desc="check", enabled=progress):
         image = None
-        if use_images:
+        if config.use_images:
             image, found = load_image(item, decode=needs_pixels)
             findings += found
             images_read += not found

@@ -58,9 +58,9 @@ import numpy as np
 
 from ..errors import ImageError, OutputError
 from ..model import Box, Dataset, Ellipse, Item, Label, Mask, Points, Polygon, Polyline, Shape
-from ..raster import Crop, mask_to_polygons, rasterize, shape_polygons
+from ..raster import DEFAULT_LINE_WIDTH, Crop, mask_to_polygons, rasterize, shape_polygons
 from ..raster.clip import clip_polyline, clip_ring
-from .config import CheckConfig
+from .options import CheckOptions
 from .context import ItemData
 from .findings import Finding
 from .geometry import self_intersections
@@ -77,8 +77,6 @@ CHANGES_FILE = "changes.json"
 
 #: Formats written back as they came; any other is written as CVAT XML.
 _SAME_FORMAT = ("cvat", "coco", "yolo")
-
-_DEFAULT = CheckConfig()
 
 
 class _CannotFix(Exception):
@@ -152,7 +150,7 @@ class FixResult:
     skipped: list[tuple[Finding, str]] = field(default_factory=list)
     not_fixable: Counter = field(default_factory=Counter)
     original: Dataset | None = None
-    line_width: float = _DEFAULT.line_width
+    line_width: float = DEFAULT_LINE_WIDTH
     out: Path | None = None
     written_format: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -261,15 +259,13 @@ def check_fix_target(out: str | Path, source: Dataset | str | Path | None, *, ov
 def fix(
     dataset: Dataset | str | Path,
     findings: Iterable[Finding] | Any = None,
+    options: CheckOptions | None = None,
     *,
     images: str | Path | None = None,
-    hole_area_px: float = _DEFAULT.hole_area_px,
-    duplicate_iou: float = _DEFAULT.duplicate_iou,
-    outside_tolerance_px: float = _DEFAULT.outside_tolerance_px,
-    line_width: float = _DEFAULT.line_width,
     out: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    **changes: Any,
 ) -> FixResult:
     """Repair holes between masks, shapes outside the image and duplicates (see the module doc).
 
@@ -281,18 +277,22 @@ def fix(
     findings : iterable of Finding, or CheckResult, optional
         What to fix; only codes in :data:`FIXABLE` are used, the others are counted in
         ``not_fixable``. Default: run :func:`defectlab.qc.check` on the annotations (no
-        image files needed) with the thresholds below.
+        image files needed) with ``options``.
+    options : CheckOptions, optional
+        The check's options (:class:`~defectlab.qc.options.CheckOptions`); the repairs use
+        ``hole_area_px`` (a pocket bigger than it, or than its finding says, is not filled),
+        ``duplicate_iou``, ``outside_tolerance_px`` and ``line_width``. Default: those the
+        ``findings`` were found with when they are a CheckResult, else the defaults.
     images : str or Path, optional
         Where the image files are, when ``dataset`` is a path.
-    hole_area_px, duplicate_iou, outside_tolerance_px, line_width : float
-        The check's thresholds (same names and defaults as :func:`defectlab.qc.check`). A
-        pocket bigger than ``hole_area_px`` (or than its finding says) is not filled.
     out : str or Path, optional
         Also write the repaired copy there (:meth:`FixResult.write`).
     overwrite : bool
         Replace an existing ``out``.
     progress : bool
         Show a progress bar while checking.
+    **changes
+        Fields of :class:`~defectlab.qc.options.CheckOptions` by name, applied over ``options``.
 
     Returns
     -------
@@ -300,21 +300,15 @@ def fix(
         ``result.dataset`` (repaired), ``result.changes``, ``result.skipped``,
         ``result.write(out)``.
     """
-    from . import _unique_names, check
+    from . import _dataset, _unique_names, check
     from .result import CheckResult
 
-    if not isinstance(dataset, Dataset):
-        from ..formats import read
-
-        dataset = read(dataset, images=images) if images is not None else read(dataset)
-    elif images is not None:
-        raise ValueError("fix: images= is for reading an export from a path; a Dataset already knows its images")
-    config = CheckConfig(hole_area_px=hole_area_px, duplicate_iou=duplicate_iou,
-                         outside_tolerance_px=outside_tolerance_px, line_width=line_width)
+    dataset = _dataset(dataset, images, "fix")
+    if options is None and isinstance(findings, CheckResult):
+        options = findings.config
+    config = CheckOptions.build(options, **changes)
     if findings is None:
-        findings = check(dataset, use_images=False, hole_area_px=config.hole_area_px,
-                         duplicate_iou=config.duplicate_iou, outside_tolerance_px=config.outside_tolerance_px,
-                         line_width=config.line_width, progress=progress).findings
+        findings = check(dataset, config, use_images=False, progress=progress).findings
     elif isinstance(findings, CheckResult):
         findings = findings.findings
     names = [it.name for it in _unique_names(dataset).items]
@@ -358,7 +352,7 @@ def _ring_area(ring: np.ndarray) -> float:
 
 
 def clip_shape(shape: Shape, size_hw: tuple[int, int], label: Label | None = None,
-               *, line_width: float = _DEFAULT.line_width) -> tuple[list[Shape], str]:
+               *, line_width: float = DEFAULT_LINE_WIDTH) -> tuple[list[Shape], str]:
     """``shape`` clipped to the image ``[0, W] x [0, H]``: the pieces (none: nothing is inside) and what was done.
 
     Parameters
@@ -447,7 +441,7 @@ def _clip(shape: Shape, size_hw: tuple[int, int], allowed: frozenset[str] | None
     raise _CannotFix(f"a {shape.kind} cannot be clipped")
 
 
-def _fix_item(item: Item, name: str, found: list[Finding], labels: dict[str, Label], config: CheckConfig,
+def _fix_item(item: Item, name: str, found: list[Finding], labels: dict[str, Label], config: CheckOptions,
               result: FixResult) -> Item:
     """The item with its duplicates removed, its shapes clipped and its holes filled (in that order)."""
     shapes = list(item.shapes)
@@ -513,7 +507,7 @@ def _boxes_meet(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
 
 
 def _fill_holes(item: Item, name: str, shapes: list[Shape], origin: list[int], found: list[Finding],
-                labels: dict[str, Label], config: CheckConfig, skip) -> list[Change]:
+                labels: dict[str, Label], config: CheckOptions, skip) -> list[Change]:
     """Grow a neighbor over each pocket that a finding points at; ``shapes`` is updated in place."""
     data = ItemData.build(replace(item, shapes=tuple(shapes)), line_width=config.line_width)
     pending = list(found)

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..model import Dataset
-from .config import CheckConfig
+from ..model.display import renderer
+from .options import CheckOptions
 from .findings import SEVERITIES, Finding, severity_rank
 from .stats import LabelStats, ShapeRecord
 
@@ -26,7 +27,7 @@ class CheckResult:
     ----------
     dataset : Dataset
         The dataset that was checked.
-    config : CheckConfig
+    config : CheckOptions
         The thresholds used.
     findings : list of Finding
         Sorted by severity, then by image (in dataset order), then by shape.
@@ -42,17 +43,16 @@ class CheckResult:
     """
 
     dataset: Dataset
-    config: CheckConfig
+    config: CheckOptions
     findings: list[Finding]
     stats: dict[str, LabelStats]
     edges: dict[str, tuple[str | None, str]]
     records: list[ShapeRecord] = field(default_factory=list)
     images_read: int = 0
 
-    def _repr_html_(self) -> str:
-        from ..notebook import check_html
-
-        return check_html(self)
+    def _repr_html_(self) -> str | None:
+        draw = renderer(self, "html")
+        return draw(self) if draw is not None else None
 
     def counts(self) -> dict[str, int]:
         """Number of findings per severity: ``{"error": …, "warning": …, "info": …}``."""
@@ -90,7 +90,7 @@ class CheckResult:
             "stats": [s.summary() for s in self.stats.values()],
         }
 
-    def write_report(self, path: str | Path, *, overwrite: bool = False, max_picture_px: int = 1024,
+    def write_report(self, path: str | Path, *, overwrite: bool = False, max_picture_px: int = 800,
                      max_clean_pictures: int = 6, progress: bool = False) -> Path:
         """Write the offline HTML report (see :func:`defectlab.qc.report.write_report`)."""
         from .report import write_report

@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .._output import output_dir
-from ..measurement.report import _figure, _html_table, _notes_html, _page, _settings_html, _write_tables
+from .._pages import notes_list as _notes_html
+from .._pages import page as _page
+from .._pages import table as _html_table
+from ..measurement.report import _figure, _settings_html, _write_tables
 from ..model import Ellipse, Label
 
 if TYPE_CHECKING:  # pragma: no cover
