@@ -125,7 +125,7 @@ def split_instances(
     split_set = set(wanted) if split is True else set() if split is False else {int(c) for c in split}
     dtype = sem.dtype if sem.dtype != bool and np.iinfo(sem.dtype).max > 255 else np.uint8
 
-    comp, comp_class = _components(sem, sorted(wanted))
+    comp, comp_class = _components(sem, sorted(wanted), present)
     n = len(comp_class) - 1
     areas = np.bincount(comp.ravel(), minlength=n + 1)
     kept = areas >= min_area_px
@@ -157,7 +157,7 @@ def split_instances(
             rows, cols, owner = rows[order], cols[order], owner[order]
             marker_key = start[owner] + np.arange(len(owner)) - np.searchsorted(owner, owner)
             which = np.where(several[lab], lab, 0)
-            basins = _watershed(sq, which, several, rows, cols, marker_key)
+            basins = _watershed(sq, which, comp_class, rows, cols, marker_key)
             root = _merge_shallow(basins, sq, which, np.repeat(np.arange(n + 1), slots), neck_ratio)
             keys = start[comp]
             inside = which > 0
@@ -178,19 +178,24 @@ def _classes_present(sem: np.ndarray) -> list[int]:
     return [int(c) for c in np.unique(sem) if c != 0]
 
 
-def _components(sem: np.ndarray, wanted: list[int]) -> tuple[np.ndarray, np.ndarray]:
+def _components(sem: np.ndarray, wanted: list[int], present: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """8-connected components of each wanted class, numbered in order of class, then of their
-    first pixel in raster order: (H, W) int32 (0 = none) and the (n + 1,) class of each (0 first)."""
-    from scipy import ndimage
+    first pixel in raster order: (H, W) int32 (0 = none) and the (n + 1,) class of each (0 first).
 
-    comp = np.zeros(sem.shape, dtype=np.int32)
-    comp_class = [0]
-    for cls in wanted:
-        lab, count = ndimage.label(sem == cls, structure=_EIGHT)
-        if count:
-            np.add(lab, len(comp_class) - 1, out=comp, where=lab > 0)
-            comp_class += [cls] * count
-    return comp, np.asarray(comp_class, dtype=np.int64)
+    One labeling of all classes at once (``skimage.measure.label`` joins equal neighbors only),
+    whose numbers follow the raster order, then renumbered class by class.
+    """
+    from skimage.measure import label
+
+    values = sem if wanted == present else np.where(np.isin(sem, wanted), sem, 0)
+    lab = label(values, background=0, connectivity=2).astype(np.int32, copy=False)
+    n = int(lab.max())
+    cls = np.zeros(n + 1, dtype=np.int64)
+    cls[lab.ravel()] = values.ravel()
+    order = np.argsort(cls[1:], kind="stable") + 1  # by class, then by number (raster order)
+    renumber = np.zeros(n + 1, dtype=np.int32)
+    renumber[order] = np.arange(1, n + 1, dtype=np.int32)
+    return renumber[lab], np.concatenate([[0], cls[order]])
 
 
 def _squared_distance(comp: np.ndarray) -> np.ndarray:
@@ -301,40 +306,41 @@ def _spaced(rows: np.ndarray, cols: np.ndarray, owner: np.ndarray, width: int, r
     return kept
 
 
-def _watershed(sq: np.ndarray, which: np.ndarray, several: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+def _watershed(sq: np.ndarray, which: np.ndarray, comp_class: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                marker_key: np.ndarray) -> np.ndarray:
     """(H, W) int32 basins (marker keys) of the components ``which > 0``, 0 elsewhere.
 
     The flooding must stay inside each component. Components of one class never touch (they
-    are 8-connected); of two classes they may: then a component goes into a later watershed
-    than those of lower number that it touches, each in the box around its components.
+    are 8-connected); of two classes they may: one watershed takes all components but those
+    that touch one of a lower class, and one more watershed per class takes those, in the box
+    around them (at most one watershed per class, whatever the size of the image).
     """
     from skimage.segmentation import watershed
 
     markers = np.zeros(which.shape, dtype=np.int32)
     markers[rows, cols] = marker_key
-    lo, hi = [], []
-    for a, b in ((which[:, :-1], which[:, 1:]), (which[:-1, :], which[1:, :])):
-        sel = (a != b) & (a > 0) & (b > 0)
-        lo.append(np.minimum(a[sel], b[sel]))
-        hi.append(np.maximum(a[sel], b[sel]))
-    lo, hi = np.concatenate(lo), np.concatenate(hi)
+    width = which.shape[1] + 1
+    wp = np.pad(which, ((0, 1), (0, 1))).ravel()
+    idx = np.flatnonzero(wp)
+    later = np.zeros(len(comp_class), dtype=bool)  # touches a component of a lower class
+    for offset in (1, width):  # the right neighbor, the one below
+        a, b = wp[idx], wp[idx + offset]
+        sel = (b > 0) & (a != b)
+        a, b = a[sel], b[sel]
+        later[np.where(comp_class[a] > comp_class[b], a, b)] = True
     basins = np.zeros(which.shape, dtype=np.int32)
     neg = -sq
-    left = np.zeros(len(several), dtype=bool)
-    left[several] = True
-    while left.any():
-        live = left[lo] & left[hi]
-        later = np.zeros_like(left)
-        later[hi[live]] = True
-        part = (left & ~later)[which]
+    rounds = [~later] + [later & (comp_class == c) for c in np.unique(comp_class[later])]
+    for now in rounds:
+        part = now[which] & (which > 0)
+        if not part.any():
+            continue
         box = _box(part)
         inner = part[box]
-        if len(lo):
+        if len(rounds) > 1:
             basins[box][inner] = watershed(neg[box], markers[box], mask=inner)[inner]
         else:  # one watershed for all
             basins[box] = watershed(neg[box], markers[box], mask=inner)
-        left &= later
     return basins
 
 
@@ -351,22 +357,27 @@ def _merge_shallow(basins: np.ndarray, sq: np.ndarray, which: np.ndarray, key_co
     peak: for each key (``key_comp``: its component), the smallest key of its group (the
     group's highest marker; 0 stays 0). Basins of two components are never merged."""
     n_keys = len(key_comp)
-    inside = basins > 0
+    # the basin pixels, as flat indices into the arrays padded by a row below and a column right
+    width = basins.shape[1] + 1
+    bp = np.pad(basins, ((0, 1), (0, 1))).ravel()
+    sp = np.pad(sq, ((0, 1), (0, 1))).ravel()
+    cp = np.pad(which, ((0, 1), (0, 1))).ravel()
+    idx = np.flatnonzero(bp)
+    here = bp[idx]
     top_sq = np.zeros(n_keys, dtype=np.float32)
-    np.maximum.at(top_sq, basins[inside], sq[inside])
+    np.maximum.at(top_sq, here, sp[idx])
     top = np.sqrt(top_sq.astype(np.float64))
     # saddle of each adjacent pair: the highest min(dist) across their common boundary; pairs
     # taken in order of saddle, then as the per-component code met them (left-right pairs first)
     pair_keys, values, passes = [], [], []
-    for step, (a, b, da, db, ca, cb) in enumerate((
-        (basins[:, :-1], basins[:, 1:], sq[:, :-1], sq[:, 1:], which[:, :-1], which[:, 1:]),
-        (basins[:-1, :], basins[1:, :], sq[:-1, :], sq[1:, :], which[:-1, :], which[1:, :]),
-    )):
-        sel = (a != b) & (a > 0) & (b > 0) & (ca == cb)
-        la, lb = a[sel].astype(np.int64), b[sel].astype(np.int64)
+    for step, offset in enumerate((1, width)):  # the right neighbor, then the one below
+        there = bp[idx + offset]
+        sel = (there > 0) & (there != here) & (cp[idx + offset] == cp[idx])
+        la, lb = here[sel].astype(np.int64), there[sel].astype(np.int64)
         pair_keys.append(np.minimum(la, lb) * n_keys + np.maximum(la, lb))
         # the distance halfway between the two pixel centers
-        values.append((np.sqrt(da[sel].astype(np.float64)) + np.sqrt(db[sel].astype(np.float64))) / 2)
+        da, db = sp[idx[sel]].astype(np.float64), sp[idx[sel] + offset].astype(np.float64)
+        values.append((np.sqrt(da) + np.sqrt(db)) / 2)
         passes.append(np.full(len(la), step))
     key, val, first = np.concatenate(pair_keys), np.concatenate(values), np.concatenate(passes)
     root = np.arange(n_keys)
