@@ -5,6 +5,7 @@ Run::
     .venv/bin/python benchmarks/bench_tiling.py                     # both cases
     .venv/bin/python benchmarks/bench_tiling.py --case workshop --n-images 20
     .venv/bin/python benchmarks/bench_tiling.py --case large --large-size 4096
+    .venv/bin/python benchmarks/bench_tiling.py --case prepare --frames 25 --frame-size 2048
 
 Cases (synthetic TEM-like micrographs with exact labels, :mod:`defectlab.preparation.synthetic`):
 
@@ -25,6 +26,14 @@ tile's pixels, its semantic mask, and each instance's mask and box.
   painted per instance; per window, the stack is cropped, the instances with a pixel in the
   window kept (an H×W×n copy) and their boxes computed from the dense crops. It keeps every
   instance with at least one pixel (no visible-share rule, no clipped flag): less work than ours.
+
+* **prepare** — ``defectlab prepare --to unet --tile 512`` (the library call
+  :func:`defectlab.preparation.pipeline.prepare`, default options: previews on) beside
+  ``defectlab convert --to unet`` (``read`` + ``write_unet``) of the same export: 25 micrographs
+  of 2048×2048 (2×2 mosaics of synthetic images, ~420 defects each), the issue's in-situ set.
+  The same pixels go out: convert copies the source PNGs and writes 25 masks, prepare writes
+  400 tiles and their masks. Also prepare with ``preview=False``. Wall and CPU seconds (CPU time
+  says more on a shared machine) and peak resident MB, each in a child process.
 
 Each variant runs in a child process of its own (one JSON line out). "start MB" is the child's
 resident memory after imports and reading the images and labels (not timed); the peak is reset
@@ -198,6 +207,27 @@ def run_baseline(export: Path, crop: int | None) -> dict:
             "images": len(data), "start_mb": start, "peak_mb": _rss_mb(), "stack_mb": held / 2**20}
 
 
+def run_convert_or_prepare(variant: str, export: Path) -> dict:
+    """``convert --to unet`` or ``prepare --to unet --tile 512`` of ``export`` into a temporary folder."""
+    import defectlab
+    from defectlab.preparation.pipeline import prepare
+
+    out = Path(tempfile.mkdtemp(prefix="defectlab-bench-out-")) / "out"
+    try:
+        start = _reset_peak()
+        t0, c0 = time.perf_counter(), time.process_time()
+        if variant == "convert":
+            defectlab.write(defectlab.read(export), out, format="unet")
+        else:
+            prepare(export, out, to="unet", tile=512, progress=False, preview=variant == "prepare")
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        files = sorted(p for p in out.rglob("*.png") if "preview" not in p.parts)
+        return {"variant": variant, "seconds": seconds, "cpu": cpu, "start_mb": start, "peak_mb": _rss_mb(),
+                "pngs": len(files), "mb_out": sum(p.stat().st_size for p in files) / 2**20}
+    finally:
+        shutil.rmtree(out.parent, ignore_errors=True)
+
+
 def _child(variant: str, export: Path, crop: int | None = None) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--variant", variant, "--export", str(export)]
     if crop is not None:
@@ -216,9 +246,10 @@ def make_workshop(work: Path, n: int, seed: int) -> Path:
     return export
 
 
-def make_large(work: Path, size: int, seed: int) -> Path:
-    """One size×size micrograph: a 2×2 mosaic of synthetic images (their generator is quadratic
-    in the number of defects), written as a CVAT export."""
+def make_mosaics(work: Path, name: str, n: int, size: int, seed: int) -> Path:
+    """``n`` size×size micrographs, each a 2×2 mosaic of synthetic images (their generator is
+    quadratic in the number of defects) at the defect density of the 512 px default (~26 per
+    512², ~420 per 2048²), written as a CVAT export ``work/name``."""
     from defectlab.formats.cvat_xml import write_cvat
     from defectlab.imaging.io import write_image
     from defectlab.model import Dataset, ImageSource, Item
@@ -229,21 +260,27 @@ def make_large(work: Path, size: int, seed: int) -> Path:
     f = (half / 512) ** 2
     cfg = SyntheticConfig(size_hw=(half, half), n_cavities=round(12 * f), n_loops=round(6 * f),
                           n_precipitates=round(6 * f), n_lines=round(2 * f))
-    image = np.zeros((size, size), np.uint8)
-    shapes = []
-    streams = np.random.SeedSequence(seed).spawn(4)
-    for k, stream in enumerate(streams):
-        oy, ox = divmod(k, 2)
-        tile, item = synthetic_item(np.random.default_rng(stream), cfg)
-        image[oy * half : (oy + 1) * half, ox * half : (ox + 1) * half] = tile
-        shapes += [affine_shape(s, translation(ox * half, oy * half)) for s in item.shapes]
-    export = work / "large"
+    export = work / name
     (export / "images").mkdir(parents=True)
-    write_image(export / "images" / "large.png", image)
-    ds = Dataset(SYNTHETIC_LABELS, (Item("large.png", (size, size), tuple(shapes),
-                                         image=ImageSource(export / "images" / "large.png")),))
-    write_cvat(ds, export / "annotations.xml")
+    items = []
+    for i, frame in enumerate(np.random.SeedSequence(seed).spawn(n)):
+        image = np.zeros((size, size), np.uint8)
+        shapes = []
+        for k, stream in enumerate(frame.spawn(4)):
+            oy, ox = divmod(k, 2)
+            tile, item = synthetic_item(np.random.default_rng(stream), cfg)
+            image[oy * half : (oy + 1) * half, ox * half : (ox + 1) * half] = tile
+            shapes += [affine_shape(s, translation(ox * half, oy * half)) for s in item.shapes]
+        file = f"{name}_{i:03d}.png"
+        write_image(export / "images" / file, image)
+        items.append(Item(file, (size, size), tuple(shapes), image=ImageSource(export / "images" / file)))
+    write_cvat(Dataset(SYNTHETIC_LABELS, tuple(items)), export / "annotations.xml")
     return export
+
+
+def make_large(work: Path, size: int, seed: int) -> Path:
+    """One size×size micrograph (:func:`make_mosaics`)."""
+    return make_mosaics(work, "large", 1, size, seed)
 
 
 def _row(case: str, r: dict) -> str:
@@ -266,6 +303,13 @@ def main_driver(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             cases.append(("large", make_large(work, args.large_size, args.seed)))
             print(f"generated a {args.large_size}x{args.large_size} mosaic in {time.perf_counter() - t0:.1f} s")
+        if args.case in ("all", "prepare"):
+            t0 = time.perf_counter()
+            frames = make_mosaics(work, "frames", args.frames, args.frame_size, args.seed)
+            print(f"generated {args.frames} {args.frame_size}x{args.frame_size} mosaics in {time.perf_counter() - t0:.1f} s")
+            _prepare_case(frames)
+        if not [c for c in cases if c[0] != "prepare"]:
+            return
         head = (f"{'case':<9} {'variant':<9} {'images':>15} {'instances':>9} {'tiles':>6} {'in tiles':>9} "
                 f"{'seconds':>8} {'tiles/s':>8} {'start MB':>8} {'peak MB':>8}")
         lines = []
@@ -304,16 +348,34 @@ def main_driver(args: argparse.Namespace) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _prepare_case(frames: Path) -> None:
+    import os
+
+    rows = [_child(v, frames) for v in ("convert", "prepare", "prepare-no-preview")]
+    print(f"\nprepare vs convert, {frames.name}: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'variant':<20} {'seconds':>8} {'cpu s':>8} {'x convert':>9} {'PNGs':>6} {'MB out':>7} {'peak MB':>8}")
+    base = rows[0]["cpu"]
+    for r in rows:
+        print(f"{r['variant']:<20} {r['seconds']:8.1f} {r['cpu']:8.1f} {r['cpu'] / base:8.1f}x {r['pngs']:6d} "
+              f"{r['mb_out']:7.0f} {r['peak_mb'] - r['start_mb']:8.0f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--case", choices=["all", "workshop", "large"], default="all")
+    p.add_argument("--case", choices=["all", "workshop", "large", "prepare"], default="all")
+    p.add_argument("--frames", type=int, default=25, help="prepare case: number of micrographs")
+    p.add_argument("--frame-size", type=int, default=2048, help="prepare case: their side, px (even)")
     p.add_argument("--n-images", type=int, default=20, help="workshop case: number of 512x512 images")
     p.add_argument("--large-size", type=int, default=4096, help="large case: image side, px (even)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--variant", choices=["ours", "baseline"], help=argparse.SUPPRESS)
+    p.add_argument("--variant", choices=["ours", "baseline", "convert", "prepare", "prepare-no-preview"],
+                   help=argparse.SUPPRESS)
     p.add_argument("--export", help=argparse.SUPPRESS)
     p.add_argument("--crop", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.variant in ("convert", "prepare", "prepare-no-preview"):
+        print(json.dumps(run_convert_or_prepare(args.variant, Path(args.export))))
+        return
     if args.variant:
         fn = run_ours if args.variant == "ours" else run_baseline
         print(json.dumps(fn(Path(args.export), args.crop)))

@@ -291,3 +291,33 @@ def test_points_and_tags():
 def test_bad_min_visible():
     with pytest.raises(ValueError, match="min_visible between 0 and 1"):
         tile_item(Item("a.png", (8, 8)), [Window(0, 0, 8, 8)], min_visible=1.5)
+
+
+def test_prepared_unet_tiles_are_the_source_pixels_and_mask_cut_by_their_windows(tmp_path):
+    """What ``prepare --to unet`` writes, file by file: each tile's image is the source's pixels
+    in its window (decoded, exactly) and its mask the source's whole-image mask cut by the
+    window (``min_visible=0``: no remainder dropped). The window is read from the tile's name."""
+    import re
+
+    import defectlab
+    from defectlab.imaging.io import read_image
+    from defectlab.preparation.pipeline import prepare
+    from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
+
+    make_synthetic_dataset(tmp_path / "export", n_images=2, seed=3,
+                           config=SyntheticConfig(size_hw=(160, 224), allow_overlap=True))
+    ds = defectlab.read(tmp_path / "export")
+    index = ds.class_index()
+    prepare(tmp_path / "export", tmp_path / "out", to="unet", tile=96, stride=64, min_visible=0, seed=1,
+            preview=False)
+    sources = {it.name.rsplit(".", 1)[0]: it for it in ds.items}
+    seen = 0
+    for image_path in sorted((tmp_path / "out").glob("*/images/*.png")):
+        stem, x0, y0 = re.fullmatch(r"(.+)_x(\d+)_y(\d+)", image_path.stem).groups()
+        item = sources[stem]
+        rows, cols = slice(int(y0), int(y0) + 96), slice(int(x0), int(x0) + 96)
+        assert np.array_equal(read_image(image_path), read_image(item.image)[rows, cols])
+        mask = read_image(image_path.parent.parent / "masks" / image_path.name)
+        assert np.array_equal(mask, semantic_mask(item, index, line_width=defectlab.raster.DEFAULT_LINE_WIDTH)[rows, cols])
+        seen += 1
+    assert seen == 2 * 2 * 3  # per image, rows start at 0, 64 (160 px) and columns at 0, 64, 128 (224 px)

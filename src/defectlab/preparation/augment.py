@@ -59,7 +59,7 @@ import numpy as np
 
 from ..model import Item, Shape
 from ..raster import DEFAULT_LINE_WIDTH
-from .resize import affine_shape, is_pixel_exact, translation, warp_image, warp_mask
+from .resize import affine_shape, is_pixel_exact, translate_shape, warp_image, warp_mask
 from .tiling import DEFAULT_MIN_VISIBLE, Window, clip_shapes
 
 __all__ = ["AUGMENTATIONS", "Op", "Augment", "AugmentParams", "Augmented", "apply_intensity"]
@@ -377,7 +377,7 @@ class Augment:
             hi = np.maximum(hi, [x2 + pad, y2 + pad])
         ox, oy = int(-math.floor(lo[0])), int(-math.floor(lo[1]))
         canvas = (int(math.ceil(hi[1])) + oy, int(math.ceil(hi[0])) + ox)
-        shifted = [s if s.kind == "tag" else _shift(s, ox, oy) for s in moved]
+        shifted = [s if s.kind == "tag" else translate_shape(s, ox, oy) for s in moved]
         window = Window(ox, oy, p.out_hw[0], p.out_hw[1])
         (res,), notes = clip_shapes(shifted, canvas, [window], min_visible=self.min_visible,
                                     line_width=self.line_width, item_name=item.name)
@@ -387,14 +387,6 @@ class Augment:
         gone = n_in - n_out - degenerate  # pushed out of the canvas, or dropped as too small
         out = Item(item.name, p.out_hw, tuple(res.shapes), image=None, subset=item.subset, id=item.id)
         return out, dict(gone)
-
-
-def _shift(shape: Shape, dx: int, dy: int) -> Shape:
-    from ..model import Mask
-
-    if isinstance(shape, Mask):
-        return shape.replace(left=shape.left + dx, top=shape.top + dy)
-    return affine_shape(shape, translation(dx, dy))
 
 
 def _to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -36,7 +36,7 @@ import numpy as np
 from ..model import Box, Ellipse, Item, Mask, Points, Polygon, Polyline, Shape, Tag
 
 __all__ = [
-    "identity", "translation", "scaling", "affine_shape", "affine_item", "is_pixel_exact",
+    "identity", "translation", "scaling", "affine_shape", "translate_shape", "affine_item", "is_pixel_exact",
     "warp_image", "warp_mask", "resize_item", "resize_image", "pad_item", "pad_image", "fit",
 ]
 
@@ -182,8 +182,20 @@ def _affine_mask(mk: Mask, m: np.ndarray) -> Shape:
     return mk.replace(bitmap=out, left=c0, top=r0)
 
 
-def _translate(shape: Shape, dx: float, dy: float) -> Shape:
-    """A pure translation: every coordinate shifted, rotations and radii untouched."""
+def translate_shape(shape: Shape, dx: float, dy: float) -> Shape:
+    """``shape`` moved by ``(dx, dy)`` px: every coordinate shifted, rotations and radii untouched.
+
+    What :func:`affine_shape` does with :func:`translation` ``(dx, dy)``, without building and
+    checking a matrix (tiling moves every shape of every tile this way). A mask moved by whole
+    pixels keeps its bitmap.
+
+    Examples
+    --------
+    >>> from defectlab.model import Ellipse
+    >>> e = translate_shape(Ellipse(label="cavity", cx=10.5, cy=20, rx=3, ry=2), -8, -16)
+    >>> e.cx, e.cy, e.rx
+    (2.5, 4.0, 3.0)
+    """
     if isinstance(shape, (Polygon, Polyline, Points)):
         return shape.replace(points_xy=shape.points_xy + np.array([dx, dy]))
     if isinstance(shape, Ellipse):
@@ -219,7 +231,7 @@ def affine_shape(shape: Shape, matrix: np.ndarray) -> Shape:
     """
     m = _check_matrix(matrix)
     if np.array_equal(m[:, :2], np.eye(2)):
-        return _translate(shape, float(m[0, 2]), float(m[1, 2]))
+        return translate_shape(shape, float(m[0, 2]), float(m[1, 2]))
     if isinstance(shape, (Polygon, Polyline, Points)):
         return shape.replace(points_xy=_apply(m, shape.points_xy))
     if isinstance(shape, Ellipse):

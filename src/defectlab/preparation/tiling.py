@@ -60,7 +60,7 @@ import numpy as np
 from ..errors import DatasetError
 from ..model import Item, Mask, Note, Points, Shape, Tag
 from ..raster import DEFAULT_LINE_WIDTH, Crop, rasterize
-from .resize import affine_shape, translation
+from .resize import translate_shape
 
 __all__ = [
     "Window", "Tile", "tile_windows", "tile_item", "tile_image", "clip_shapes", "ClipResult",
@@ -285,12 +285,6 @@ def _is_instance(shape: Shape) -> bool:
     return shape.is_area or shape.kind == "polyline"
 
 
-def _translate(shape: Shape, dx: int, dy: int) -> Shape:
-    if isinstance(shape, Mask):
-        return shape.replace(left=shape.left + dx, top=shape.top + dy)
-    return affine_shape(shape, translation(dx, dy))
-
-
 def _same_pixels(a: Crop, b: Crop) -> bool:
     return (a.x0, a.y0) == (b.x0, b.y0) and a.bitmap.shape == b.bitmap.shape and np.array_equal(a.bitmap, b.bitmap)
 
@@ -366,7 +360,7 @@ def clip_shapes(
             it = insts[k]
             bx1, by1, bx2, by2 = boxes[k].tolist()
             if bx1 >= x1 and by1 >= y1 and bx2 <= x2 and by2 <= y2:
-                moved = _translate(it.shape, -x1, -y1)
+                moved = translate_shape(it.shape, -x1, -y1)
                 check = rasterize(moved, (win.h, win.w), line_width=line_width).tight()
                 if not _same_pixels(check, Crop(bx1 - x1, by1 - y1, it.crop.bitmap)):
                     moved = Mask(bitmap=it.crop.bitmap, left=bx1 - x1, top=by1 - y1, label=it.shape.label,
