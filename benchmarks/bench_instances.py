@@ -224,7 +224,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"{task}: {sum(len(it.shapes) for it in train_ds.items)} training objects, "
                   f"{sum(len(it.shapes) for it in test_ds.items)} test objects", flush=True)
             for name in methods:
-                out = runners[name](train_ds, test_ds, work / task.split()[0] / name, args)
+                try:
+                    out = runners[name](train_ds, test_ds, work / task.split()[0] / name, args)
+                except Exception as err:  # noqa: BLE001 - one method failing must not lose the others' rows
+                    print(f"  {name}: FAILED {type(err).__name__}: {err}", flush=True)
+                    continue
                 pred, train_s, train_cpu, pred_s = out[:4]
                 s = scores(pred, test_ds)
                 rows.append((task, name, s, train_s, train_cpu, pred_s))
