@@ -61,10 +61,12 @@ class _OutOfBudget(KeyboardInterrupt):
 
 
 def budget_callback(budget_s: float) -> Callable[[dict], None]:
+    """Stops training at the first epoch end past the budget, from the second epoch on (the
+    trainers call it before they keep an epoch's weights: the first must be kept)."""
     start = time.process_time()
 
     def callback(entry: dict) -> None:
-        if time.process_time() - start >= budget_s:
+        if entry["epoch"] >= 2 and time.process_time() - start >= budget_s:
             raise _OutOfBudget()
 
     return callback
@@ -113,7 +115,7 @@ def run_unet(train_ds: Any, test_ds: Any, work: Path, args: argparse.Namespace) 
     split = (1.0, 0.0, 0.0) if len(train_ds) == 1 else (0.8, 0.2, 0.0)
     defectlab.prepare(train_ds, work / "tiles", to="unet", tile=256, stride=128, augment="flip,rot90", split=split,
                       seed=args.seed, progress=False)
-    run = defectlab.train_unet(work / "tiles" / "train", work / "model", epochs=10_000, steps_per_epoch=20, lr=2e-3, seed=args.seed, device=args.device, progress=False,
+    run = defectlab.train_unet(work / "tiles" / "train", work / "model", epochs=10_000, steps_per_epoch=10, lr=2e-3, seed=args.seed, device=args.device, progress=False,
                                plot=False, callback=budget_callback(args.budget))
     train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"  U-Net: {len(run.history)} epochs; best {run.best_epoch}", flush=True)
@@ -226,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for name in methods:
                 try:
                     out = runners[name](train_ds, test_ds, work / task.split()[0] / name, args)
-                except Exception as err:  # noqa: BLE001 - one method failing must not lose the others' rows
+                except (Exception, _OutOfBudget) as err:  # noqa: BLE001 - one failing must not lose the others' rows
                     print(f"  {name}: FAILED {type(err).__name__}: {err}", flush=True)
                     continue
                 pred, train_s, train_cpu, pred_s = out[:4]
