@@ -107,6 +107,21 @@ def test_net_config_round_trip_and_checks() -> None:
         StarNet(cfg)(torch.zeros(1, 1, 20, 32))
 
 
+def test_engines_agree() -> None:
+    """ONNX Runtime runs the same float32 arithmetic in another order. Measured on the
+    development machine (three random nets): outputs agree to 6e-8; 1e-4 allowed for other CPUs."""
+    from defectlab.dl.stardist.net import star_forward
+
+    torch.manual_seed(0)
+    net = StarNet(StarNetConfig(n_rays=K, n_classes=3, base_filters=4, depth=2, head_filters=8)).eval()
+    x = np.random.default_rng(0).random((2, 1, 32, 48), dtype=np.float32)
+    a = star_forward(net, torch.device("cpu"), engine="torch")(x)
+    b = star_forward(net, torch.device("cpu"), engine="onnxruntime")(x)
+    assert a.shape == b.shape == (2, 1 + K + 3, 16, 24)
+    assert np.abs(a - b).max() < 1e-4
+    assert np.allclose(a[:, 1 + K:].sum(axis=1), 1.0, atol=1e-5) and (a[:, 1:1 + K] >= 0).all()
+
+
 # ---------------------------------------------------------------------------------------------
 # A stand-in net with a known receptive field: tiles, seams, NMS
 
@@ -259,6 +274,21 @@ def test_star_item_polygons_ellipses_and_overlaps() -> None:
     assert np.allclose(item.shapes[0].points_xy, np.round(pred.polygons()[0], 2))
 
 
+def test_measure_keeps_overlapping_polygons() -> None:
+    """The instance image loses the overlap; measurements from the polygons keep both defects whole."""
+    import defectlab
+    from defectlab.dl.model_io import ClassInfo
+
+    size = (64, 96)
+    image = disc_image(np.array([[40.0, 32.0], [50.0, 32.0]]), size)
+    pred = predict_stars(blur_forward(1), image, n_rays=K, n_classes=2, grid=1, multiple=8, classes={1: "cavity"})
+    item, _ = star_item(pred, "a.png", [ClassInfo(1, "cavity", type="polygon")])
+    m = defectlab.measure(Dataset((Label("cavity"),), (item,)), progress=False, include_border=True)
+    areas = sorted(np.asarray(m.defects["area_px"], float).tolist())
+    want = sorted(float(polygon_crop(p, size).area) for p in pred.polygons())
+    assert areas == want and pred.overlap_px > 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Data, training, the model folder, the command line
 
@@ -361,12 +391,17 @@ def test_refuses_a_prepared_folder_and_data_without_stars(tmp_path: Path) -> Non
 
 
 def test_options_are_validated() -> None:
-    with pytest.raises(ValueError, match="tile_size a multiple of 16"):
+    with pytest.raises(ValueError, match="tile_size: expected a multiple of 16"):
         StarTrainOptions(tile_size=100)
     with pytest.raises(ValueError, match="val_split"):
         StarTrainOptions(val_split=1.0)
     with pytest.raises(ValueError, match="n_rays"):
         StarTrainOptions(n_rays=10)
+    assert StarTrainOptions(time_budget_s="90").time_budget_s == 90.0
+    with pytest.raises(ValueError, match="time_budget_s"):
+        StarTrainOptions(time_budget_s=-1)
+    with pytest.raises(TypeError, match="no option 'epoch'"):
+        train_stardist("x", "y", epoch=3)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -381,8 +416,8 @@ def test_cli_trains_and_predicts(export: Path, tmp_path: Path) -> None:
 
     model = tmp_path / "model"
     r = _cli("train", str(export / "annotations.xml"), "--out", str(model), "--epochs", "1", "--steps-per-epoch", "2",
-             "--tile", "64", "--no-plot", "--device", "cpu", "--set", "base_filters=4", "--set", "depth=2",
-             "--set", "head_filters=8", "--set", f"n_rays={K}", "--set", "batch_size=2")
+             "--tile", "64", "--no-plot", "--device", "cpu", "--base-filters", "4", "--depth", "2",
+             "--head-filters", "8", "--rays", str(K), "--batch-size", "2")
     assert r.returncode == 0, r.stderr
     assert "thresholds (tuned on the validation images)" in r.stdout
     out = tmp_path / "pred"
@@ -404,5 +439,7 @@ def test_cli_trains_and_predicts(export: Path, tmp_path: Path) -> None:
     # bad input: one line, exit 1
     r = _cli("predict", str(tmp_path / "nothing"), str(export / "images"), "--out", str(tmp_path / "p2"))
     assert r.returncode == 1 and "error:" in r.stderr and "Traceback" not in r.stderr
-    r = _cli("train", str(export / "annotations.xml"), "--out", str(tmp_path / "m3"), "--set", "grid=3")
+    r = _cli("train", str(export / "annotations.xml"), "--out", str(tmp_path / "m3"), "--grid", "3")
     assert r.returncode == 1 and "grid" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("train", "--help")
+    assert r.returncode == 0 and "--time-budget" in r.stdout and "--rays" in r.stdout

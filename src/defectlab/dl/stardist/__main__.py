@@ -3,72 +3,45 @@
 Until the architecture registry lands (then it is ``defectlab train stardist`` and
 ``defectlab predict``, the architecture read from the model folder), these two commands are
 the door to :func:`~defectlab.dl.stardist.train_stardist` and
-:func:`~defectlab.dl.stardist.outputs.predict_star_images`. Options are
-:class:`~defectlab.dl.stardist.train.StarTrainOptions`' fields, given as ``--set name=value``
-(repeatable) beside the common ones; errors are one line and exit code 1.
+:func:`~defectlab.dl.stardist.outputs.predict_star_images`. ``train`` takes every field of
+:class:`~defectlab.dl.stardist.train.StarTrainOptions` as a flag (built by
+:func:`defectlab.commands._options.with_options`, defaults shown in ``--help``); errors are
+one line and exit code 1.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
 
+from ...commands._options import with_options
+from .train import StarTrainOptions
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 
 
-def _parse_sets(sets: list[str]) -> dict[str, object]:
-    import json
-
-    from .train import StarTrainOptions
-
-    fields = {f.name: f for f in dataclasses.fields(StarTrainOptions)}
-    out: dict[str, object] = {}
-    for item in sets:
-        name, sep, raw = item.partition("=")
-        name = name.strip().replace("-", "_")
-        if not sep or name not in fields:
-            raise ValueError(f"--set {item!r}: expected name=value with a name among {', '.join(fields)}")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        out[name] = value
-    return out
-
-
 @app.command()
+@with_options(options=StarTrainOptions)
 def train(
     data: Annotated[Path, typer.Argument(help="A labeling export (CVAT, COCO, …) with its images.")],
     out: Annotated[Path, typer.Option("--out", help="The model folder to write.")],
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="Most epochs [30].")] = None,
-    steps_per_epoch: Annotated[Optional[int], typer.Option("--steps-per-epoch", min=1, help="Batches per epoch [50].")] = None,
-    time_budget: Annotated[Optional[float], typer.Option("--time-budget", help="Stop after this many seconds of training.")] = None,
-    tile: Annotated[Optional[int], typer.Option(help="Training crop, px [256].")] = None,
-    device: Annotated[str, typer.Option(help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N or mps.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    sets: Annotated[Optional[List[str]], typer.Option("--set", help="Any other training option: name=value.")] = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="Folder of the image files, if not beside the export.")] = None,
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not draw training_curve.png.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
+    *,
+    options: StarTrainOptions,
 ) -> None:
     """Train the star-convex instance model; writes a model folder with thresholds.json."""
-    from defectlab.cli import console, fail
+    from defectlab.commands._console import console, fail
     from defectlab.errors import DefectlabError
 
     try:
         from .train import train_stardist
 
-        opts = _parse_sets(sets or [])
-        for key, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch), ("time_budget_s", time_budget),
-                           ("tile_size", tile)):
-            if value is not None:
-                opts[key] = value
-        result = train_stardist(data, out, images=images, overwrite=overwrite, plot=not no_plot, device=device,
-                                seed=seed, **opts)
-    except (DefectlabError, ValueError, TypeError) as err:
+        result = train_stardist(data, out, options, images=images, overwrite=overwrite, plot=not no_plot)
+    except (DefectlabError, ValueError) as err:
         fail(err)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
@@ -77,7 +50,7 @@ def train(
     console.print(f"[green]trained[/] {len(result.history)} epochs; best epoch {result.best_epoch}: object F1 "
                   f"{best['val_f1']:.3f} -> {result.path}", highlight=False)
     console.print(f"  thresholds ({'tuned on the validation images' if t.get('tuned') else 'defaults'}): "
-                  f"prob {t['prob']:g}, nms {t['nms']:g}" + (f"; object F1 {t['val_f1']:.3f}" if 'val_f1' in t else ""),
+                  f"prob {t['prob']:g}, nms {t['nms']:g}" + (f"; object F1 {t['val_f1']:.3f}" if "val_f1" in t else ""),
                   highlight=False)
 
 
@@ -94,7 +67,7 @@ def predict(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """Predict micrographs: class masks, instance TIFFs, overlays, polygons, pre-labels."""
-    from defectlab.cli import console, fail
+    from defectlab.commands._console import console, fail
     from defectlab.errors import DefectlabError
 
     try:

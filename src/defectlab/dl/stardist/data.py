@@ -82,13 +82,15 @@ def load_star_samples(
         raise ImageError(f"{len(missing)} image file(s) not found, e.g. {missing[:3]}; point to them with "
                          "--images DIR (images=...) or copy them beside the export")
     index = ds.class_index()
-    line_labels = {s.label for it in ds.items for s in it.shapes if s.kind == "polyline"}
-    line_labels |= {lab.name for lab in ds.labels if lab.type == "polyline"}
+    drawn = {s.label for it in ds.items for s in it.shapes if s.kind == "polyline"}
+    line_labels = drawn | {lab.name for lab in ds.labels if lab.type == "polyline"}
     classes = [_class_info(i, lab, lab.name in line_labels) for i, lab in enumerate(ds.labels, start=1)]
     notes: list[str] = []
     if line_labels:
+        absent = sorted(line_labels - drawn)
         notes.append(f"{', '.join(sorted(line_labels))}: lines are not star-convex; trained in the class head "
-                     "only and predicted as connected components of their class mask (no polygons)")
+                     "only and predicted as connected components of their class mask (no polygons)"
+                     + (f"; no line of {', '.join(absent)} in this data" if absent else ""))
     skipped: list[Note] = []
     samples = []
     for item in ds.items:

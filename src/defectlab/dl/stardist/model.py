@@ -70,13 +70,27 @@ class StarModel(Model):
         """Classes labeled as polylines: predicted from the class head, not as polygons."""
         return [c.index for c in self.config.classes[1:] if c.is_line]
 
+    def forward(self, engine: str = "auto"):
+        """The net's forward for ``engine`` (see :func:`~defectlab.dl.stardist.net.star_forward`),
+        made once and kept until the weights or the device change."""
+        from ..engine import _weights_key
+
+        key = (engine, *_weights_key(self.net, self.device))
+        cached = self.__dict__.get("_star_forward")
+        if cached is None or cached[0] != key:
+            fwd = star_forward(self.net, self.device, engine=engine)
+            cached = ((engine, *_weights_key(self.net, self.device)), fwd)  # after channels-last: its own key
+            self.__dict__["_star_forward"] = cached
+        return cached[1]
+
     def predict(self, image: "np.ndarray | str | Path", *, tile: int | None = None, overlap: int | None = None,
                 prob_thresh: float | None = None, nms_thresh: float | None = None, min_area_px: int = 4,
-                batch_size: int = 1, progress: bool = False, **ignored: Any) -> StarPrediction:
+                batch_size: int = 1, engine: str = "auto", progress: bool = False, **ignored: Any) -> StarPrediction:
         """Predict one image of any size (:mod:`defectlab.dl.stardist.predict`).
 
         ``prob_thresh`` / ``nms_thresh`` default to the model's tuned thresholds; ``tile``
-        to the larger of 1024 px and the training tile; ``overlap`` to the model's.
+        to the larger of 1024 px and the training tile; ``overlap`` to the model's;
+        ``engine``: ``"auto"`` (ONNX Runtime on a CPU when installed), ``"torch"``, ``"onnxruntime"``.
         """
         from ..predict import _as_image
 
@@ -88,18 +102,18 @@ class StarModel(Model):
         m = cfg.multiple
         t = default_tile(m, tile, self.config.tile_size)
         ov = round_overlap(self.config.overlap if overlap is None else overlap, m, t)
-        fwd = star_forward(self.net, self.device)
+        fwd = self.forward(engine)
         return predict_stars(
             fwd, arr, n_rays=cfg.n_rays, n_classes=cfg.n_classes, grid=cfg.grid, multiple=m,
             classes=self.classes, line_classes=self.line_classes, tile=t, overlap=ov,
             prob_thresh=self.thresholds["prob"] if prob_thresh is None else prob_thresh,
             nms_thresh=self.thresholds["nms"] if nms_thresh is None else nms_thresh,
-            min_area_px=min_area_px, batch_size=batch_size, progress=progress)
+            min_area_px=min_area_px, batch_size=batch_size, progress=progress, engine=fwd.engine)
 
 
 #: Options of the U-Net / Mask R-CNN predictor a caller may pass to every model; a star model
 #: has no use for them and says nothing.
-_SHARED_OPTIONS = ("engine", "probabilities", "probabilities_dtype", "margin", "split", "neck_ratio",
+_SHARED_OPTIONS = ("probabilities", "probabilities_dtype", "margin", "split", "neck_ratio",
                    "score_threshold", "mask_threshold")
 
 

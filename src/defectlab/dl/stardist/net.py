@@ -156,23 +156,79 @@ class StarNet(nn.Module):
             self.heads.bias[1:1 + k].fill_(float(mean_distance))
 
 
-def star_forward(net: StarNet, device: torch.device, *, channels_last: bool = True):
+class _Activated(nn.Module):
+    """The net with its output activations: probability sigmoid, distances >= 0, class softmax."""
+
+    def __init__(self, net: StarNet) -> None:
+        super().__init__()
+        self.net = net
+        self.k = net.config.n_rays
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        k = self.k
+        return torch.cat([torch.sigmoid(out[:, :1]), torch.relu(out[:, 1:1 + k]),
+                          torch.softmax(out[:, 1 + k:], dim=1)], dim=1)
+
+
+def _onnx_forward(net: StarNet):
+    """The activated net exported to ONNX and run by ONNX Runtime's CPU provider (as the U-Net's
+    ``"onnxruntime"`` engine, :mod:`defectlab.dl.engine`)."""
+    import io
+    import warnings
+
+    import onnxruntime as ort
+
+    m = net.multiple
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy TorchScript exporter; the size check traces as a constant
+        with torch.no_grad():
+            torch.onnx.export(_Activated(net).eval(), (torch.zeros(1, net.config.in_channels, 2 * m, 2 * m),), buf,
+                              input_names=["x"], output_names=["y"],
+                              dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}, "y": {0: "b", 2: "h", 3: "w"}},
+                              opset_version=17, dynamo=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
+
+    def forward(batch: np.ndarray) -> np.ndarray:
+        return session.run(None, {"x": np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+    forward.engine = "onnxruntime"  # type: ignore[attr-defined]
+    return forward
+
+
+def star_forward(net: StarNet, device: torch.device, *, engine: str = "torch", channels_last: bool = True):
     """``(B, 1, h, w) float32 -> (B, 1 + K + C, h/g, w/g) float32`` with the probability through a
-    sigmoid, distances clipped at 0 and the classes through a softmax (numpy in, numpy out)."""
+    sigmoid, distances clipped at 0 and the classes through a softmax (numpy in, numpy out).
+
+    ``engine``: ``"torch"``, ``"onnxruntime"`` (CPU only) or ``"auto"`` (ONNX Runtime on a CPU
+    when installed), as :func:`defectlab.dl.engine.resolve_engine` decides; the callable's
+    ``engine`` attribute names the one that runs.
+    """
+    from ..engine import resolve_engine
+
     net.eval()
+    name = resolve_engine(engine, device)
+    if name == "onnxruntime-int8":
+        raise ValueError("the star model has no int8 engine; use engine='onnxruntime' or 'torch'")
+    if name == "onnxruntime":
+        return _onnx_forward(net)
     channels_last = channels_last and device.type == "cpu"
     if channels_last:
         net.to(memory_format=torch.channels_last)
-    k = net.config.n_rays
+    activated = _Activated(net)
 
     def forward(batch: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            out = net(x).float()
-            out = torch.cat([torch.sigmoid(out[:, :1]), out[:, 1:1 + k].clamp_min(0),
-                             torch.softmax(out[:, 1 + k:], dim=1)], dim=1)
-        return out.cpu().numpy()
+            return activated(x).float().cpu().numpy()
 
+    forward.engine = "torch"  # type: ignore[attr-defined]
     return forward

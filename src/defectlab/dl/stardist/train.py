@@ -36,12 +36,11 @@ Examples
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -50,6 +49,7 @@ import torch.nn.functional as F
 from ..._output import output_dir
 from ...errors import DatasetError
 from ...model import Dataset
+from ...options import Options, option
 from ...raster import Crop
 from ..model_io import resolve_device
 from ..train import TrainResult, _epoch_bar, _finish, _split, seed_everything
@@ -64,71 +64,67 @@ from ...raster.nms import DEFAULT_NMS_THRESH
 __all__ = ["StarTrainOptions", "train_stardist", "star_loss"]
 
 
-def _positive(name: str, v: Any, *, integer: bool = True) -> None:
-    ok = (isinstance(v, int) and not isinstance(v, bool)) if integer else isinstance(v, (int, float))
-    if not ok or not v > 0:
-        raise ValueError(f"star training options: expected {name} > 0{' (an integer)' if integer else ''}, got {v!r}")
+def _optional(kind: type):
+    """``convert`` of an option whose default is None: None, or a number of ``kind``."""
+
+    def convert(value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        try:
+            number = kind(float(value)) if kind is int and float(value).is_integer() else kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+        if isinstance(value, bool) or not number > 0 or not math.isfinite(number):
+            raise ValueError(f"expected a finite number > 0, got {value!r}")
+        return number
+
+    return convert
 
 
 @dataclass(frozen=True, slots=True)
-class StarTrainOptions:
-    """Options of :func:`train_stardist` (``defectlab train stardist``)."""
+class StarTrainOptions(Options):
+    """Options of :func:`train_stardist` (``python -m defectlab.dl.stardist train``; later
+    ``defectlab train stardist``)."""
 
-    epochs: int = field(default=30, metadata={"help": "Most epochs.", "min": 1})
-    steps_per_epoch: int = field(default=50, metadata={"help": "Batches per epoch.", "cli": "--steps-per-epoch",
-                                                        "min": 1})
-    time_budget_s: float | None = field(default=None, metadata={
-        "help": "Stop training after this many seconds (the schedule anneals to it); thresholds are tuned after.",
-        "cli": "--time-budget"})
-    batch_size: int = field(default=4, metadata={"help": "Crops per step.", "cli": "--batch-size", "min": 1})
-    lr: float = field(default=3e-3, metadata={"help": "Adam's peak learning rate (cosine schedule)."})
-    tile_size: int = field(default=256, metadata={"help": "Training crop, px (a multiple of grid * 2**depth).",
-                                                  "cli": "--tile"})
-    overlap: int = field(default=128, metadata={"help": "Least tile overlap in prediction, px."})
-    val_split: float = field(default=0.2, metadata={"help": "Fraction of the images (of one image: of its longer "
-                                                             "side) held out for validation.", "cli": "--val-split"})
-    seed: int = field(default=0, metadata={"help": "Random seed (split, crops, initial weights)."})
-    device: str = field(default="auto", metadata={"help": "auto (CUDA > MPS > CPU), cpu, cuda, cuda:N or mps."})
-    n_rays: int = field(default=32, metadata={"help": "Rays per star (a multiple of 4).", "cli": "--rays"})
-    grid: int = field(default=2, metadata={"help": "Output subsampling (1, 2 or 4).", "choices": GRIDS})
-    base_filters: int = field(default=16, metadata={"help": "Filters of the backbone's first level.",
-                                                    "cli": "--base-filters"})
-    depth: int = field(default=3, metadata={"help": "Poolings of the backbone U-Net."})
-    head_filters: int = field(default=64, metadata={"help": "Features before the heads.", "cli": "--head-filters"})
-    lambda_dist: float = field(default=0.2, metadata={"help": "Weight of the ray-distance loss.",
-                                                      "cli": "--lambda-dist"})
-    lambda_class: float = field(default=1.0, metadata={"help": "Weight of the class-head loss.",
-                                                       "cli": "--lambda-class"})
-    patience: int | None = field(default=None, metadata={"help": "Epochs without a better validation F1 before "
-                                                                 "stopping (default: never)."})
-    augment: bool = field(default=True, metadata={"help": "Random flips and 90-degree rotations."})
-    optimize_thresholds: bool = field(default=True, metadata={
-        "help": "Tune the probability and NMS thresholds on the validation images.", "cli": "--optimize-thresholds"})
+    verb: ClassVar[str] = "train stardist"
 
-    def __post_init__(self) -> None:
-        for name in ("epochs", "steps_per_epoch", "batch_size", "tile_size", "n_rays", "base_filters", "depth",
-                     "head_filters"):
-            _positive(name, getattr(self, name))
-        for name in ("lr", "lambda_dist"):
-            _positive(name, getattr(self, name), integer=False)
-        if not (isinstance(self.lambda_class, (int, float)) and self.lambda_class >= 0):
-            raise ValueError(f"star training options: expected lambda_class >= 0, got {self.lambda_class!r}")
-        if self.time_budget_s is not None:
-            _positive("time_budget_s", self.time_budget_s, integer=False)
-        if self.patience is not None:
-            _positive("patience", self.patience)
-        if not 0 <= self.val_split < 1:
-            raise ValueError(f"star training options: expected 0 <= val_split < 1, got {self.val_split!r}")
+    epochs: int = option(30, help="Most epochs.", min=1)
+    steps_per_epoch: int = option(50, help="Batches per epoch.", min=1)
+    time_budget_s: float | None = option(None, help="Stop training after this many seconds (the learning rate "
+                                         "anneals to it); the thresholds are tuned after.", cli="--time-budget",
+                                         convert=_optional(float), metavar="SECONDS")
+    budget_clock: str = option("wall", help="What --time-budget counts: wall-clock seconds, or the process's CPU "
+                               "seconds (all its threads; fair on a machine others share).", choices=("wall", "cpu"))
+    batch_size: int = option(4, help="Crops per step.", min=1)
+    lr: float = option(3e-3, help="Adam's peak learning rate (cosine schedule).", above=0)
+    tile_size: int = option(256, help="Training crop, px (a multiple of grid * 2**depth).", cli="--tile", min=8)
+    overlap: int = option(128, help="Least tile overlap in prediction, px.", min=0)
+    val_split: float = option(0.2, help="Fraction of the images held out for validation (of a single image: of "
+                                        "its longer side).", min=0, max=0.95)
+    seed: int = option(0, help="Random seed (split, crops, initial weights).")
+    device: str = option("auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N or mps.")
+    n_rays: int = option(32, help="Rays per star (a multiple of 4).", cli="--rays", min=4)
+    grid: int = option(2, help="Output subsampling: 1, 2 or 4.", min=1, max=4)
+    base_filters: int = option(16, help="Filters of the backbone's first level.", min=1)
+    depth: int = option(3, help="Poolings of the backbone U-Net.", min=1)
+    head_filters: int = option(64, help="Features before the heads.", min=1)
+    lambda_dist: float = option(0.2, help="Weight of the ray-distance loss.", above=0)
+    lambda_class: float = option(1.0, help="Weight of the class-head loss.", min=0)
+    patience: int | None = option(None, help="Epochs without a better validation F1 before stopping (default: "
+                                  "never).", convert=_optional(int), metavar="EPOCHS")
+    augment: bool = option(True, help="Random flips and 90-degree rotations.", cli="--augment/--no-augment")
+    optimize_thresholds: bool = option(True, help="Tune the probability and NMS thresholds on the validation "
+                                       "images.", cli="--optimize-thresholds/--default-thresholds")
+
+    def _validate(self) -> None:
         if self.grid not in GRIDS:
-            raise ValueError(f"star training options: expected grid in {GRIDS}, got {self.grid!r}")
+            raise ValueError(f"{self.verb}: grid: expected one of {', '.join(map(str, GRIDS))}, got {self.grid}")
         if self.n_rays % 4:
-            raise ValueError(f"star training options: expected n_rays a multiple of 4, got {self.n_rays}")
+            raise ValueError(f"{self.verb}: n_rays: expected a multiple of 4, got {self.n_rays}")
         m = self.grid * 2**self.depth
         if self.tile_size % m:
-            raise ValueError(f"star training options: expected tile_size a multiple of {m} (grid * 2**depth), "
+            raise ValueError(f"{self.verb}: tile_size: expected a multiple of {m} (grid * 2**depth), "
                              f"got {self.tile_size}")
-        if self.overlap < 0:
-            raise ValueError(f"star training options: expected overlap >= 0, got {self.overlap!r}")
 
 
 def star_loss(out: torch.Tensor, prob: torch.Tensor, dist: torch.Tensor, classes: torch.Tensor, *,
@@ -253,7 +249,7 @@ def train_stardist(
     TrainResult
         ``model`` is a :class:`~defectlab.dl.stardist.model.StarModel` with its tuned thresholds.
     """
-    opt = dataclasses.replace(options or StarTrainOptions(), **changes)
+    opt = StarTrainOptions.build(options, **changes)
     dev = resolve_device(opt.device)
     rng = seed_everything(opt.seed)
     samples, class_infos, notes, ds = load_star_samples(data, n_rays=opt.n_rays, images=images)
@@ -289,13 +285,14 @@ def train_stardist(
     best_key, best_epoch, best_state = None, 0, None
     stopped_early = interrupted = out_of_time = False
     bar = _epoch_bar(opt.epochs, progress, "train stardist")
-    t_start = time.perf_counter()
+    clock = time.process_time if opt.budget_clock == "cpu" else time.perf_counter
+    t_start, c_start, cpu_start = time.perf_counter(), clock(), time.process_time()
     step = 0
 
     def lr_at(step: int) -> float:
         done = step / total_steps
         if opt.time_budget_s is not None:
-            done = max(done, (time.perf_counter() - t_start) / opt.time_budget_s)
+            done = max(done, (clock() - c_start) / opt.time_budget_s)
         warm = 0.05
         if done < warm:
             return opt.lr * (0.1 + 0.9 * done / warm)
@@ -325,7 +322,7 @@ def train_stardist(
                 step += 1
                 losses.append(float(value.detach()))
                 parts.append(part)
-                if opt.time_budget_s is not None and time.perf_counter() - t_start >= opt.time_budget_s:
+                if opt.time_budget_s is not None and clock() - c_start >= opt.time_budget_s:
                     out_of_time = True
                     break
             train_s_seconds = time.perf_counter() - t0
@@ -345,7 +342,7 @@ def train_stardist(
                 bar.update(1)
                 bar.set_postfix(loss=f"{entry['train_loss']:.3f}", f1=f"{entry['val_f1']:.3f}", best=best_epoch)
             if out_of_time:
-                notes.append(f"time budget of {opt.time_budget_s:g} s reached in epoch {epoch}")
+                notes.append(f"time budget of {opt.time_budget_s:g} {opt.budget_clock} s reached in epoch {epoch}")
                 break
             if opt.patience is not None and epoch - best_epoch >= opt.patience:
                 stopped_early = True
@@ -358,7 +355,7 @@ def train_stardist(
     finally:
         if bar is not None:
             bar.close()
-    train_seconds = time.perf_counter() - t_start
+    train_seconds, train_cpu = time.perf_counter() - t_start, time.process_time() - cpu_start
     last_state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     net.load_state_dict(best_state)
     thresholds: dict[str, Any] = {"prob": DEFAULT_PROB_THRESH, "nms": DEFAULT_NMS_THRESH, "tuned": False}
@@ -378,7 +375,8 @@ def train_stardist(
         "val_images": [s.name for s in val_s], "epochs_run": len(history), "steps": step,
         "best_epoch": best_epoch, "best_val_f1": history[best_epoch - 1]["val_f1"],
         "best_val_mean_iou": history[best_epoch - 1]["val_mean_iou"], "crop_hw": list(crop_hw),
-        "train_seconds": round(train_seconds, 1), "options": dataclasses.asdict(opt), "device": str(dev),
+        "train_seconds": round(train_seconds, 1), "train_cpu_seconds": round(train_cpu, 1),
+        "options": opt.to_dict(), "device": str(dev),
         "parameters": count_parameters(net), "stopped_early": stopped_early, "interrupted": interrupted,
         "notes": notes, "torch_version": torch.__version__,
     }
