@@ -196,3 +196,14 @@ def test_bad_requests_are_clear_errors(package, tmp_path) -> None:
     assert not (tmp_path / "q.zip").exists()
     with pytest.raises(OutputError, match="does not exist"):
         export_bioimageio(quiet, tmp_path / "nowhere" / "q.zip")
+
+
+def test_what_is_not_a_package_or_does_not_fit_is_a_clear_error(tmp_path) -> None:
+    from defectlab.errors import FormatError
+
+    with pytest.raises(FormatError, match="no such bioimage.io package"):
+        load_bioimageio(tmp_path / "missing.zip")
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
+        zf.writestr("rdf.yaml", "type: dataset\nname: not a model\n")
+    with pytest.raises(FormatError, match="not a valid bioimage.io model"):
+        load_bioimageio(tmp_path / "other.zip")
