@@ -52,9 +52,13 @@ chromium:
 	  echo "      (apt-get needs root and the Debian mirror). Install it yourself, e.g. 'sudo apt-get install chromium'," >&2; \
 	  echo "      then run 'make test' again." >&2; exit 1; }
 
-## test: the whole test suite (what CI runs); installs chromium for the HTML report test
+## test: the whole test suite (what CI runs); installs chromium for the HTML report test. Then the
+## tests that predict once more with DEFECTLAB_ENGINE=torch ('auto' = PyTorch, not ONNX Runtime).
+PREDICT_TESTS := tests/dl tests/test_api.py src/defectlab/dl src/defectlab/api.py \
+	tests/batch/test_batch_dask.py::test_predict_on_a_local_cluster_loads_the_model_once_per_worker
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+	DEFECTLAB_ENGINE=torch $(BIN)/python -m pytest $(PREDICT_TESTS)
 
 ## bench: CVAT XML -> U-Net masks + Mask R-CNN targets, ours vs the workshop notebook's approach
 bench: $(STAMP)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
+import typer.testing
 from PIL import Image
 
 from defectlab import api
@@ -53,7 +54,8 @@ def test_defaults_are_the_library_defaults(index):
     assert passes_on or not missing, f"{ours.__name__} cannot pass {missing}"
 
 
-#: CLI command -> (api function, CLI parameter name -> API parameter name)
+#: CLI command -> (api function, CLI parameter name -> API parameter name), for the commands whose
+#: options are not an options dataclass yet
 CLI = {
     "synth": (api.synthetic, {}),
     "check": (api.check, {"hole_area": "hole_area_px", "min_area": "min_area_px",
@@ -62,9 +64,16 @@ CLI = {
     "prepare": (api.prepare, {}),
     "train": (api.train_unet, {"tile": "tile_size"}),
     "predict": (api.predict, {}),
-    "measure": (api.measure, {"cavity_label": "cavity_labels"}),
-    "evaluate": (api.evaluate, {"cavity_label": "cavity_labels"}),
 }
+
+
+def _options_commands():
+    """CLI command -> (api function, library function, options class): one dataclass for all three."""
+    from defectlab import measurement
+    from defectlab.measurement.options import EvaluateOptions, MeasureOptions
+
+    return {"measure": (api.measure, measurement.measure, MeasureOptions),
+            "evaluate": (api.evaluate, measurement.evaluate, EvaluateOptions)}
 
 
 def _plain(value):
@@ -74,12 +83,16 @@ def _plain(value):
     return str(value)
 
 
-@pytest.mark.parametrize("command", sorted(CLI))
-def test_defaults_are_the_cli_defaults(command):
+def _click_command(command):
     from defectlab.cli import app
 
     group = typer.main.get_command(app)
-    click_command = group.get_command(typer.Context(group), command)
+    return group.get_command(typer.Context(group), command)
+
+
+@pytest.mark.parametrize("command", sorted(CLI))
+def test_defaults_are_the_cli_defaults(command):
+    click_command = _click_command(command)
     fn, renames = CLI[command]
     mine = _params(fn)
     compared = 0
@@ -95,6 +108,37 @@ def test_defaults_are_the_cli_defaults(command):
         by_name = {p.name: p.default for p in click_command.params}
         assert maskrcnn["backbone"].default == by_name["backbone"].value
         assert maskrcnn["pretrained"].default == by_name["pretrained"]
+
+
+@pytest.mark.parametrize("command", ["measure", "evaluate"])
+def test_options_are_declared_once_for_cli_api_and_library(command):
+    """The CLI's flags, their defaults and the API's and library's keywords are the dataclass's fields."""
+    import dataclasses
+
+    from defectlab.commands._options import cli_fields, flag_of, from_cli
+
+    fn, lib, cls = _options_commands()[command]
+    click_command = _click_command(command)
+    by_name = {p.name: p for p in click_command.params}
+    fields = cli_fields(cls)
+    assert len(fields) >= 3, f"{command}: only {len(fields)} options"
+    for f in fields:
+        assert f.name in by_name, f"{command}: no flag for {cls.__name__}.{f.name}"
+        assert flag_of(f) in by_name[f.name].opts
+    # the defaults the CLI parses when no flag is given are the dataclass's defaults
+    assert from_cli(cls, {f.name: by_name[f.name].default for f in fields}) == cls()
+    # the API and the library take the dataclass, and each field by its name
+    for callable_ in (fn, lib):
+        params = _params(callable_)
+        assert params["options"].default is None
+        assert any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        assert not [f.name for f in dataclasses.fields(cls) if f.name in params], "a field re-declared"
+    help_text = typer.testing.CliRunner().invoke(
+        __import__("defectlab.cli", fromlist=["app"]).app, [command, "--help"], env={"COLUMNS": "200"}).output
+    for f in fields:
+        if f.default is not None and not isinstance(f.default, bool):
+            shown = f.metadata["show"](f.default) if f.metadata["show"] else str(f.default)
+            assert shown in help_text, f"{command} --help does not show the default of {flag_of(f)}"
 
 
 def test_import_defectlab_stays_light():

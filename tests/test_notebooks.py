@@ -35,6 +35,7 @@ FIGURES = {
     "03_train_predict_prelabels": 5,
     "04_measure_and_compare": 4,
     "05_ecosystem": 3,
+    "06_insitu_kinetics": 3,
 }
 
 

@@ -33,6 +33,7 @@ from .api import (  # noqa: E402
     train_maskrcnn,
     train_unet,
 )
+from .tracking.api import track  # noqa: E402  (light: numpy only until called)
 
 __version__ = "0.1.0"
 
@@ -41,5 +42,5 @@ __all__ = [
     "Item", "Label", "Mask", "OutputError", "ParseError", "Points", "Polygon", "Polyline", "Tag",
     "__version__", "check", "detect_format", "evaluate", "fix", "load_model", "measure", "predict", "prepare",
     "show", "synthetic", "train_maskrcnn", "train_unet", "instance_labels", "instance_target", "instances", "rasterize",
-    "read", "read_micrograph", "read_target", "semantic_mask", "write", "write_maskrcnn", "write_unet",
+    "read", "read_micrograph", "read_target", "semantic_mask", "track", "write", "write_maskrcnn", "write_unet",
 ]

@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .dl.predict import PredictReport
     from .dl.train import TrainResult
     from .measurement import Evaluation, Measurement
+    from .measurement.options import EvaluateOptions, MeasureOptions
     from .preparation.pipeline import PrepareReport
     from .qc import CheckResult, FixResult
 
@@ -677,43 +678,32 @@ def predict(
 
 def measure(
     source: Dataset | str | Path,
+    options: MeasureOptions | None = None,
     *,
     out: str | Path | None = None,
     images: str | Path | None = None,
-    pixel_size: str | float | None = None,
-    thickness: str | float | None = None,
-    include_border: bool = False,
-    cavity_labels: Sequence[str] | None = None,
-    size: str = "diameter",
     figures: bool = True,
     overwrite: bool = False,
     progress: bool = True,
-    **options: Any,
+    **changes: Any,
 ) -> Measurement:
     """Measure every defect in px and nm: sizes, counts, densities, area fraction, swelling.
 
-    The Python door to ``defectlab measure SOURCE --out OUT``; see
-    :func:`defectlab.measurement.measure` for the rest (``bins``, ``visible_only``,
-    ``line_width``, ``intensity``).
+    The Python door to ``defectlab measure SOURCE --out OUT``: :func:`defectlab.measurement.measure`,
+    and the report written when ``out`` is given.
 
     Parameters
     ----------
     source : Dataset, str or Path
         Labels or predictions: an export, a folder of mask images, or a Dataset.
+    options : MeasureOptions, optional
+        :class:`~defectlab.measurement.options.MeasureOptions`; or give its fields by name
+        (``pixel_size="0.38nm"``, ``thickness="80nm"``, ``include_border=``,
+        ``cavity_labels=``, ``size_measure=``, ``bins=``, …).
     out : str or Path, optional
         Also write the tables (CSV), ``summary.json``, figures and ``index.html`` here.
     images : str or Path, optional
         Folder of the micrographs (their calibration) if not beside the export.
-    pixel_size : str or float, optional
-        Overrides the files' calibration: ``"0.38nm"``, ``"3.8Å"``; a number is nm.
-    thickness : str or float, optional
-        Foil thickness (``"80nm"``) for densities per volume and swelling.
-    include_border : bool
-        Use defects cut by the image border in size statistics.
-    cavity_labels : sequence of str, optional
-        Labels that are cavities (swelling); default: names with cavity/bubble/void/pore.
-    size : {"diameter", "major_axis"}
-        Size measure of the distributions.
     figures, overwrite : bool
         With ``out``: draw the PNG figures; replace an existing folder.
     progress : bool
@@ -737,8 +727,7 @@ def measure(
     """
     from .measurement import measure as run
 
-    m = run(source, images=images, pixel_size=pixel_size, thickness=thickness, include_border=include_border,
-            cavity_labels=cavity_labels, size=size, progress=progress, **options)
+    m = run(source, options, images=images, progress=progress, **changes)
     if out is not None:
         m.write(out, overwrite=overwrite, figures=figures)
     return m
@@ -747,37 +736,31 @@ def measure(
 def evaluate(
     predictions: Dataset | str | Path,
     labels: Dataset | str | Path,
+    options: EvaluateOptions | None = None,
     *,
     out: str | Path | None = None,
-    iou: float = 0.5,
     images: str | Path | None = None,
-    pixel_size: str | float | None = None,
-    thickness: str | float | None = None,
-    include_border: bool = False,
-    cavity_labels: Sequence[str] | None = None,
-    size: str = "diameter",
     figures: bool = True,
     overwrite: bool = False,
     progress: bool = True,
-    **options: Any,
+    **changes: Any,
 ) -> Evaluation:
     """Score predictions against labels: precision, recall, F1, pixel IoU, COCO mAP, size errors.
 
-    The Python door to ``defectlab evaluate PREDICTIONS LABELS --out OUT``; see
-    :func:`defectlab.measurement.evaluate` for the rest (``bins``, ``visible_only``, ``line_width``).
+    The Python door to ``defectlab evaluate PREDICTIONS LABELS --out OUT``:
+    :func:`defectlab.measurement.evaluate`, and the report written when ``out`` is given.
 
     Parameters
     ----------
     predictions, labels : Dataset, str or Path
         Predicted and true shapes (CVAT pre-labels, instance masks, exports, Datasets);
         images are paired by name.
+    options : EvaluateOptions, optional
+        :class:`~defectlab.measurement.options.EvaluateOptions`: ``iou`` and the fields of
+        :class:`~defectlab.measurement.options.MeasureOptions`; or give them by name.
     out : str or Path, optional
         Also write tables, ``summary.json``, figures and ``index.html`` here.
-    iou : float
-        IoU at which a prediction matches a label (``--iou``).
-    images, pixel_size, thickness, include_border, cavity_labels, size
-        As for :func:`measure`.
-    figures, overwrite, progress : bool
+    images, figures, overwrite, progress
         As for :func:`measure`.
 
     Returns
@@ -795,8 +778,7 @@ def evaluate(
     """
     from .measurement import evaluate as run
 
-    e = run(predictions, labels, iou=iou, images=images, pixel_size=pixel_size, thickness=thickness,
-            include_border=include_border, cavity_labels=cavity_labels, size=size, progress=progress, **options)
+    e = run(predictions, labels, options, images=images, progress=progress, **changes)
     if out is not None:
         e.write(out, overwrite=overwrite, figures=figures)
     return e

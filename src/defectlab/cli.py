@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from . import __version__
+from .commands._console import console, err_console, fail
 from .errors import DefectlabError
 
 app = typer.Typer(
@@ -26,8 +26,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
 
 
 class Target(str, Enum):
@@ -40,12 +38,6 @@ class Target(str, Enum):
     cvat = "cvat"
     instance_tiff = "instance-tiff"
     imagej_roi = "imagej-roi"
-
-
-def fail(err: Exception) -> None:
-    """Print a defectlab error as one clear line and exit with code 1 (for every command)."""
-    err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
 
 
 def _version(value: bool) -> None:

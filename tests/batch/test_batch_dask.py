@@ -82,8 +82,14 @@ def test_predict_on_a_local_cluster_loads_the_model_once_per_worker(export, loca
     assert len(defects) > 0
     for key in KEYS:
         image = read_image(export / "images" / f"{key}.png")
-        np.testing.assert_array_equal(read_image(tmp_path / "pred" / key / "mask.png"),
-                                      reference.predict(image).semantic)
+        # the workers run one thread, this process more: measured on the 2-core AMD EPYC (this net with seeds
+        # 0-9 on these images, torch and ONNX Runtime, 1 and 2 threads), probabilities at most 6e-8 apart and
+        # no class flipped; so classes must agree wherever the top two are more than 1e-6 apart
+        ref = reference.predict(image, probabilities=True)
+        top2 = np.sort(ref.probabilities, axis=0)[-2:]
+        clear = top2[1] - top2[0] > 1e-6
+        assert clear.mean() > 0.99
+        np.testing.assert_array_equal(read_image(tmp_path / "pred" / key / "mask.png")[clear], ref.semantic[clear])
         inst = read_image(tmp_path / "pred" / key / "instances.tif")
         rows = defects.filter(defects["image"] == key)
         ids = np.arange(1, inst.max() + 1)

@@ -98,10 +98,16 @@ def test_held_out_image_beats_a_trivial_baseline_and_the_folder_loads(tmp_path):
     pred = result.model.predict(item.image.path).semantic
     everything = np.ones_like(truth)  # the trivial baseline: every pixel a cavity
     assert iou(pred, truth) > 0.5 > iou(everything, truth)
-    assert iou(pred, truth) == pytest.approx(result.history[result.best_epoch - 1]["val_iou"]["cavity"], abs=1e-9)
-    # the folder: what training wrote loads and predicts the same
+    # Validation predicts as Model.predict does (the same tiles) on PyTorch; predict() here runs the default
+    # engine (ONNX Runtime on a CPU, or DEFECTLAB_ENGINE's). Measured on the 2-core AMD EPYC, seeds 0-7, 1 and
+    # 2 threads, torch and ONNX Runtime: identical class masks, |dIoU| = 0 (probabilities differ by <= 9e-8).
+    # One flipped pixel moves this IoU by about 0.0014: 5e-3 lets three flip on other CPUs. (Validating in
+    # 64 px tiles while predict used one 96 px tile gave |dIoU| up to 0.016 over those seeds.)
+    assert iou(pred, truth) == pytest.approx(result.history[result.best_epoch - 1]["val_iou"]["cavity"], abs=5e-3)
+    # the folder: what training wrote loads and predicts the same (on the CPU, where training may have used a
+    # GPU: benchmarks/gpu_check.py measured classes differing on 2.5e-6 of the pixels between an H200 and a CPU)
     loaded = load_model(tmp_path / "model", device="cpu")
-    assert np.array_equal(loaded.predict(item.image.path).semantic, pred)
+    assert (loaded.predict(item.image.path).semantic != pred).mean() <= 1e-3
     assert cfg["classes"][1] == {"index": 1, "name": "cavity", "color": "#1f77b4", "edge": "inner", "type": "ellipse"}
     assert cfg["training"]["best_epoch"] == result.best_epoch and len(cfg["training"]["data_manifest_sha256"]) == 64
     history = json.loads((tmp_path / "model" / "history.json").read_text())

@@ -62,7 +62,7 @@ def test_measure_without_calibration_says_so(export, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--pixel-size", "big"], "expected a pixel size"),
     (["--thickness", "80 parsecs"], "thickness with a length unit"),
-    (["--size", "radius"], "expected size in"),
+    (["--size", "radius"], "--size: expected one of diameter, major_axis"),
 ])
 def test_measure_bad_options(export, tmp_path, args, message):
     result = runner.invoke(app, ["measure", str(export), "--out", str(tmp_path / "m"), *args])

@@ -144,7 +144,7 @@ def test_unknown_prediction_label_and_size_mismatch_are_errors():
         evaluate(ds(grid(2, label="void"), labels=("void",)), truth)
     with pytest.raises(DatasetError, match="expected the same image size"):
         evaluate(ds(grid(2), size=(100, 100)), ds(grid(2)))
-    with pytest.raises(ValueError, match="IoU threshold"):
+    with pytest.raises(ValueError, match=r"iou: expected a number in \(0, 1\]"):
         evaluate(truth, truth, iou=0.0)
 
 

@@ -142,7 +142,7 @@ def test_major_axis_size_and_line_lengths():
         Box(label="loop", xyxy=(10, 10, 30, 14)),  # a 20×4 box: major axis from its moments
         Polyline(label="line", points_xy=[(50, 50), (80, 90)]),  # 50 px long
     ))
-    m = measure(Dataset((Label("loop"), Label("line")), (item,)), pixel_size=1.0, size="major_axis")
+    m = measure(Dataset((Label("loop"), Label("line")), (item,)), pixel_size=1.0, size_measure="major_axis")
     loop, line = row_of(m.per_set, "loop"), row_of(m.per_set, "line")
     # A uniform w×h rectangle has variance (w² − 1)/12 along w on the pixel grid; axis = 4·sqrt(var).
     assert loop["size_measure"] == "major_axis"
@@ -151,8 +151,10 @@ def test_major_axis_size_and_line_lengths():
 
 
 def test_bad_size_measure():
-    with pytest.raises(ValueError, match="expected size in"):
-        statistics(Table(), [], [], size="radius")
+    with pytest.raises(ValueError, match="expected size_measure in"):
+        statistics(Table(), [], [], size_measure="radius")
+    with pytest.raises(ValueError, match="size_measure: expected one of diameter, major_axis"):
+        measure(Dataset((Label("loop"),), ()), size_measure="radius")
 
 
 def test_images_without_defects_count_in_the_area():

@@ -182,7 +182,7 @@ class MeasureTask(BatchTask):
 
     def plan(self, inputs: Sequence[str | Path]) -> Plan:
         from ..formats import read
-        from ..measurement.run import _labels_of
+        from ..measurement.run import reported_labels
         from ..model import Label
 
         self.params()  # a bad pixel size fails here, before any work
@@ -206,7 +206,7 @@ class MeasureTask(BatchTask):
                 for s in it.shapes:
                     if s.label not in label_objs:
                         label_objs[s.label] = Label(s.label)
-            reported += [lab for lab in _labels_of(ds) if lab not in reported]
+            reported += [lab for lab in reported_labels(ds) if lab not in reported]
             items += ds.items
             notes += ds.notes
         labels = tuple(label_objs.values())

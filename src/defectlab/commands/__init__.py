@@ -10,6 +10,8 @@ MODULES: tuple[str, ...] = (
     "check",
     "export",
     "measure",
+    "plan",
     "prepare",
     "train",
+    "track",
 )

@@ -26,7 +26,10 @@ make one from a :class:`~defectlab.dl.unet.UNet`:
     numbers change a little. Quantizing takes a few seconds, once per model.
 ``"auto"``
     ONNX Runtime on a CPU when ``onnxruntime`` and ``onnx`` are installed (they come with
-    ``defectlab[torch]``), PyTorch otherwise.
+    ``defectlab[torch]``), PyTorch otherwise — unless the environment variable
+    ``DEFECTLAB_ENGINE`` names an engine: then ``"auto"`` stands for that one everywhere
+    (``DEFECTLAB_ENGINE=torch make test`` runs the suite on PyTorch alone). An engine named
+    in a call is never overridden.
 
 Examples
 --------
@@ -44,6 +47,7 @@ Examples
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from typing import Any, Callable
 
@@ -55,6 +59,8 @@ __all__ = ["ENGINES", "Forward", "resolve_engine", "unet_forward", "model_forwar
 
 #: The engines :func:`unet_forward` knows.
 ENGINES = ("auto", "torch", "onnxruntime", "onnxruntime-int8")
+#: The environment variable that says which engine ``"auto"`` stands for.
+ENGINE_ENV = "DEFECTLAB_ENGINE"
 
 Forward = Callable[[np.ndarray], np.ndarray]
 
@@ -77,6 +83,12 @@ def resolve_engine(engine: str, device: torch.device) -> str:
     if engine not in ENGINES:
         raise ValueError(f"expected an engine among {', '.join(ENGINES)}, got {engine!r}")
     if engine == "auto":
+        forced = os.environ.get(ENGINE_ENV, "").strip()
+        if forced and forced != "auto":
+            if forced not in ENGINES:
+                raise ValueError(f"environment variable {ENGINE_ENV}: expected one of {', '.join(ENGINES)}, "
+                                 f"got {forced!r}")
+            return resolve_engine(forced, device)
         return "onnxruntime" if device.type == "cpu" and _onnxruntime_available() else "torch"
     if engine.startswith("onnxruntime"):
         if device.type != "cpu":
@@ -220,16 +232,17 @@ def _weights_key(net: nn.Module, device: torch.device) -> tuple[Any, ...]:
 def model_forward(model: Any, engine: str = "auto") -> tuple[Forward, str]:
     """``(forward, engine name)`` for a U-Net :class:`~defectlab.dl.model_io.Model`, made once
     and kept on the model until its weights, device or calibration crops change."""
-    resolve_engine(engine, model.device)  # a bad name fails before the cache is consulted
-    cache: dict[str, tuple[tuple[Any, ...], Forward]] = model.__dict__.setdefault("_forwards", {})
+    # a bad name fails before the cache is consulted; what "auto" stands for may change (DEFECTLAB_ENGINE)
+    slot = (engine, resolve_engine(engine, model.device))
+    cache: dict[tuple[str, str], tuple[tuple[Any, ...], Forward]] = model.__dict__.setdefault("_forwards", {})
     calibration = getattr(model, "calibration", None)
 
     def key() -> tuple[Any, ...]:
         return (id(calibration), *_weights_key(model.net, model.device))
 
-    hit = cache.get(engine)
+    hit = cache.get(slot)
     if hit is not None and hit[0] == key():
         return hit[1], hit[1].engine  # type: ignore[attr-defined]
     forward = unet_forward(model.net, model.device, engine=engine, calibration=calibration)
-    cache[engine] = (key(), forward)  # after channels-last: its own key
+    cache[slot] = (key(), forward)  # after channels-last: its own key
     return forward, forward.engine  # type: ignore[attr-defined]

@@ -64,7 +64,7 @@ from .model_io import Model
 __all__ = [
     "Prediction", "TilePlan", "tile_plan", "window_1d", "predict_semantic", "predict_image",
     "predict_images", "PredictReport", "IMAGE_SUFFIXES", "PRELABEL_FORMATS", "find_images", "PREDICT_TILE",
-    "unet_tile",
+    "unet_tile", "unet_semantic",
     "BATCH_PIXELS",
 ]
 
@@ -425,6 +425,29 @@ def _arg_max(p: np.ndarray, index: np.ndarray, confidence: np.ndarray) -> None:
     confidence[...] = np.rint(top, out=top)
 
 
+def unet_semantic(model: Model, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
+                  margin: int | None = None, batch_size: int | None = None, engine: str = "auto",
+                  probabilities: bool = False, probabilities_dtype: Any = np.float32,
+                  progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
+    """``(semantic, confidence, probabilities, engine)`` of a U-Net ``model`` on ``image``:
+    :func:`predict_semantic` with the model's defaults (see :func:`predict_image` for the
+    parameters). Training validates with it too, so the validation IoU is the IoU that
+    :meth:`Model.predict <defectlab.dl.model_io.Model.predict>` gives."""
+    m = model.net.multiple
+    t = unet_tile(model, tile)
+    ov = model.config.overlap if overlap is None else int(overlap)
+    if batch_size is None:
+        side = min(t, _round_up(max(image.shape[:2]), m))  # a small image's one tile is smaller
+        batch_size = max(1, BATCH_PIXELS // (side * side))
+    forward, used = model_forward(model, engine)
+    sem, conf, probs = predict_semantic(
+        forward, image, n_classes=len(model.config.classes), multiple=m, tile=t, overlap=ov, margin=margin,
+        batch_size=batch_size, probabilities=probabilities, probabilities_dtype=probabilities_dtype,
+        progress=progress,
+    )
+    return sem, conf, probs, used
+
+
 def unet_tile(model: Model, tile: int | None = None) -> int:
     """The largest tile a U-Net ``model`` predicts in: ``tile`` if given, else the larger of
     :data:`PREDICT_TILE` (rounded down to the net's ``2 ** depth``) and its training tile."""
@@ -612,17 +635,9 @@ def predict_image(
         sem, inst, cls, scores = _predict_maskrcnn(model, arr, overlap=ov, score_threshold=score_threshold,
                                                    mask_threshold=mask_threshold, progress=progress)
         return Prediction(sem, inst, cls, scores, cfg.class_names, seconds=time.perf_counter() - t0)
-    n_classes = len(cfg.classes)
-    m = model.net.multiple
-    t = unet_tile(model, tile)
-    if batch_size is None:
-        side = min(t, _round_up(max(arr.shape[:2]), m))  # a small image's one tile is smaller
-        batch_size = max(1, BATCH_PIXELS // (side * side))
-    forward, used = model_forward(model, engine)
-    sem, conf, probs = predict_semantic(
-        forward, arr, n_classes=n_classes, multiple=m, tile=t, overlap=ov, margin=margin, batch_size=batch_size,
-        probabilities=probabilities, probabilities_dtype=probabilities_dtype, progress=progress,
-    )
+    sem, conf, probs, used = unet_semantic(model, arr, tile=tile, overlap=ov, margin=margin, batch_size=batch_size,
+                                           engine=engine, probabilities=probabilities,
+                                           probabilities_dtype=probabilities_dtype, progress=progress)
     if split is True:  # lines are long and thin: a neck along one is not two objects
         split = [c.index for c in cfg.classes[1:] if not c.is_line]
     inst, cls = split_instances(sem, split=split, min_area_px=min_area_px, neck_ratio=neck_ratio)

@@ -19,8 +19,8 @@ U-Net
 * **loss**: ``"ce"`` (cross-entropy), ``"dice"`` (1 − mean soft Dice over the foreground
   classes), or ``"ce+dice"`` (their sum, the default). Adam, learning rate halved when the
   validation IoU stalls.
-* **validation** after every epoch: the held-out images are predicted whole, with the same
-  tiled predictor as :func:`~defectlab.dl.predict.predict_image`, and the IoU of each class is
+* **validation** after every epoch: the held-out images are predicted whole, exactly as
+  :func:`~defectlab.dl.predict.predict_image` does (its tiles, on PyTorch), and the IoU of each class is
   computed over all their pixels (a class absent from both truth and prediction is left out
   of the mean). **Early stopping** after ``patience`` epochs without a better mean IoU; the
   weights of the best epoch are the ones saved. Ctrl-C stops training and saves the best so far.
@@ -77,8 +77,7 @@ from ..model import Dataset, ImageSource, Label
 from ..raster import DEFAULT_LINE_WIDTH, semantic_mask
 from .model_io import (ClassInfo, Model, ModelConfig, build_net, default_maskrcnn_params, resolve_device,
                        write_model_files)
-from .engine import unet_forward
-from .predict import _predict_maskrcnn, predict_semantic
+from .predict import _predict_maskrcnn, unet_semantic
 from .unet import UNet, UNetConfig, count_parameters
 
 __all__ = [
@@ -562,6 +561,8 @@ def train_unet(
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5,
                                                              patience=max(1, patience // 2))
     names = {c.index: c.name for c in classes}
+    val_model = Model(net, ModelConfig.for_unet(unet_cfg, classes=classes, tile_size=tile_size, overlap=overlap),
+                      device=dev)
     history: list[dict[str, Any]] = []
     best_iou, best_epoch, best_state = -1.0, 0, None
     stopped_early = interrupted = False
@@ -584,14 +585,11 @@ def train_unet(
                     step_sched.step()
                 losses.append(float(value.detach()))
             net.eval()
-            fwd = unet_forward(net, dev, engine="torch", channels_last=channels_last)
             inter = np.zeros(n_classes)
             union = np.zeros(n_classes)
             val_losses = []
-            for s in val_s:
-                sem, _, probs = predict_semantic(fwd, s.image, n_classes=n_classes, multiple=m, tile=tile_size,
-                                                 overlap=min(overlap, tile_size - m), batch_size=batch_size,
-                                                 probabilities=True)
+            for s in val_s:  # as Model.predict does it (its tiles, on PyTorch): the IoU it will give
+                sem, _, probs, _ = unet_semantic(val_model, s.image, engine="torch", probabilities=True)
                 i_, u_ = _iou_counts(sem, s.mask, n_classes)
                 inter += i_
                 union += u_

@@ -18,13 +18,14 @@ Modules: :mod:`~defectlab.measurement.props` (per-defect measurements),
 """
 
 from .evaluate import Evaluation, coco_map, crop_iou, evaluate, iou_matrix, match_instances
-from .run import Measurement, measure
+from .options import EvaluateOptions, MeasureOptions
+from .run import Measurement, measure, reported_labels
 from .props import DEFECT_COLUMNS, measure_instances, measure_item
 from .stats import ImageInfo, histogram, is_cavity_label, size_summary, statistics, swelling
 from .table import Table
 
 __all__ = [
-    "DEFECT_COLUMNS", "Evaluation", "ImageInfo", "Measurement", "Table", "coco_map", "crop_iou", "evaluate",
-    "histogram", "iou_matrix", "is_cavity_label", "match_instances", "measure", "measure_instances",
-    "measure_item", "size_summary", "statistics", "swelling",
+    "DEFECT_COLUMNS", "EvaluateOptions", "Evaluation", "ImageInfo", "MeasureOptions", "Measurement", "Table",
+    "coco_map", "crop_iou", "evaluate", "histogram", "iou_matrix", "is_cavity_label", "match_instances", "measure", "measure_instances",
+    "measure_item", "reported_labels", "size_summary", "statistics", "swelling",
 ]

@@ -45,12 +45,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import DatasetError
-from ..imaging.micrograph import CalibrationWarning, parse_length
+from ..imaging.micrograph import CalibrationWarning
 from ..model import Dataset, Item, Note
-from ..raster import DEFAULT_LINE_WIDTH, Crop, Instance, instances
-from .run import _labels_of, item_calibration, label_sizes, load_dataset, uncalibrated_message
+from ..raster import Crop, Instance, instances
+from .options import EvaluateOptions
+from .run import item_calibration, label_sizes, load_dataset, reported_labels, uncalibrated_message
 from .props import measure_instances, shape_score
-from .stats import SIZE_MEASURES, ImageInfo, histogram, is_cavity_label, statistics
+from .stats import ImageInfo, histogram, is_cavity_label, statistics
 from .table import Table
 
 __all__ = ["Evaluation", "coco_map", "crop_iou", "evaluate", "iou_matrix", "match_instances"]
@@ -375,18 +376,11 @@ def _error_pct(pred: float, true: float) -> float:
 def evaluate(
     predictions: Dataset | str | Path,
     labels: Dataset | str | Path,
+    options: EvaluateOptions | None = None,
     *,
-    iou: float = 0.5,
     images: str | Path | None = None,
-    pixel_size: str | float | None = None,
-    thickness: str | float | None = None,
-    include_border: bool = False,
-    cavity_labels: Sequence[str] | None = None,
-    size: str = "diameter",
-    bins: int | str = "auto",
-    visible_only: bool = False,
-    line_width: float = DEFAULT_LINE_WIDTH,
     progress: bool = False,
+    **changes: Any,
 ) -> Evaluation:
     """Score predictions against labels: pixels, objects, COCO mAP and the science numbers.
 
@@ -397,34 +391,31 @@ def evaluate(
         images, …). Images are paired by key (subset/stem), then by file stem; labels by name
         (then case-insensitively; a prediction label is taken as the only ground-truth label
         when there is one, e.g. ``object`` of plain instance masks).
-    iou : float
-        IoU threshold at which a prediction matches a label (0 < iou ≤ 1).
+    options : EvaluateOptions, optional
+        The IoU at which a prediction matches a label, and the measurement options
+        (:class:`~defectlab.measurement.options.EvaluateOptions`). ``pixel_size`` overrides
+        the files' calibration; else it is read from the labels' images, then the
+        predictions' images.
     images : path, optional
         Folder of the micrographs (for their calibration), if not beside the exports.
-    pixel_size : str or float, optional
-        Overrides the files' calibration (``"0.38nm"``); else read from the labels' images,
-        then the predictions' images.
-    thickness : str or float, optional
-        Foil thickness (``"80nm"``) for density per volume and swelling.
-    include_border, cavity_labels, size, bins, visible_only, line_width
-        As for :func:`~defectlab.measurement.measure`.
     progress : bool
         Show a progress bar.
+    **changes
+        Fields of :class:`~defectlab.measurement.options.EvaluateOptions` by name, applied
+        over ``options`` (``iou=0.7``, ``pixel_size="0.5nm"``, …).
 
     Returns
     -------
     Evaluation
         ``.overall``, ``.per_class`` …; ``.write(out)`` writes the report.
     """
-    if not 0.0 < float(iou) <= 1.0:
-        raise ValueError(f"expected an IoU threshold in (0, 1], got {iou!r}")
-    if size not in SIZE_MEASURES:
-        raise ValueError(f"expected size in {SIZE_MEASURES}, got {size!r}")
-    nm_override = None if pixel_size is None else parse_length(pixel_size, what="pixel size")
-    t_nm = None if thickness is None else parse_length(thickness, what="thickness")
+    opts = EvaluateOptions.build(options, **changes)
+    iou, nm_override, t_nm = opts.iou, opts.pixel_size, opts.thickness
+    include_border, cavity_labels, size = opts.include_border, opts.cavity_labels, opts.size_measure
+    visible_only, line_width, bins = opts.visible_only, opts.line_width, opts.bins
     true_ds = load_dataset(labels, images)
     pred_ds = load_dataset(predictions, images)
-    label_names = _labels_of(true_ds)
+    label_names = reported_labels(true_ds)
     name_map, notes = _class_map(pred_ds, true_ds, label_names)
     class_index = {n: i for i, n in enumerate(label_names, start=1)}
     pred_index = {p: class_index[t] for p, t in name_map.items()}
@@ -504,8 +495,8 @@ def evaluate(
     if len(pred_defects) and np.all(np.isnan(pred_defects["score"].astype(np.float64))):
         notes.append(Note("no-scores", "predictions carry no score attribute: COCO AP ranks them all as 1.0 "
                           "(ties in file order)"))
-    stat_kw = dict(thickness_nm=t_nm, include_border=include_border, cavity_labels=cavity_labels, size=size,
-                   measures=size_stem)
+    stat_kw = dict(thickness_nm=t_nm, include_border=include_border, cavity_labels=cavity_labels,
+                   size_measure=size, measures=size_stem)
     _, pred_stats = statistics(pred_defects, pred_infos, label_names, **stat_kw)
     _, true_stats = statistics(true_defects, true_infos, label_names, **stat_kw)
     coco = coco_map(coco_pairs, names)
@@ -571,9 +562,7 @@ def evaluate(
     settings = {
         "predictions": pred_ds.source if isinstance(predictions, Dataset) else str(predictions),
         "labels": true_ds.source if isinstance(labels, Dataset) else str(labels),
-        "iou_threshold": float(iou), "pixel_size_nm": nm_override, "thickness_nm": t_nm,
-        "include_border": include_border, "size": size, "visible_only": visible_only, "line_width_px": line_width,
-        "cavity_labels": [lab for lab in label_names if is_cavity_label(lab, cavity_labels)],
+        "iou_threshold": float(iou), **opts.settings(label_names),
     }
     match_cols = ["image", "label", "pred_index", "true_index", "iou", "size_measure", "pred_size_px", "true_size_px",
                   "pred_size_nm", "true_size_nm", "true_touches_border"]

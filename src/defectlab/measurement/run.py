@@ -26,14 +26,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ImageError
-from ..imaging.micrograph import CalibrationWarning, parse_length, read_micrograph, read_pixel_size
+from ..imaging.micrograph import CalibrationWarning, read_micrograph, read_pixel_size
 from ..model import Dataset, Item, Note
 from ..raster import DEFAULT_LINE_WIDTH, instances
+from .options import MeasureOptions
 from .props import empty_defect_table, measure_instances
-from .stats import ImageInfo, histogram, is_cavity_label, size_measures, statistics
+from .stats import ImageInfo, histogram, size_measures, statistics
 from .table import Table
 
-__all__ = ["Measurement", "measure", "load_dataset", "item_calibration"]
+__all__ = ["Measurement", "item_calibration", "load_dataset", "measure", "reported_labels"]
 
 
 def load_dataset(source: Dataset | str | Path, images: str | Path | None = None) -> Dataset:
@@ -211,7 +212,7 @@ def label_sizes(defects: Table, label: str, nm_of: dict[str, float | None] | Non
 _UNMEASURED_TYPES = {"tag", "points", "skeleton", "cuboid"}
 
 
-def _labels_of(dataset: Dataset) -> list[str]:
+def reported_labels(dataset: Dataset) -> list[str]:
     """Labels reported: the declared ones (an image without defects of a label is a density of
     0, not a missing label) except tag/points-only ones, then undeclared labels used by shapes."""
     used = {s.label for it in dataset.items for s in it.shapes if s.is_area or s.kind == "polyline"}
@@ -221,18 +222,11 @@ def _labels_of(dataset: Dataset) -> list[str]:
 
 def measure(
     source: Dataset | str | Path,
+    options: MeasureOptions | None = None,
     *,
     images: str | Path | None = None,
-    pixel_size: str | float | None = None,
-    thickness: str | float | None = None,
-    include_border: bool = False,
-    cavity_labels: Sequence[str] | None = None,
-    size: str = "diameter",
-    bins: int | str = "auto",
-    visible_only: bool = False,
-    line_width: float = DEFAULT_LINE_WIDTH,
-    intensity: bool = True,
     progress: bool = False,
+    **changes: Any,
 ) -> Measurement:
     """Measure every defect of a labeling export or of predictions, in px and nm.
 
@@ -241,28 +235,16 @@ def measure(
     source : Dataset or path
         Labels or predictions: anything :func:`defectlab.read` reads (a CVAT export, a folder
         of mask images, …) or a Dataset.
+    options : MeasureOptions, optional
+        Calibration, thickness, border rule, cavity labels, size measure, bins, …
+        (:class:`~defectlab.measurement.options.MeasureOptions`; default: its defaults).
     images : path, optional
         Folder of the micrographs, if not beside the export (their calibration and intensities).
-    pixel_size : str or float, optional
-        Overrides every file's calibration: ``"0.38nm"``, ``"3.8 Å"``, or nm as a number.
-    thickness : str or float, optional
-        Foil thickness (``"80nm"``), for number density per volume and swelling.
-    include_border : bool
-        Use defects touching the image border in size statistics (default: left out).
-    cavity_labels : sequence of str, optional
-        Labels that are cavities (swelling); default: names with cavity/bubble/void/pore.
-    size : {"diameter", "major_axis"}
-        Size measure of the distributions (equivalent diameter, or major axis for loops).
-    bins : int or str
-        Histogram bins (numpy: a number, or "auto", "fd", …).
-    visible_only : bool
-        Measure only the visible part of overlapped defects.
-    line_width : float
-        Width in px of polyline masks.
-    intensity : bool
-        Read the micrographs for ``mean_intensity`` (else only their calibration).
     progress : bool
         Show a progress bar.
+    **changes
+        Fields of :class:`~defectlab.measurement.options.MeasureOptions` by name, applied
+        over ``options``: ``pixel_size="0.38nm"``, ``thickness="80nm"``, ``size_measure=``, ….
 
     Returns
     -------
@@ -271,25 +253,22 @@ def measure(
         :class:`~defectlab.imaging.micrograph.CalibrationWarning` is issued when some images
         have no pixel size: their results are in px only.
     """
-    nm = None if pixel_size is None else parse_length(pixel_size, what="pixel size")
-    t_nm = None if thickness is None else parse_length(thickness, what="thickness")
+    opts = MeasureOptions.build(options, **changes)
     ds = load_dataset(source, images)
-    defects, infos, notes = measure_dataset(ds, pixel_size_nm=nm, intensity=intensity, visible_only=visible_only,
-                                            line_width=line_width, progress=progress)
-    labels = _labels_of(ds)
-    measures = size_measures(defects, labels, size)
-    per_image, per_set = statistics(defects, infos, labels, thickness_nm=t_nm, include_border=include_border,
-                                    cavity_labels=cavity_labels, measures=measures)
-    hists = set_histograms(defects, infos, labels, include_border=include_border, measures=measures, bins=bins)
+    defects, infos, notes = measure_dataset(ds, pixel_size_nm=opts.pixel_size, intensity=opts.intensity,
+                                            visible_only=opts.visible_only, line_width=opts.line_width,
+                                            progress=progress)
+    labels = reported_labels(ds)
+    measures = size_measures(defects, labels, opts.size_measure)
+    per_image, per_set = statistics(defects, infos, labels, thickness_nm=opts.thickness,
+                                    include_border=opts.include_border, cavity_labels=opts.cavity_labels,
+                                    measures=measures)
+    hists = set_histograms(defects, infos, labels, include_border=opts.include_border, measures=measures,
+                           bins=opts.bins)
     uncalibrated = [i.key for i in infos if not i.pixel_size_nm]
     if uncalibrated:
         warnings.warn(uncalibrated_message(uncalibrated, len(infos)), CalibrationWarning, stacklevel=2)
-    settings = {
-        "source": ds.source if isinstance(source, Dataset) else str(source),
-        "pixel_size_nm": nm, "thickness_nm": t_nm, "include_border": include_border, "size": size,
-        "cavity_labels": [lab for lab in labels if is_cavity_label(lab, cavity_labels)],
-        "visible_only": visible_only, "line_width_px": line_width,
-    }
+    settings = {"source": ds.source if isinstance(source, Dataset) else str(source), **opts.settings(labels)}
     return Measurement(defects, per_image, per_set, tuple(infos), tuple(labels), hists, settings, tuple(notes))
 
 

@@ -6,8 +6,8 @@ Definitions (per label; ``A`` is the image area, ``t`` the foil thickness):
   area); ``count_border`` of them touch the image edge; ``count_sized`` are used for sizes.
 - **number density**: count / A (``density_per_um2``, ``density_per_px2``), and
   count / (A·t) (``density_per_m3``) given a thickness.
-- **size distribution**: of the equivalent diameter (``size="diameter"``) or of the major
-  axis (``size="major_axis"``, e.g. for inclined loops); for labels whose defects are all
+- **size distribution**: of the equivalent diameter (``size_measure="diameter"``) or of the major
+  axis (``size_measure="major_axis"``, e.g. for inclined loops); for labels whose defects are all
   polylines (dislocation lines), of their length. Border-touching defects are left out
   unless ``include_border=True``: their sizes are cut by the edge. Mean, standard deviation
   (ddof=1), standard error of the mean (std/√n), median, min, max, and a histogram.
@@ -124,15 +124,15 @@ class ImageInfo:
     calibration: str | None = None
 
 
-def size_measures(defects: Table, labels: Sequence[str], size: str = "diameter") -> dict[str, str]:
+def size_measures(defects: Table, labels: Sequence[str], size_measure: str = "diameter") -> dict[str, str]:
     """Label -> the size column stem used for it: ``"length"`` when every defect of the label is
-    a polyline (dislocation lines), else ``size`` (``"diameter"`` or ``"major_axis"``)."""
-    if size not in SIZE_MEASURES:
-        raise ValueError(f"expected size in {SIZE_MEASURES}, got {size!r}")
+    a polyline (dislocation lines), else ``size_measure`` (``"diameter"`` or ``"major_axis"``)."""
+    if size_measure not in SIZE_MEASURES:
+        raise ValueError(f"expected size_measure in {SIZE_MEASURES}, got {size_measure!r}")
     out = {}
     for label in labels:
         kinds = defects["kind"][np.asarray(defects["label"] == label, bool)] if len(defects) else []
-        out[label] = "length" if len(kinds) and all(k == "polyline" for k in kinds) else size
+        out[label] = "length" if len(kinds) and all(k == "polyline" for k in kinds) else size_measure
     return out
 
 
@@ -190,7 +190,7 @@ def statistics(
     thickness_nm: float | None = None,
     include_border: bool = False,
     cavity_labels: Sequence[str] | None = None,
-    size: str = "diameter",
+    size_measure: str = "diameter",
     measures: Mapping[str, str] | None = None,
 ) -> tuple[Table, Table]:
     """Statistics per image and label, and per label over the set.
@@ -209,7 +209,7 @@ def statistics(
         Use border-touching defects in size statistics and swelling too.
     cavity_labels : sequence of str, optional
         Labels that are cavities (swelling); by name (:func:`is_cavity_label`) when None.
-    size : {"diameter", "major_axis"}
+    size_measure : {"diameter", "major_axis"}
         The size measure of the distribution.
     measures : mapping, optional
         Label -> size column stem, overriding :func:`size_measures` (to compare two tables
@@ -222,7 +222,7 @@ def statistics(
     per_set : Table
         One row per label, pooled over the images, plus ``images`` (how many).
     """
-    stems = {**size_measures(defects, labels, size), **(measures or {})}
+    stems = {**size_measures(defects, labels, size_measure), **(measures or {})}
     img_col = defects["image"] if len(defects) else np.asarray([], dtype=object)
     lab_col = defects["label"] if len(defects) else np.asarray([], dtype=object)
     per_image: list[dict[str, Any]] = []

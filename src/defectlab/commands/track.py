@@ -1,0 +1,95 @@
+"""``defectlab track``: the CLI door to :mod:`defectlab.tracking`.
+
+Its options are :class:`~defectlab.tracking.link.LinkOptions` (linking) and
+:class:`~defectlab.tracking.run.TrackOptions` (calibration, interval, outputs), turned into
+flags by :func:`~defectlab.commands._options.with_options`. Light at import time: the options
+modules import numpy only; the library is imported inside the command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..tracking.link import LinkOptions
+from ..tracking.run import TrackOptions
+from ._console import console, fail
+from ._options import with_options
+
+_SOURCE = ("Per-frame objects: a defectlab predict folder, a CVAT video export (its tracks are the truth to score "
+           "against), or any per-frame labeling export.")
+_OUT = "Output folder: tracks, frames, events, CVAT track pre-labels, mot.txt, figures, overlay.gif, index.html."
+_FRAMES = "The frames (folder, TIFF/DM4/EMD/SER stack, MP4/AVI): calibration, frame interval, overlay."
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``track`` to the ``defectlab`` app."""
+
+    @app.command()
+    @with_options(link=LinkOptions, options=TrackOptions)
+    def track(
+        source: Annotated[Path, typer.Argument(help=_SOURCE, metavar="SOURCE")],
+        out: Annotated[Path, typer.Option("--out", help=_OUT, metavar="DIR")],
+        link: LinkOptions,
+        options: TrackOptions,
+        frames: Annotated[Optional[Path], typer.Option("--frames", help=_FRAMES, metavar="PATH")] = None,
+        images: Annotated[Optional[Path], typer.Option("--images", help="Folder of the export's image files, if "
+                                                                         "not beside it.", metavar="DIR")] = None,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
+    ) -> None:
+        """Link defects over the frames of a video: tracks, lifetimes, growth rates, fates, CVAT track pre-labels."""
+        from ..errors import DefectlabError
+        from ..tracking.run import track as run
+
+        try:
+            result = run(source, options=link, track_options=options, frames=frames, images=images)
+            result.write(out, overwrite=overwrite, inputs=[p for p in (frames, images) if p is not None])
+        except (DefectlabError, ValueError) as err:
+            fail(err)
+        s = result.summary()
+        console.print(f"{s['frames']} frames, {s['tracks']} tracks ("
+                      + ", ".join(f"{k} {v}" for k, v in s["fates"].items())
+                      + f"), {s['merges']} merges, {s['splits']} splits", highlight=False)
+        if result.scores:
+            sc = result.scores
+            console.print(f"against the export's own tracks: MOTA {sc['MOTA']:.4f}, IDF1 {sc['IDF1']:.4f}, "
+                          f"HOTA {sc['HOTA']:.4f}, ID switches {sc['IDSW']}", highlight=False, soft_wrap=True)
+        for note in result.notes[:5]:
+            console.print(f"[yellow]note:[/] {note}", highlight=False, markup=False)
+        console.print(f"[green]wrote[/] -> {out}/index.html", highlight=False)
+
+    from .batch import batch_app
+
+    @batch_app.command("track")
+    @with_options(link=LinkOptions, options=TrackOptions)
+    def batch_track(
+        source: Annotated[Path, typer.Argument(help=_SOURCE, metavar="SOURCE")],
+        out: Annotated[Path, typer.Option("--out", help=_OUT, metavar="DIR")],
+        link: LinkOptions,
+        options: TrackOptions,
+        chunk_frames: Annotated[int, typer.Option("--chunk-frames", min=1, help="Frames per chunk linked as one Dask "
+                                                                               "task.")] = 500,
+        scheduler: Annotated[str, typer.Option("--scheduler", help="threads, processes, sync, or a Dask scheduler "
+                                                                   "address tcp://host:8786.")] = "threads",
+        frames: Annotated[Optional[Path], typer.Option("--frames", help=_FRAMES, metavar="PATH")] = None,
+        images: Annotated[Optional[Path], typer.Option("--images", help="Folder of the export's image files, if "
+                                                                         "not beside it.", metavar="DIR")] = None,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")] = False,
+    ) -> None:
+        """A long video in chunks of frames on Dask, linked across chunk borders; a rerun reuses the chunks done
+        (kept in OUT.chunks/)."""
+        from ..errors import DefectlabError
+        from ..tracking.run import track as run
+
+        work = out.with_name(out.name + ".chunks")
+        try:
+            result = run(source, options=link, track_options=options, frames=frames, images=images,
+                         chunk_frames=chunk_frames, scheduler=scheduler, work=work)
+            result.write(out, overwrite=overwrite, inputs=[p for p in (frames, images) if p is not None])
+        except (DefectlabError, ValueError) as err:
+            fail(err)
+        s = result.summary()
+        console.print(f"{s['frames']} frames in chunks of {chunk_frames}, {s['tracks']} tracks -> {out}/index.html "
+                      f"(chunks kept in {work})", highlight=False)

@@ -1,0 +1,1 @@
+"""In-situ TEM kinetics: link defects over the frames of a video, then measure their lives."""
