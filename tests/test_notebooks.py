@@ -34,6 +34,7 @@ FIGURES = {
     "02_check_and_fix_labels": 4,
     "03_train_predict_prelabels": 5,
     "04_measure_and_compare": 4,
+    "05_ecosystem": 3,
     "06_insitu_kinetics": 3,
 }
 

@@ -8,7 +8,6 @@ Expected values come from the geometry written, from ImageJ's own rules re-imple
 
 from __future__ import annotations
 
-import io
 import math
 import struct
 import zipfile

@@ -37,17 +37,16 @@ probability (cut at 0.5) or a class/label image.
 
 from __future__ import annotations
 
+import copy
 import json
-import math
 import os
 import re
-import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +56,7 @@ try:
 except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("defectlab.dl needs torch: pip install 'defectlab[torch]'") from err
 
-from ..errors import DefectlabError, FormatError, ImageError, OutputError
+from ..errors import FormatError, ImageError, OutputError
 
 __all__ = ["BioimageioOptions", "BioimageioExport", "BioimageioModel", "export_bioimageio", "load_bioimageio",
            "BIOIMAGEIO_INSTALL"]
@@ -339,7 +338,7 @@ def export_bioimageio(model: Any, out: str | Path, options: BioimageioOptions | 
     if names != [c.name for c in cfg.classes]:
         notes.append(f"class names as bioimage.io channel names: {names}")
     space_kw: dict[str, Any] = {"scale": pixel_nm, "unit": "nanometer"} if pixel_nm else {}
-    cpu_net = _Exported(net).eval().to("cpu")
+    cpu_net = _Exported(copy.deepcopy(net)).eval().to("cpu")  # a copy: the model stays on its device
     authors = options.authors or ("defectlab user",)
     if not options.authors:
         notes.append("no --author given: the package names 'defectlab user'; give the real authors before "
