@@ -46,7 +46,7 @@ from defectlab.preparation.synthetic_video import SyntheticVideoConfig, make_syn
 from defectlab.tracking.detections import Detections, equivalent_diameter, shape_centroid  # noqa: E402
 from defectlab.tracking.kinetics import kinetics  # noqa: E402
 from defectlab.tracking.link import LinkOptions, Linked, link  # noqa: E402
-from defectlab.tracking.metrics import score_tracks  # noqa: E402
+from defectlab.tracking.metrics import growth_rates, score_tracks  # noqa: E402
 
 
 def truth_detections(video) -> Detections:
@@ -134,22 +134,11 @@ def trackpy_link(det: Detections, max_px: float) -> np.ndarray | None:
     return out["particle"].to_numpy() + 1
 
 
-def growth_per_track(det: Detections, ids: np.ndarray) -> dict[int, float]:
-    """Track id -> slope of the equivalent diameter against frame (px/frame), least squares."""
-    d = equivalent_diameter(det.area_px)
-    out = {}
-    for tid in np.unique(ids):
-        sel = ids == tid
-        if sel.sum() >= 3 and np.ptp(det.frame[sel]) > 0:
-            out[int(tid)] = float(np.polyfit(det.frame[sel], d[sel], 1)[0])
-    return out
-
-
 def score(truth: Detections, det: Detections, ids: np.ndarray, true_growth: dict[int, float]) -> dict:
     t_xyr = np.column_stack([truth.x, truth.y, equivalent_diameter(truth.area_px) / 2])
     p_xyr = np.column_stack([det.x, det.y, equivalent_diameter(det.area_px) / 2])
     s = score_tracks(truth.frame, truth.true_id, t_xyr, det.frame, ids, p_xyr, truth.n_frames,
-                     true_growth=true_growth, pred_growth=growth_per_track(det, ids))
+                     true_growth=true_growth, pred_growth=growth_rates(det.frame, ids, det.area_px))
     return s.overall
 
 

@@ -115,7 +115,10 @@ def register(app: typer.Typer) -> None:
         from ..errors import DefectlabError
         from ..imaging.micrograph import CalibrationWarning
         from ..measurement import evaluate as run
+        from .track import evaluate_tracks_command
 
+        if evaluate_tracks_command(predictions, labels, out, iou=options.iou, overwrite=overwrite):
+            return  # two CVAT video exports with tracks: tracks scored (MOTA, IDF1, HOTA)
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", CalibrationWarning)

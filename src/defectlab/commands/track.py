@@ -121,3 +121,25 @@ def register(app: typer.Typer) -> None:
         s = result.summary()
         console.print(f"{s['frames']} frames in chunks of {chunk_frames}, {s['tracks']} tracks -> {out}/index.html "
                       f"(chunks kept in {work})", highlight=False)
+
+
+def evaluate_tracks_command(predictions: Path, labels: Path, out: Path, *, iou: float, overwrite: bool) -> bool:
+    """``defectlab evaluate`` on two CVAT video exports with tracks: score the tracks, print, write; True when done.
+
+    False (nothing done) when the two are not both track exports: ``evaluate`` then scores objects per image.
+    """
+    from ..errors import DefectlabError
+    from ..tracking.evaluation import evaluate_tracks, is_track_pair
+
+    if not is_track_pair(predictions, labels):
+        return False
+    try:
+        s = evaluate_tracks(predictions, labels, iou=iou, out=out, overwrite=overwrite).overall
+    except (DefectlabError, ValueError) as err:
+        fail(err)
+    console.print(f"tracks at IoU ≥ {iou:g}: MOTA {s['MOTA']:.4f}, IDF1 {s['IDF1']:.4f}, HOTA {s['HOTA']:.4f}, "
+                  f"ID switches {s['IDSW']}, tracks {s['n_pred_tracks']} predicted / {s['n_true_tracks']} true, "
+                  f"growth-rate error {100 * s['growth_rate_error']:.2f} %, lifetime KS {s['lifetime_ks']:.3f}",
+                  highlight=False, soft_wrap=True)
+    console.print(f"[green]wrote[/] -> {out}/track_scores.json", highlight=False)
+    return True
