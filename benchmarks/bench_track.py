@@ -150,13 +150,23 @@ def run_ours(det: Detections) -> tuple[Linked, float]:
     return linked.filled(), dt
 
 
-def peak_mb(det: Detections, frames: int) -> float:
+def peak_mb(det: Detections, frames: int, chunk_frames: int | None = None) -> float:
+    """Peak traced memory (MB) of linking the first ``frames`` frames, whole or in chunks (sync scheduler)."""
+    import tempfile
+
+    from defectlab.tracking.chunks import link_chunked
+
     sub = det.take(det.frame < frames)
     sub = Detections(sub.frame, sub.label, sub.x, sub.y, sub.area_px, frames, sub.size_hw)
-    tracemalloc.start()
-    link(sub, LinkOptions(max_displacement="5px"))
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    with tempfile.TemporaryDirectory() as work:
+        tracemalloc.start()
+        if chunk_frames is None:
+            link(sub, LinkOptions(max_displacement="5px"))
+        else:
+            link_chunked(sub, LinkOptions(max_displacement="5px"), chunk_frames=chunk_frames, work=work,
+                         scheduler="sync")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
     return peak / 2**20
 
 
@@ -192,6 +202,7 @@ def main() -> None:
     ap.add_argument("--defects", type=int, default=60)
     ap.add_argument("--drop", type=float, default=0.03)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-realistic", action="store_true", help="Only the truth-shapes video (minutes less).")
     args = ap.parse_args()
     cfg = SyntheticVideoConfig(size_hw=(args.size, args.size), n_frames=args.frames, n_defects=args.defects,
                                n_merges=3, n_splits=1)
@@ -211,7 +222,13 @@ def main() -> None:
         t2 = truth_detections(v2)
         mem.append((2 * args.frames, peak_mb(t2, 2 * args.frames)))
     print("  linking peak memory: " + ", ".join(f"{n} frames {m:.1f} MB ({1024 * m / n:.0f} kB/frame)" for n, m in mem))
-
+    chunk = max(args.frames // 4, 10)
+    big = t2 if args.frames * 2 <= 4000 else kept
+    peak_mb(big, 2 * chunk, chunk_frames=chunk)  # dask's first-use allocations are not the linker's
+    cm = [(n, peak_mb(big, n, chunk_frames=chunk)) for n in (args.frames, 2 * args.frames) if n <= big.n_frames]
+    print(f"  in chunks of {chunk} frames (batch track): " + ", ".join(f"{n} frames {m:.1f} MB" for n, m in cm))
+    if args.no_realistic:
+        return
     t0 = time.perf_counter()
     real = make_synthetic_video(None, cfg, seed=args.seed + 7, frames=True)
     rtruth = truth_detections(real)
