@@ -15,6 +15,7 @@ from .errors import DatasetError, DefectlabError, FormatError, ImageError, Outpu
 from .formats import detect_format, read, write
 from .formats.maskrcnn import instance_target, read_target, write_maskrcnn
 from .formats.unet import write_unet
+from .imaging.micrograph import read_micrograph
 from .model import Box, Dataset, Ellipse, Item, Label, Mask, Points, Polygon, Polyline, Tag
 from .raster import instance_labels, instances, rasterize, semantic_mask
 
@@ -41,5 +42,5 @@ __all__ = [
     "Item", "Label", "Mask", "OutputError", "ParseError", "Points", "Polygon", "Polyline", "Tag",
     "__version__", "check", "detect_format", "evaluate", "fix", "load_model", "measure", "predict", "prepare",
     "show", "synthetic", "train_maskrcnn", "train_unet", "instance_labels", "instance_target", "instances", "rasterize",
-    "read", "read_target", "semantic_mask", "track", "write", "write_maskrcnn", "write_unet",
+    "read", "read_micrograph", "read_target", "semantic_mask", "track", "write", "write_maskrcnn", "write_unet",
 ]

@@ -37,6 +37,7 @@ class Target(str, Enum):
     yolo = "yolo"
     cvat = "cvat"
     instance_tiff = "instance-tiff"
+    imagej_roi = "imagej-roi"
 
 
 def _version(value: bool) -> None:

@@ -8,7 +8,9 @@ explicit: a module that fails to import breaks the CLI loudly instead of vanishi
 MODULES: tuple[str, ...] = (
     "batch",
     "check",
+    "export",
     "measure",
+    "plan",
     "prepare",
     "train",
     "track",

@@ -12,6 +12,7 @@ yolo           yes    yes    Ultralytics/Roboflow YOLO .txt labels + data.yaml (
 via            yes    no     VGG Image Annotator 1/2/3 JSON
 labelme        yes    no     LabelMe JSON (a file per image, or a folder of them)
 labelbox       yes    no     Labelbox NDJSON export v2
+imagej-roi     yes    yes    ImageJ/Fiji ROIs: .roi, ROI Manager RoiSet.zip, a folder of ROI sets (roifile)
 masks          yes    no     label mask images: class-index, binary, instance-id; CVAT Segmentation mask 1.1
 instance-tiff  yes    yes    int32 instance-id TIFFs + classes.json + instances.csv (napari, cellpose, StarDist)
 unet           no     yes    class-index PNG masks + images (+ stacked .npy)
@@ -81,6 +82,13 @@ def _labelbox() -> Format:
     return Format("labelbox", "Labelbox NDJSON export v2", read_labelbox, sniff=sniff_labelbox)
 
 
+def _imagej_roi() -> Format:
+    from .imagej_roi import read_imagej_roi, sniff_imagej_roi, write_imagej_roi
+
+    return Format("imagej-roi", "ImageJ/Fiji ROIs: .roi files, ROI Manager RoiSet.zip, a folder of them",
+                  read_imagej_roi, write_imagej_roi, sniff_imagej_roi)
+
+
 def _masks() -> Format:
     from .mask_images import read_masks, sniff_masks
 
@@ -114,6 +122,7 @@ _FACTORIES: dict[str, Callable[[], Format]] = {
     "via": _via,
     "labelme": _labelme,
     "labelbox": _labelbox,
+    "imagej-roi": _imagej_roi,
     "masks": _masks,
     "instance-tiff": _instance_tiff,
     "unet": _unet,

@@ -213,7 +213,7 @@ def _source(source: ImageSource | str | Path) -> ImageSource:
 
 
 def read_micrograph(
-    source: ImageSource | str | Path,
+    source: ImageSource | str | Path | Any,
     *,
     pixel_size: str | float | None = None,
     index: int = 0,
@@ -222,12 +222,13 @@ def read_micrograph(
 
     Parameters
     ----------
-    source : ImageSource, str or Path
-        A PNG/JPEG/TIFF, DM3/DM4, SER/EMI or EMD file, or a member of a zip archive.
+    source : ImageSource, str, Path or HyperSpy Signal2D
+        A PNG/JPEG/TIFF, DM3/DM4, SER/EMI or EMD file, or a member of a zip archive; or a
+        HyperSpy Signal2D (its axes' calibration, see :mod:`defectlab.imaging.hyperspy`).
     pixel_size : str or float, optional
         Overrides the file's calibration: ``"0.38nm"``, ``"3.8 Å"``, or a number in nm.
     index : int
-        Which 2-D image of a file holding several (EMD, DM) to read, from 0.
+        Which 2-D image of a file holding several (EMD, DM), or of a signal's stack, to read, from 0.
 
     Returns
     -------
@@ -240,7 +241,21 @@ def read_micrograph(
     ImageError
         Missing or unreadable file, no 2-D image in it, or rosettasciio missing for a
         microscope format (``pip install 'defectlab[microscope]'``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, tifffile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "b.tif"
+    >>> tifffile.imwrite(path, np.zeros((8, 8), np.uint8), imagej=True, resolution=(4, 4), metadata={"unit": "nm"})
+    >>> read_micrograph(path).pixel_size_nm, read_micrograph(path, pixel_size="3.8 Å").pixel_size_nm
+    (0.25, 0.38)
     """
+    from .hyperspy import is_signal
+
+    if is_signal(source):
+        from .hyperspy import micrograph_from_signal
+
+        return micrograph_from_signal(source, pixel_size=pixel_size, index=index)
     src = _source(source)
     override = None if pixel_size is None else parse_length(pixel_size, what="pixel size")
     suffix = src.suffix.lower()
