@@ -46,7 +46,7 @@ from defectlab.preparation.synthetic_video import SyntheticVideoConfig, make_syn
 from defectlab.tracking.detections import Detections, equivalent_diameter, shape_centroid  # noqa: E402
 from defectlab.tracking.kinetics import kinetics  # noqa: E402
 from defectlab.tracking.link import LinkOptions, Linked, link  # noqa: E402
-from defectlab.tracking.metrics import score_tracks  # noqa: E402
+from defectlab.tracking.metrics import growth_rates, score_tracks  # noqa: E402
 
 
 def truth_detections(video) -> Detections:
@@ -134,22 +134,11 @@ def trackpy_link(det: Detections, max_px: float) -> np.ndarray | None:
     return out["particle"].to_numpy() + 1
 
 
-def growth_per_track(det: Detections, ids: np.ndarray) -> dict[int, float]:
-    """Track id -> slope of the equivalent diameter against frame (px/frame), least squares."""
-    d = equivalent_diameter(det.area_px)
-    out = {}
-    for tid in np.unique(ids):
-        sel = ids == tid
-        if sel.sum() >= 3 and np.ptp(det.frame[sel]) > 0:
-            out[int(tid)] = float(np.polyfit(det.frame[sel], d[sel], 1)[0])
-    return out
-
-
 def score(truth: Detections, det: Detections, ids: np.ndarray, true_growth: dict[int, float]) -> dict:
     t_xyr = np.column_stack([truth.x, truth.y, equivalent_diameter(truth.area_px) / 2])
     p_xyr = np.column_stack([det.x, det.y, equivalent_diameter(det.area_px) / 2])
     s = score_tracks(truth.frame, truth.true_id, t_xyr, det.frame, ids, p_xyr, truth.n_frames,
-                     true_growth=true_growth, pred_growth=growth_per_track(det, ids))
+                     true_growth=true_growth, pred_growth=growth_rates(det.frame, ids, det.area_px))
     return s.overall
 
 
@@ -161,13 +150,23 @@ def run_ours(det: Detections) -> tuple[Linked, float]:
     return linked.filled(), dt
 
 
-def peak_mb(det: Detections, frames: int) -> float:
+def peak_mb(det: Detections, frames: int, chunk_frames: int | None = None) -> float:
+    """Peak traced memory (MB) of linking the first ``frames`` frames, whole or in chunks (sync scheduler)."""
+    import tempfile
+
+    from defectlab.tracking.chunks import link_chunked
+
     sub = det.take(det.frame < frames)
     sub = Detections(sub.frame, sub.label, sub.x, sub.y, sub.area_px, frames, sub.size_hw)
-    tracemalloc.start()
-    link(sub, LinkOptions(max_displacement="5px"))
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    with tempfile.TemporaryDirectory() as work:
+        tracemalloc.start()
+        if chunk_frames is None:
+            link(sub, LinkOptions(max_displacement="5px"))
+        else:
+            link_chunked(sub, LinkOptions(max_displacement="5px"), chunk_frames=chunk_frames, work=work,
+                         scheduler="sync")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
     return peak / 2**20
 
 
@@ -203,6 +202,7 @@ def main() -> None:
     ap.add_argument("--defects", type=int, default=60)
     ap.add_argument("--drop", type=float, default=0.03)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-realistic", action="store_true", help="Only the truth-shapes video (minutes less).")
     args = ap.parse_args()
     cfg = SyntheticVideoConfig(size_hw=(args.size, args.size), n_frames=args.frames, n_defects=args.defects,
                                n_merges=3, n_splits=1)
@@ -222,7 +222,13 @@ def main() -> None:
         t2 = truth_detections(v2)
         mem.append((2 * args.frames, peak_mb(t2, 2 * args.frames)))
     print("  linking peak memory: " + ", ".join(f"{n} frames {m:.1f} MB ({1024 * m / n:.0f} kB/frame)" for n, m in mem))
-
+    chunk = max(args.frames // 4, 10)
+    big = t2 if args.frames * 2 <= 4000 else kept
+    peak_mb(big, 2 * chunk, chunk_frames=chunk)  # dask's first-use allocations are not the linker's
+    cm = [(n, peak_mb(big, n, chunk_frames=chunk)) for n in (args.frames, 2 * args.frames) if n <= big.n_frames]
+    print(f"  in chunks of {chunk} frames (batch track): " + ", ".join(f"{n} frames {m:.1f} MB" for n, m in cm))
+    if args.no_realistic:
+        return
     t0 = time.perf_counter()
     real = make_synthetic_video(None, cfg, seed=args.seed + 7, frames=True)
     rtruth = truth_detections(real)

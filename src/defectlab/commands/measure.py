@@ -109,7 +109,10 @@ def register(app: typer.Typer) -> None:
         """Score predictions against labels: precision/recall/F1 at an IoU, pixel IoU/Dice, COCO mAP, size errors."""
         from ..errors import DefectlabError
         from ..measurement import evaluate as run
+        from .track import evaluate_tracks_command
 
+        if evaluate_tracks_command(predictions, labels, out, iou=options.iou, overwrite=overwrite):
+            return  # two CVAT video exports with tracks: tracks scored (MOTA, IDF1, HOTA)
         try:
             with warnings.catch_warnings(record=True) as caught:  # each warning once, as one line
                 warnings.simplefilter("always", UserWarning)

@@ -60,6 +60,34 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]note:[/] {note}", highlight=False, markup=False)
         console.print(f"[green]wrote[/] -> {out}/index.html", highlight=False)
 
+    @app.command("synth-video")
+    def synth_video(
+        out: Annotated[Path, typer.Argument(help="Folder to write images/frame_*.png, annotations.xml (CVAT for "
+                                                 "video 1.1, the true tracks), truth.csv, video.json into.",
+                                            metavar="OUT")],
+        frames: Annotated[int, typer.Option("--frames", min=1, help="Frames of the video.")] = 40,
+        size: Annotated[int, typer.Option("--size", min=32, help="Frame width and height, px.")] = 256,
+        defects: Annotated[int, typer.Option("--defects", min=0, help="About how many defects a frame holds.")] = 20,
+        merges: Annotated[int, typer.Option("--merges", min=0, help="Coalescences of two cavities.")] = 1,
+        splits: Annotated[int, typer.Option("--splits", min=0, help="Splits of a cavity into two.")] = 0,
+        noise_free: Annotated[bool, typer.Option("--noise-free", help="No blur, shot or read noise.")] = False,
+        seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing folder.")] = False,
+    ) -> None:
+        """Generate a synthetic in-situ video (drift, growth, appearance, coalescence) with its true tracks."""
+        from ..errors import DefectlabError
+        from ..preparation.synthetic_video import SyntheticVideoConfig, make_synthetic_video
+
+        try:
+            imaging = {"noise": 0.0, "dose": float("inf"), "blur_px": 0.0} if noise_free else {}
+            cfg = SyntheticVideoConfig(size_hw=(size, size), n_frames=frames, n_defects=defects, n_merges=merges,
+                                       n_splits=splits, **imaging)
+            video = make_synthetic_video(out, cfg, seed=seed, overwrite=overwrite)
+        except (DefectlabError, ValueError) as err:
+            fail(err)
+        console.print(f"[green]wrote[/] {frames} frames ({size}x{size}) with {len(video.tracks)} true tracks -> {out}",
+                      highlight=False)
+
     from .batch import batch_app
 
     @batch_app.command("track")
@@ -93,3 +121,25 @@ def register(app: typer.Typer) -> None:
         s = result.summary()
         console.print(f"{s['frames']} frames in chunks of {chunk_frames}, {s['tracks']} tracks -> {out}/index.html "
                       f"(chunks kept in {work})", highlight=False)
+
+
+def evaluate_tracks_command(predictions: Path, labels: Path, out: Path, *, iou: float, overwrite: bool) -> bool:
+    """``defectlab evaluate`` on two CVAT video exports with tracks: score the tracks, print, write; True when done.
+
+    False (nothing done) when the two are not both track exports: ``evaluate`` then scores objects per image.
+    """
+    from ..errors import DefectlabError
+    from ..tracking.evaluation import evaluate_tracks, is_track_pair
+
+    if not is_track_pair(predictions, labels):
+        return False
+    try:
+        s = evaluate_tracks(predictions, labels, iou=iou, out=out, overwrite=overwrite).overall
+    except (DefectlabError, ValueError) as err:
+        fail(err)
+    console.print(f"tracks at IoU ≥ {iou:g}: MOTA {s['MOTA']:.4f}, IDF1 {s['IDF1']:.4f}, HOTA {s['HOTA']:.4f}, "
+                  f"ID switches {s['IDSW']}, tracks {s['n_pred_tracks']} predicted / {s['n_true_tracks']} true, "
+                  f"growth-rate error {100 * s['growth_rate_error']:.2f} %, lifetime KS {s['lifetime_ks']:.3f}",
+                  highlight=False, soft_wrap=True)
+    console.print(f"[green]wrote[/] -> {out}/track_scores.json", highlight=False)
+    return True

@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import DatasetError, ImageError
 from ..model import Box, Dataset, Ellipse, Item, Label, Mask, Note, Polygon, Shape
 
-__all__ = ["Detections", "detections_from_dataset", "detections_from_predictions", "load_detections",
+__all__ = ["Detections", "detections_from_dataset", "detections_from_predictions", "has_tracks", "load_detections",
            "is_predict_folder", "shape_centroid"]
 
 
@@ -314,7 +314,7 @@ def load_detections(source: Dataset | Detections | str | Path, *, images: str | 
     from ..formats import detect_format, read
 
     fmt = format or detect_format(path)
-    if fmt == "cvat" and _has_tracks(path):
+    if fmt == "cvat" and has_tracks(path):
         from .cvat_video import read_cvat_tracks
 
         vt = read_cvat_tracks(path, images=images)
@@ -331,7 +331,7 @@ def load_detections(source: Dataset | Detections | str | Path, *, images: str | 
     return detections_from_dataset(read(path, format=fmt, **options))
 
 
-def _has_tracks(path: Path) -> bool:
+def has_tracks(path: str | Path) -> bool:
     """True when a CVAT XML holds ``<track`` elements (reads only its first megabyte or the archive member)."""
     from .cvat_video import annotations_xml
 

@@ -33,7 +33,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["TrackScores", "disc_iou", "score_tracks"]
+__all__ = ["TrackScores", "disc_iou", "growth_rates", "score_tracks"]
 
 
 def disc_iou(x1: np.ndarray, y1: np.ndarray, r1: np.ndarray, x2: np.ndarray, y2: np.ndarray,
@@ -54,6 +54,18 @@ def disc_iou(x1: np.ndarray, y1: np.ndarray, r1: np.ndarray, x2: np.ndarray, y2:
     union = math.pi * (a * a + b * b) - inter
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, inter / union, 0.0)
+
+
+def growth_rates(frame: np.ndarray, track_id: np.ndarray, area_px: np.ndarray) -> dict[int, float]:
+    """Track id -> least-squares slope of the equivalent diameter against frame (px/frame); tracks
+    seen on fewer than 3 frames are left out."""
+    d = 2.0 * np.sqrt(np.asarray(area_px, dtype=np.float64) / math.pi)
+    out = {}
+    for tid in np.unique(track_id):
+        sel = track_id == tid
+        if sel.sum() >= 3 and np.ptp(frame[sel]) > 0:
+            out[int(tid)] = float(np.polyfit(frame[sel], d[sel], 1)[0])
+    return out
 
 
 @dataclass
