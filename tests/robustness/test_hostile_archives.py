@@ -115,10 +115,10 @@ def test_zip_bomb_by_ratio_is_refused_before_inflating(tmp_path: Path, reader: s
     members[name] = members[name] + b" " * 50_000_000  # 50 MB of spaces: ~1000:1
     archive = write_zip(tmp_path / "bomb.zip", members)
     assert archive.stat().st_size < 200_000
-    start = time.perf_counter()
+    start = time.process_time()
     with pytest.raises(ParseError, match=rf"bomb\.zip!{name}: refusing a member compressed \d+:1.*zip bomb"):
         defectlab.read(archive, format=reader)
-    assert time.perf_counter() - start < 1.0  # refused from the directory, not by inflating
+    assert time.process_time() - start < 1.0  # refused from the directory, not by inflating
 
 
 @pytest.mark.parametrize("reader", READERS)

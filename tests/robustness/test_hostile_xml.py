@@ -84,10 +84,10 @@ def test_billion_laughs_is_refused_fast_at_the_doctype(tmp_path: Path) -> None:
     ]
     doctype = "<!DOCTYPE annotations [" + "".join(entities) + "]>"
     path = cvat_xml(tmp_path / "laughs.xml", doctype, xbr="&lol9;")
-    start = time.perf_counter()
+    start = time.process_time()
     with pytest.raises(ParseError, match=r"laughs\.xml, line 2, column \d+: refusing a <!DOCTYPE annotations>"):
         read_cvat(path)
-    assert time.perf_counter() - start < 0.5  # 10**9 "lol"s were never expanded
+    assert time.process_time() - start < 0.5  # 10**9 "lol"s were never expanded
     assert not sniff_cvat(path)
     with pytest.raises(FormatError, match="not a labeling export"):  # detection refuses it too
         defectlab.read(path)
@@ -153,11 +153,11 @@ def test_deep_nesting_is_refused_at_the_limit_and_the_limit_can_be_raised(tmp_pa
     deep = "<x>" * 100_000 + "</x>" * 100_000
     path = tmp_path / "deep.xml"
     path.write_text(HEADER.format(doctype="", xbr="8").replace("<version>", deep + "<version>"), encoding="utf-8")
-    start = time.perf_counter()
+    start = time.process_time()
     with pytest.raises(ParseError, match=r"deep\.xml, line 4, column \d+: elements nested deeper than 100 levels"
                                          r".*max_nesting_depth"):
         read_cvat(path)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     moderate = tmp_path / "moderate.xml"
     moderate.write_text(HEADER.format(doctype="", xbr="8").replace("<version>", "<x>" * 150 + "</x>" * 150 + "<version>"),
                         encoding="utf-8")
@@ -231,10 +231,10 @@ def test_yaml_alias_bomb_is_refused_fast(tmp_path: Path) -> None:
         lines.append(f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 9) + "]")
     lines += ["train: images/train", "names: *i"]
     root = yolo_root(tmp_path, "\n".join(lines) + "\n")
-    start = time.perf_counter()
+    start = time.process_time()
     with pytest.raises(ParseError, match=r"data\.yaml, line 2, column \d+: not valid YAML: found the alias \*a"):
         read_yolo(root)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
 
 
 def test_yaml_python_tags_are_not_constructed(tmp_path: Path) -> None:
