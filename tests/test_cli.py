@@ -268,14 +268,19 @@ def test_convert_to_yolo_writes_the_outlines_it_reads(export, tmp_path):
 
 
 def test_convert_to_cvat_into_a_folder_writes_annotations_xml(export, tmp_path):
-    """#15.3: --to cvat --out DIR writes DIR/annotations.xml, as CVAT's own task export; a path
-    ending in .xml is the file."""
+    """#15.3: --to cvat --out DIR writes DIR/annotations.xml and DIR/images/, as CVAT's own task
+    export with images; --no-copy-images the XML alone; a path ending in .xml is the file."""
     import defectlab
 
     result = runner.invoke(app, ["convert", str(export), "--to", "cvat", "--out", str(tmp_path / "dir")])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "dir").iterdir()) == ["annotations.xml"]
-    assert len(defectlab.read(tmp_path / "dir")) == 3
+    assert sorted(p.name for p in (tmp_path / "dir").iterdir()) == ["annotations.xml", "images"]
+    back = defectlab.read(tmp_path / "dir")
+    assert len(back) == 3 and all(it.image.path.is_file() for it in back)
+    bare = runner.invoke(app, ["convert", str(export), "--to", "cvat", "--out", str(tmp_path / "xml"),
+                               "--no-copy-images"])
+    assert bare.exit_code == 0, bare.output
+    assert sorted(p.name for p in (tmp_path / "xml").iterdir()) == ["annotations.xml"]
     again = runner.invoke(app, ["convert", str(export), "--to", "cvat", "--out", str(tmp_path / "dir")])
     assert again.exit_code == 1 and "--overwrite" in again.output
 

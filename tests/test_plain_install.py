@@ -44,7 +44,7 @@ NEEDS = [
     (["predict", "model", "ex/images", "--out", "predictions"], "torch"),
     (["batch", "predict", "model", "ex/images", "--out", "bp", "--scheduler", "sync"], "torch"),
     (["batch", "measure", "ex", "--out", "batch_dask"], "batch"),
-    (["export", "model", "--to", "bioimageio", "model.zip"], "torch"),
+    (["export", "model", "--to", "bioimageio", "model.zip"], "bioimageio"),  # torch is in it
     (["track", "ex", "--out", "tracks"], "track"),
 ]
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .errors import FormatError, OutputError
+from .errors import FormatError
 from .model import Dataset, Note
 from .options import Options, option
 
@@ -72,7 +72,7 @@ class ConvertOptions(Options):
     link_images : bool, optional
         unet, maskrcnn: symlink the images instead of copying them.
     copy_images : bool, optional
-        coco, yolo: copy the image files.
+        coco, yolo, cvat (into a folder), imagej-roi: copy the image files.
     """
 
     verb: ClassVar[str] = "convert"
@@ -89,8 +89,8 @@ class ConvertOptions(Options):
                                       above=0, metavar="PX")
     link_images: bool | None = option(None, help="unet, maskrcnn: symlink images instead of copying.",
                                       cli="--link-images")
-    copy_images: bool | None = option(None, help="coco, yolo: copy the image files.",
-                                      cli="--copy-images/--no-copy-images")
+    copy_images: bool | None = option(None, help="coco, yolo, cvat (into a folder), imagej-roi: copy the image "
+                                                 "files.", cli="--copy-images/--no-copy-images")
 
     def writer_options(self) -> dict[str, Any]:
         """The options given (not None) for the writer, by name; a FormatError naming the first
@@ -222,31 +222,7 @@ def convert(
     accepted = inspect.signature(FORMATS[opts.to].write).parameters
     if "progress" in accepted:
         given["progress"] = progress
-    inputs = [source] if isinstance(source, (str, Path)) else ([ds.source] if ds.source else [])
-    if opts.to == "cvat":
-        return Converted(ds, _write_cvat(ds, Path(out), given, accepted, overwrite=overwrite, inputs=inputs), None,
-                         None, notes)
     report = write(ds, out, format=opts.to, overwrite=overwrite, **given)
     notes += list(getattr(report, "notes", []) or [])
-    return Converted(ds, Path(out), report, task, notes)
-
-
-def _write_cvat(ds: Dataset, out: Path, given: dict[str, Any], accepted: Any, *, overwrite: bool,
-                inputs: list[Any]) -> Path:
-    """CVAT XML into OUT/annotations.xml (a new folder, written atomically) or the ``.xml`` file OUT."""
-    from ._output import output_dir
-    from .formats import write
-
-    path = cvat_path(out)
-    if path == out:  # a file named by the caller
-        if path.exists() and not overwrite:
-            raise OutputError(f"{path}: exists; pass overwrite=True (--overwrite) to replace it")
-        if any(Path(p).absolute() == path.absolute() for p in inputs):
-            raise OutputError(f"{path}: is the input; choose another --out")
-        if "overwrite" in accepted:
-            given["overwrite"] = overwrite
-        write(ds, path, format="cvat", **given)
-        return path
-    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
-        write(ds, tmp / CVAT_FILE, format="cvat", **given)
-    return path
+    path = cvat_path(out) if opts.to == "cvat" else Path(out)
+    return Converted(ds, path, report, task, notes)

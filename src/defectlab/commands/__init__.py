@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str | tuple[str, ...], str]] = {
     "convert": ("convert", "Convert an export to another format or to training data."),
     "overlay": ("overlay", "Draw the labels over the micrographs (one PNG per image)."),
     "prepare": ("prepare", "Tile, split and augment an export for training, in a format prepare writes (--to)."),
-    "train": ("train", "Train a U-Net or a Mask R-CNN on labeled micrographs; writes a model folder."),
+    "train": ("train", "Train a model on labeled micrographs; writes a model folder."),
     "predict": ("train", "Predict micrographs of any size: class masks, instance TIFFs, overlays, pre-labels for "
                          "CVAT."),
     "measure": ("measure", "Measure every defect in px and nm; counts, densities, size distributions, area "
@@ -42,8 +42,8 @@ COMMANDS: dict[str, tuple[str | tuple[str, ...], str]] = {
     "batch": (("track", "batch"), "Many micrographs or exports at once, on Dask (a local cluster, or --scheduler "
                        "tcp://HOST:PORT); resumable."),
     "synth": ("synth", "Generate synthetic TEM-like micrographs with exact labels, as a CVAT export."),
-    "synth-video": ("track", "Generate a synthetic in-situ TEM video with exact labels and true tracks, as a CVAT "
-                             "video export."),
+    "synth-video": ("track", "Generate a synthetic in-situ video (drift, growth, appearance, coalescence) with its "
+                             "true tracks."),
 }
 
 
@@ -75,14 +75,21 @@ class LazyGroup(TyperGroup):
         for module in key:
             importlib.import_module(f"{__name__}.{module}").register(sub)
         for name, command in typer.main.get_group(sub).commands.items():
-            _plain_placeholders(command)
-            _missing_extras_fail_cleanly(command)
-            self.commands.setdefault(name, command)
+            self.commands.setdefault(name, finish(command))
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         """The command list from :data:`COMMANDS`, in full (no module imported)."""
         with formatter.section("Commands"):
             formatter.write_dl([(name, text) for name, (_, text) in COMMANDS.items()])
+
+
+def finish(command: Any) -> Any:
+    """``command`` as every defectlab command is: plain placeholders in its help, and one line
+    naming the extra to install where it needs what a plain install lacks. For commands made
+    after the table is loaded (``defectlab train <arch>``)."""
+    _plain_placeholders(command)
+    _missing_extras_fail_cleanly(command)
+    return command
 
 
 #: typer's type placeholders -> the plain ones of ``--help`` (``--tile <int>`` reads ``--tile INTEGER``).

@@ -21,6 +21,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..dl.options import PredictOptions
+from . import finish
 from ._console import console, fail
 from ._options import with_options
 
@@ -54,9 +55,10 @@ def train_command(name: str) -> typer.Typer:
     from ..dl import archs
 
     arch = archs.get(name)
-    sub = typer.Typer(add_completion=False)
+    sub = typer.Typer(add_completion=False, rich_markup_mode=None)
 
-    @sub.command(name, help=f"Train a {arch.title} on labeled micrographs; writes a model folder. {arch.summary}")
+    @sub.command(name, help=f"Train a {arch.title} on labeled micrographs; writes a model folder. {arch.summary}",
+                 short_help=arch.summary)
     @with_options(options=arch.options_class(), params=arch.Params)
     def command(
         data: Annotated[Path, typer.Argument(help="A labeling export, a written training folder (write_unet / "
@@ -102,7 +104,7 @@ class _ArchGroup(TyperGroup):
         made = self.commands.get(cmd_name)
         if made is None:
             try:
-                made = typer.main.get_command(train_command(cmd_name))
+                made = finish(typer.main.get_command(train_command(cmd_name)))
             except ImportError as err:
                 fail(err)
             self.commands[cmd_name] = made
@@ -159,8 +161,9 @@ def register(app: typer.Typer) -> None:
     """Add ``train`` (a group: one command per architecture) and ``predict`` to the ``defectlab`` app."""
     from ..dl import archs
 
-    group = typer.Typer(cls=_ArchGroup, name="train", no_args_is_help=True,
-                        help=f"Train a model on labeled micrographs: {', '.join(archs.names())}, each with its own "
-                             "options (defectlab train ARCH --help).")
+    group = typer.Typer(cls=_ArchGroup, name="train", no_args_is_help=True, rich_markup_mode=None,
+                        help="Train a model on labeled micrographs; writes a model folder.\n\n"
+                             f"Architectures: {', '.join(archs.names())}; each has its own options "
+                             "(defectlab train ARCH --help).")
     app.add_typer(group)
     app.command("predict")(with_options(options=PredictOptions)(predict))
