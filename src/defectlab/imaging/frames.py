@@ -53,6 +53,7 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 
 from ..errors import ImageError
+from ..ordering import natural_key
 from .micrograph import MICROSCOPE_SUFFIXES, _square, _tiff_calibration, parse_length, read_micrograph, unit_to_nm
 
 __all__ = ["FrameSequence", "FRAME_SUFFIXES", "VIDEO_SUFFIXES", "natural_key", "open_frames", "parse_interval",
@@ -69,23 +70,6 @@ _S_PER_UNIT = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, 
                "millisecond": 1e-3, "milliseconds": 1e-3, "µs": 1e-6, "us": 1e-6, "microsecond": 1e-6,
                "microseconds": 1e-6, "min": 60.0, "minute": 60.0, "minutes": 60.0, "h": 3600.0, "hour": 3600.0}
 _NUMBER = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(.*?)\s*$")
-_DIGITS = re.compile(r"(\d+)")
-
-
-def natural_key(name: str) -> tuple:
-    """Sort key that orders runs of digits by their value: ``frame2`` < ``frame10``.
-
-    Case is ignored for the text parts; names that tie (``a01``, ``a1``) keep a stable,
-    deterministic order by the name itself.
-
-    Examples
-    --------
-    >>> sorted(["img10.tif", "img9.tif", "IMG1.tif"], key=natural_key)
-    ['IMG1.tif', 'img9.tif', 'img10.tif']
-    """
-    parts = _DIGITS.split(str(name))
-    key = tuple((0, int(p), "") if i % 2 else (1, 0, p.lower()) for i, p in enumerate(parts) if p != "")
-    return key + ((-1, 0, str(name)),)  # ends before any longer name with the same start
 
 
 def _time_unit(unit: str | None) -> float | None:

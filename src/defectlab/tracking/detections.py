@@ -133,7 +133,7 @@ def shape_centroid(shape: Shape) -> tuple[float, float, float]:
 
 
 def _frame_order(items: Sequence[Item]) -> list[Item]:
-    from ..imaging.frames import natural_key
+    from ..ordering import natural_key
 
     if items and all(it.id is not None for it in items) and len({it.id for it in items}) == len(items):
         return sorted(items, key=lambda it: it.id)
@@ -229,7 +229,7 @@ def detections_from_predictions(folder: str | Path) -> Detections:
     """
     from scipy import ndimage
 
-    from ..imaging.frames import natural_key
+    from ..ordering import natural_key
     from ..imaging.io import read_image
 
     folder = Path(folder)
