@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## demo: synthetic labeled micrographs -> CVAT export -> check -> training data, overlays, measurements -> tiles -> U-Net -> predictions, pre-labels, scores
+## demo: synthetic labeled micrographs -> CVAT export -> check -> training data, overlays, measurements -> tiles -> U-Net -> predictions, pre-labels, scores; a synthetic in-situ video -> tracks and kinetics
 demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(BIN)/defectlab synth $(DEMO)/export --n 6 --size 512 --seed 0
@@ -30,6 +30,8 @@ demo: $(STAMP)
 	$(BIN)/defectlab synth $(DEMO)/new --n 2 --size 512 --seed 1
 	$(BIN)/defectlab predict $(DEMO)/model $(DEMO)/new/images/*.png --out $(DEMO)/predictions --prelabels cvat
 	$(BIN)/defectlab evaluate $(DEMO)/predictions/prelabels/annotations.xml $(DEMO)/new --pixel-size 0.5nm --out $(DEMO)/scores
+	$(BIN)/defectlab synth-video $(DEMO)/video --frames 40 --size 256 --defects 20 --seed 0
+	$(BIN)/defectlab track $(DEMO)/video --pixel-size 0.5nm --frame-interval 0.5s --out $(DEMO)/tracks
 	@echo
 	@echo "Demo done. Look at:"
 	@echo "  $(DEMO)/export/annotations.xml   synthetic CVAT export (images in $(DEMO)/export/images/)"
@@ -42,6 +44,8 @@ demo: $(STAMP)
 	@echo "  $(DEMO)/model/                   a small U-Net trained for ~6 CPU minutes (config.json, weights, training curve)"
 	@echo "  $(DEMO)/predictions/             masks, instance TIFFs, overlays and CVAT pre-labels for 2 new micrographs"
 	@echo "  $(DEMO)/scores/index.html        predictions vs the new images' true labels: IoU, F1, size errors"
+	@echo "  $(DEMO)/video/ -> $(DEMO)/tracks/ an in-situ video's defects linked over 40 frames: tracks, growth, fates,"
+	@echo "                                   CVAT track pre-labels, overlay.gif, index.html (scored against the true tracks)"
 
 ## chromium: the headless browser tests/qc/test_report_chromium.py renders the check report in
 ## (Debian's package; CI and the dev machine run as root and reach the Debian mirror). Checked on
