@@ -165,8 +165,10 @@ class PredictOptions(Options):
     probabilities: bool = flag(help="Also give every class's probabilities, (C, H, W) (written as float16 "
                                     "probabilities/<stem>.npy).", cli="--probabilities")
     split: bool = flag(True, help="Split touching objects at necks (not those of line classes).", cli=False)
-    min_area_px: int = option(4, help="Objects under this many pixels get no instance (they stay in the class mask).",
-                              cli="--min-area", min=1, metavar="PX")
+    min_area_px: int | None = option(
+        None, help="Objects under this many pixels get no instance; they stay in the class mask (default: the "
+                   "model's, chosen on its validation images by count and size error; else 4).", cli="--min-area",
+        convert=integer, min=1, metavar="PX")
     neck_ratio: float = option(DEFAULT_NECK_RATIO, help="Split touching objects whose neck is narrower than this "
                                                         "times the smaller one's radius (higher splits more; "
                                                         "overlapping bubbles: 0.9).", cli="--neck-ratio", min=0.01,

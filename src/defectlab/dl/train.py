@@ -56,7 +56,7 @@ Examples
 >>> result = train_unet(ds, tmp / "model", epochs=1, steps_per_epoch=1, batch_size=2, tile_size=64,
 ...                     base_filters=4, progress=False, plot=False)
 >>> sorted(p.name for p in (tmp / "model").iterdir())
-['calibration.npy', 'checkpoint.pt', 'config.json', 'history.json', 'weights.pt']
+['calibration.npy', 'checkpoint.pt', 'config.json', 'history.json', 'postprocess.json', 'weights.pt']
 """
 
 from __future__ import annotations
@@ -568,7 +568,7 @@ def train(
                 calibration)
         for name, contents in job.files().items():
             (tmp / name).write_bytes(contents)
-    model = Model(net, config, path=Path(out), device=dev, calibration=calibration)
+    model = arch.on_load(Model(net, config, path=Path(out), device=dev, calibration=calibration), Path(out))
     return TrainResult(model, Path(out), history, best_epoch, stopped_early, interrupted, notes, out_of_time)
 
 
