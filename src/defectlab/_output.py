@@ -38,7 +38,7 @@ from .errors import OutputError
 if TYPE_CHECKING:
     from .model import Dataset
 
-__all__ = ["output_dir", "clean_stale", "umask", "input_paths"]
+__all__ = ["check_output", "output_dir", "clean_stale", "umask", "input_paths"]
 
 
 def umask() -> int:
@@ -161,6 +161,31 @@ def _check_inputs(target: Path, inputs: Iterable[str | Path], overwrite: bool) -
             )
 
 
+def check_output(target: str | Path, *, overwrite: bool = False, inputs: Iterable[str | Path] = ()) -> Path:
+    """The checks :func:`output_dir` makes before it writes, alone: for a long run (training)
+    to fail at once, not after the work. Returns the absolute target; raises :class:`OutputError`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> parent = pathlib.Path(tempfile.mkdtemp())
+    >>> (parent / "out").mkdir(); _ = (parent / "out" / "a.txt").write_text("a")
+    >>> check_output(parent / "out")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    defectlab.errors.OutputError: ...out: exists and is not empty; pass overwrite=True (--overwrite) to replace it
+    """
+    target = Path(target).absolute()
+    _check_inputs(target, inputs, overwrite)
+    clean_stale(target)
+    if target.exists():
+        if not target.is_dir():
+            raise OutputError(f"{target}: exists and is not a folder")
+        if any(target.iterdir()) and not overwrite:
+            raise OutputError(f"{target}: exists and is not empty; pass overwrite=True (--overwrite) to replace it")
+    return target
+
+
 @contextmanager
 def output_dir(target: str | Path, *, overwrite: bool = False, inputs: Iterable[str | Path] = ()) -> Iterator[Path]:
     """Yield a fresh temporary folder that becomes ``target`` when the block succeeds.
@@ -192,14 +217,7 @@ def output_dir(target: str | Path, *, overwrite: bool = False, inputs: Iterable[
     >>> sorted(p.name for p in out.iterdir()), [p.name for p in out.parent.iterdir()]
     (['a.txt'], ['out'])
     """
-    target = Path(target).absolute()
-    _check_inputs(target, inputs, overwrite)
-    clean_stale(target)
-    if target.exists():
-        if not target.is_dir():
-            raise OutputError(f"{target}: exists and is not a folder")
-        if any(target.iterdir()) and not overwrite:
-            raise OutputError(f"{target}: exists and is not empty; pass overwrite=True (--overwrite) to replace it")
+    target = check_output(target, overwrite=overwrite, inputs=inputs)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private (0700); the output gets the usual mode

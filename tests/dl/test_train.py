@@ -325,3 +325,55 @@ def test_maskrcnn_trains_on_a_prepare_root(tmp_path):
     info = json.loads((result.path / "config.json").read_text())["training"]
     assert info["val_images"] == _names(tmp_path / "tiles" / "val" / "images") and info["n_train"] == 2
     assert "val_f1" in result.best and info["best_val_f1"] == result.best["val_f1"]
+
+
+def test_a_time_budget_ends_training_with_a_fitted_schedule_and_a_model(tmp_path):
+    import time
+
+    ds = cavities(tmp_path, 2)
+    budget, lr = 20.0, 1e-2
+    lrs = []
+    cpu = time.process_time()
+    result = train_unet(ds, tmp_path / "model", epochs=10_000, min_steps=5, batch_size=2, lr=lr, val_split=0,
+                        schedule="onecycle", patience=10_000, time_budget_s=f"{budget:g}s",
+                        callback=lambda e: lrs.append(e["lr"]), **TINY)
+    cpu = time.process_time() - cpu
+    h = result.history
+    assert result.out_of_time and not result.stopped_early and 2 <= len(h) < 10_000
+    assert any("time budget" in n for n in result.notes)
+    # the one-cycle schedule was fitted to the budget, not to 10,000 epochs: it peaked and annealed
+    assert max(lrs) > 0.9 * lr and lrs[-1] < 0.5 * lr and int(np.argmax(lrs)) < len(lrs) - 1
+    # the ETA after the first epoch told of the budget, not of 10,000 epochs
+    assert 0.4 * budget < h[0]["elapsed_s"] + h[0]["eta_s"] <= budget + 1
+    assert cpu < 1.5 * budget + 10  # one thread: CPU time is at most the wall time it ran
+    training = json.loads((tmp_path / "model" / "config.json").read_text())["training"]
+    assert training["time_budget_s"] == budget and training["out_of_time"] and training["epochs_run"] == len(h)
+    assert training["step_seconds"] > 0
+    model = load_model(tmp_path / "model")
+    assert model.predict(ds.items[0].image.path).semantic.shape == (64, 64)
+
+
+def test_ctrl_c_in_the_first_epoch_keeps_a_model_and_a_taken_folder_is_refused_first(tmp_path, monkeypatch):
+    from defectlab.dl.archs import base
+    from defectlab.errors import OutputError
+
+    ds = cavities(tmp_path, 2)
+    calls = []
+    crop = base._crop_batch
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return crop(*args, **kwargs)
+
+    monkeypatch.setattr(base, "_crop_batch", interrupted)
+    result = train_unet(ds, tmp_path / "model", epochs=5, min_steps=10, batch_size=2, val_split=0, **TINY)
+    assert result.interrupted and len(result.history) == 1 and result.history[0]["steps"] == 2
+    assert any("interrupted during epoch 1 after 2 steps" in n for n in result.notes)
+    assert load_model(tmp_path / "model").classes == {1: "cavity"}
+    monkeypatch.setattr(base, "_crop_batch", crop)
+    seen = []
+    with pytest.raises(OutputError, match="exists and is not empty"):
+        train_unet(ds, tmp_path / "model", epochs=1, min_steps=1, batch_size=2, callback=seen.append, **TINY)
+    assert seen == []  # refused before a step was trained

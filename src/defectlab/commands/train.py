@@ -48,6 +48,12 @@ def _print_result(result: Any) -> None:
                     if k.startswith("val_") and k not in ("val_loss", "val_iou", "val_mean_iou"))
     console.print(f"[green]trained[/] {escape(str(result))}", highlight=False)
     console.print(f"  validation IoU at the best epoch: {escape(ious) or '-'}{extra}", highlight=False)
+    chosen = getattr(result.model, "postprocess", None)
+    if chosen:
+        console.print(f"  minimum object area {chosen['min_area_px']} px, chosen on the validation images: count "
+                      f"error {chosen['count_error']:.1%}, size error {chosen['size_error']:.1%} (the default "
+                      f"{chosen['default_min_area_px']} px: {chosen['default_count_error']:.1%}, "
+                      f"{chosen['default_size_error']:.1%})", highlight=False)
 
 
 def train_command(name: str) -> typer.Typer:

@@ -23,13 +23,15 @@ ValueError: predict: engine: expected one of auto, torch, onnxruntime, onnxrunti
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..options import Options, flag, option
 from ..raster.split import DEFAULT_NECK_RATIO
 
-__all__ = ["ENGINES", "LOSSES", "SCHEDULES", "PredictOptions", "TrainOptions", "integer", "number"]
+__all__ = ["ENGINES", "LOSSES", "SCHEDULES", "NO_BUDGET", "PredictOptions", "TrainOptions", "integer", "number",
+           "time_budget"]
 
 #: What can run a net in prediction (see :mod:`defectlab.dl.engine`).
 ENGINES = ("auto", "torch", "onnxruntime", "onnxruntime-int8")
@@ -64,6 +66,31 @@ def integer(value: Any) -> int:
 def number(value: Any) -> float:
     """A finite float from a number or a string (``"1e-3"``); ValueError otherwise."""
     return _as(float, value)
+
+
+#: Spellings of "no time budget".
+NO_BUDGET = ("off", "none", "inf")
+
+
+def time_budget(value: Any) -> float:
+    """Seconds of a time budget: ``"90s"``, ``"10min"``, ``"1h"``, a number of seconds, or
+    ``"off"`` (no budget: infinity).
+
+    Examples
+    --------
+    >>> time_budget("10min"), time_budget("off"), time_budget(30)
+    (600.0, inf, 30.0)
+    """
+    if isinstance(value, str) and value.strip().lower() in NO_BUDGET:
+        return math.inf
+    if isinstance(value, float) and value == math.inf:
+        return value
+    from ..plan.options import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as err:
+        raise ValueError(f"{err} (or off)") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +131,10 @@ class TrainOptions(Options):
                                    cli="--max-steps", convert=integer, min=1, metavar="N")
     augment: bool = flag(True, help="Random flips, and rotations by 90 degrees of square crops.",
                          cli="--augment/--no-augment")
+    time_budget_s: float | None = option(
+        None, help="Time budget of the whole run: 90s, 10min, 1h, or off (default: 10min on a CPU, 20min on a "
+                   "GPU). Epochs, the one-cycle schedule and stopping are fitted to it.", cli="--time",
+        convert=time_budget, metavar="DURATION")
 
     def missing(self) -> list[str]:
         """The fields still None that an architecture must give a default for."""
@@ -134,8 +165,10 @@ class PredictOptions(Options):
     probabilities: bool = flag(help="Also give every class's probabilities, (C, H, W) (written as float16 "
                                     "probabilities/<stem>.npy).", cli="--probabilities")
     split: bool = flag(True, help="Split touching objects at necks (not those of line classes).", cli=False)
-    min_area_px: int = option(4, help="Objects under this many pixels get no instance (they stay in the class mask).",
-                              cli="--min-area", min=1, metavar="PX")
+    min_area_px: int | None = option(
+        None, help="Objects under this many pixels get no instance; they stay in the class mask (default: the "
+                   "model's, chosen on its validation images by count and size error; else 4).", cli="--min-area",
+        convert=integer, min=1, metavar="PX")
     neck_ratio: float = option(DEFAULT_NECK_RATIO, help="Split touching objects whose neck is narrower than this "
                                                         "times the smaller one's radius (higher splits more; "
                                                         "overlapping bubbles: 0.9).", cli="--neck-ratio", min=0.01,

@@ -21,13 +21,23 @@ training-curve picture and a last-epoch checkpoint beside the best weights.
   the architecture's optimizer at ``lr``. ``schedule``: ``"plateau"`` halves the learning
   rate when the validation score stalls; ``"onecycle"`` warms up to ``lr`` over the first
   30 % of all planned steps and anneals it to almost 0 (``OneCycleLR``: the better choice for
-  a short, fixed budget of steps); ``"constant"`` keeps it.
+  a short, fixed budget of steps, fitted to the time budget); ``"constant"`` keeps it.
 * **validation** after every epoch: the validation images are predicted whole, exactly as
   :func:`~defectlab.dl.predict.predict_image` predicts them (on PyTorch), and scored by the
   architecture (per-class IoU over all their pixels, a class absent from both truth and
   prediction left out of the mean; object F1 for instance models). **Early stopping**
-  after ``patience`` epochs without a better score; the weights of the best epoch are the
-  ones saved. Ctrl-C stops training and saves the best so far.
+  after ``patience`` epochs without a better score (with ``"onecycle"``, not during the
+  warm-up); the weights of the best epoch are the ones saved. Ctrl-C stops training and saves
+  the best so far (during the first epoch: the weights of that moment, validated).
+* **the time budget** (``time_budget_s``, ``--time 10min``; default
+  :func:`default_budget_s`: 10 min on a CPU, 20 on a GPU; ``"off"``: none) counts from the
+  call, data loading included. The first :data:`PROBE_STEPS` steps (less the first, which
+  warms the kernels up) and the first validation are timed; from them the epochs that fit
+  (``epochs`` at most) are fitted, and so is the one-cycle schedule's length, so that it
+  anneals by the end of the budget. Training then stops before an epoch that would not fit
+  (or within one, if the estimate was short), validates, and saves the best epoch. The
+  progress bar shows the time left (``eta``); each history entry has ``eta_s``. An output
+  folder that exists (without ``overwrite``) is refused before training, not after it.
 * **seeded**: the same seed gives the same split, samples and initial weights (on a GPU,
   cuDNN may still differ in the last digits).
 
@@ -46,7 +56,7 @@ Examples
 >>> result = train_unet(ds, tmp / "model", epochs=1, steps_per_epoch=1, batch_size=2, tile_size=64,
 ...                     base_filters=4, progress=False, plot=False)
 >>> sorted(p.name for p in (tmp / "model").iterdir())
-['calibration.npy', 'checkpoint.pt', 'config.json', 'history.json', 'weights.pt']
+['calibration.npy', 'checkpoint.pt', 'config.json', 'history.json', 'postprocess.json', 'weights.pt']
 """
 
 from __future__ import annotations
@@ -68,7 +78,7 @@ try:
 except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("defectlab.dl needs torch: pip install 'defectlab[torch]'") from err
 
-from .._output import output_dir
+from .._output import check_output, output_dir
 from ..errors import DatasetError
 from ..model import Dataset
 from ..options import Options
@@ -78,7 +88,8 @@ from .data import TrainingData, manifest_sha256, training_sources
 from .model_io import Model, ModelConfig, resolve_device, with_training, write_model_files
 from .options import TrainOptions
 
-__all__ = ["TrainResult", "seed_everything", "train", "train_maskrcnn", "train_unet"]
+__all__ = ["PROBE_STEPS", "TrainResult", "default_budget_s", "seed_everything", "train", "train_maskrcnn",
+           "train_unet"]
 
 
 @dataclass
@@ -94,11 +105,13 @@ class TrainResult:
     history : list of dict
         Per epoch: ``epoch``, ``train_loss``, ``val_loss`` (None where the architecture has
         none), ``val_iou`` (class name -> IoU), ``val_mean_iou``, the architecture's further
-        ``val_*`` metrics (Mask R-CNN: ``val_f1``), ``lr``, ``steps``, ``seconds``.
+        ``val_*`` metrics (Mask R-CNN: ``val_f1``), ``lr``, ``steps``, ``seconds`` (this
+        epoch's), ``elapsed_s`` (since training began), ``eta_s`` (the estimate of the time
+        left, from the timed steps and validations).
     best_epoch : int
         1-based epoch whose weights were saved.
-    stopped_early, interrupted : bool
-        Early stopping triggered; Ctrl-C stopped training.
+    stopped_early, interrupted, out_of_time : bool
+        Early stopping triggered; Ctrl-C stopped training; the time budget ended it.
     notes : list of str
         What the user should know (validation on training images, training from scratch, …).
     """
@@ -110,13 +123,15 @@ class TrainResult:
     stopped_early: bool = False
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
+    out_of_time: bool = False
 
     @property
     def best(self) -> dict[str, Any]:
         return self.history[self.best_epoch - 1]
 
     def __str__(self) -> str:
-        how = " (stopped early)" if self.stopped_early else " (interrupted)" if self.interrupted else ""
+        how = (" (stopped early)" if self.stopped_early else " (interrupted)" if self.interrupted
+               else " (time budget)" if self.out_of_time else "")
         return (f"{len(self.history)} epochs{how}; best epoch {self.best_epoch}: mean IoU "
                 f"{self.best['val_mean_iou']:.3f} -> {self.path}")
 
@@ -195,6 +210,110 @@ def _epoch_bar(epochs: int, progress: bool, desc: str):
 
 def _state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in net.state_dict().items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# The schedule and the clock
+
+
+class _OneCycle:
+    """torch's ``OneCycleLR`` (cosine warm-up from ``lr/25`` to ``lr`` over the first 30 % of the
+    steps, cosine annealing to ``lr/25e4``; Adam's beta1 from 0.95 to 0.85 and back) whose
+    number of steps may be set again while it runs: a time budget fixes it only once the
+    first steps are timed."""
+
+    def __init__(self, opt: torch.optim.Optimizer, lr: float, total: int, pct: float = 0.3) -> None:
+        self.opt, self.lr, self.total, self.pct, self.done = opt, lr, max(1, total), pct, 0
+        self._apply()
+
+    @staticmethod
+    def _cos(start: float, end: float, t: float) -> float:
+        return end + (start - end) / 2 * (math.cos(math.pi * min(max(t, 0.0), 1.0)) + 1)
+
+    def _apply(self) -> None:
+        first, low = self.lr / 25, self.lr / 25 / 1e4
+        peak = float(self.pct * self.total) - 1
+        end = self.total - 1
+        k = min(self.done, end)
+        if k <= peak:
+            t = k / peak if peak > 0 else 1.0
+            lr, beta = self._cos(first, self.lr, t), self._cos(0.95, 0.85, t)
+        else:
+            t = (k - peak) / (end - peak) if end > peak else 1.0
+            lr, beta = self._cos(self.lr, low, t), self._cos(0.85, 0.95, t)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+            if "betas" in group:
+                group["betas"] = (beta, group["betas"][1])
+
+    def step(self) -> None:
+        self.done += 1
+        self._apply()
+
+    def refit(self, total: int) -> None:
+        self.total = max(self.done + 1, int(total))
+        self._apply()
+
+
+def default_budget_s(device: torch.device) -> float:
+    """The time budget when none is given: a coffee break on a CPU, longer on a GPU."""
+    from ..plan.planner import DEFAULT_BUDGET_S
+
+    return DEFAULT_BUDGET_S["cpu" if device.type == "cpu" else "gpu"]
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+#: Steps timed (after the first, which warms the kernels up) before the budget is fitted.
+PROBE_STEPS = 4
+
+
+@dataclass
+class _Clock:
+    """The run's time budget: measures a step and a validation, and says how many epochs and
+    steps fit in what is left. ``deadline`` is on :func:`time.perf_counter`'s clock."""
+
+    budget_s: float
+    start: float
+    epochs: int
+    steps: int
+    step_s: float | None = None
+    val_s: float = 0.0
+
+    @property
+    def deadline(self) -> float:
+        return self.start + self.budget_s
+
+    @property
+    def reserve(self) -> float:
+        """Kept back for writing the model folder."""
+        return min(30.0, 0.5 + 0.03 * self.budget_s) if math.isfinite(self.budget_s) else 0.0
+
+    def left(self, now: float) -> float:
+        return self.deadline - self.reserve - now
+
+    def fit(self, now: float, epoch: int, done_in_epoch: int) -> tuple[int, int]:
+        """(last epoch, steps of that epoch) that fit in the budget, from step ``done_in_epoch``
+        of ``epoch``; (``epochs``, ``steps``) without a budget or a timed step."""
+        if self.step_s is None or not math.isfinite(self.budget_s):
+            return self.epochs, self.steps
+        left = self.left(now)
+        this = (self.steps - done_in_epoch) * self.step_s + self.val_s
+        if this > left:
+            fit = done_in_epoch + max(0, int((left - self.val_s) / self.step_s))
+            return epoch, max(1, min(self.steps, fit))
+        more = int((left - this) / (self.steps * self.step_s + self.val_s))
+        return min(self.epochs, epoch + more), self.steps
+
+    def eta(self, now: float, epoch: int, last_epoch: int) -> float:
+        """Seconds left after ``epoch`` (validated) until ``last_epoch`` ends."""
+        per = (self.step_s or 0.0) * self.steps + self.val_s
+        return min(max(0.0, self.deadline - now), per * (last_epoch - epoch))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,9 +404,13 @@ def train(
     -------
     TrainResult
     """
+    start = time.perf_counter()
     arch = archs.get(arch) if isinstance(arch, str) else arch
     options, params = arch.split_options(options, params, changes)
+    inputs = [data] if isinstance(data, (str, Path)) else ()
+    check_output(out, overwrite=overwrite, inputs=inputs)  # now, not after the training
     dev = resolve_device(options.device)
+    budget = options.time_budget_s if options.time_budget_s is not None else default_budget_s(dev)
     rng = seed_everything(options.seed)
     notes: list[str] = []
     d = _load(arch, data, images, options.val_split, rng, notes)
@@ -299,24 +422,53 @@ def train(
     if options.max_steps is not None:
         steps = min(steps, options.max_steps)
     opt = job.optimizer(options.lr)
+    planned = epochs * steps if options.max_steps is None else min(epochs * steps, options.max_steps)
     if options.schedule == "onecycle":
-        step_sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=options.lr, total_steps=epochs * steps,
-                                                         pct_start=0.3)
+        step_sched = _OneCycle(opt, options.lr, planned)
     elif options.schedule == "plateau":
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5,
                                                              patience=max(1, options.patience // 2))
+    clock = _Clock(budget, start, epochs, steps)
+    last_epoch, last_steps = epochs, steps  # what fits the budget, once a step is timed
     model = Model(net, job.config, device=dev)
     history: list[dict[str, Any]] = []
     best, best_epoch, best_state = -math.inf, 0, None
-    stopped_early = interrupted = False
+    stopped_early = interrupted = out_of_time = False
     done_steps = 0
+    probe_start = None
+
+    def refit(now: float, epoch: int, done_in_epoch: int) -> None:
+        nonlocal last_epoch, last_steps
+        last_epoch, last_steps = clock.fit(now, epoch, done_in_epoch)
+        if options.schedule == "onecycle":
+            total = (last_epoch - 1) * steps + last_steps
+            step_sched.refit(total if options.max_steps is None else min(total, options.max_steps))
+        if bar is not None and bar.total != last_epoch:
+            bar.total = last_epoch
+            bar.refresh()
+
+    def validated(epoch: int, losses: list[float], t0: float) -> dict[str, Any]:
+        net.eval()
+        t_val = time.perf_counter()
+        entry = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan,
+                 **job.validate(model), "lr": opt.param_groups[0]["lr"], "steps": len(losses)}
+        now = time.perf_counter()
+        clock.val_s = max(clock.val_s, now - t_val)
+        entry["seconds"] = round(now - t0, 3)
+        entry["elapsed_s"] = round(now - start, 3)
+        return entry
+
     bar = _epoch_bar(epochs, progress, f"train {job.title}")
     try:
-        for epoch in range(1, epochs + 1):
+        epoch = 0
+        while epoch < last_epoch:
+            epoch += 1
             t0 = time.perf_counter()
             net.train()
             losses = []
-            for _ in range(steps):
+            for k in range(steps):
+                if epoch == last_epoch and k >= last_steps:
+                    break
                 value = job.loss(job.batch(rng, batch_size))
                 if not torch.isfinite(value):
                     raise FloatingPointError(f"the {job.title} loss became {float(value)} at epoch {epoch}; "
@@ -330,10 +482,21 @@ def train(
                 done_steps += 1
                 if options.max_steps is not None and done_steps >= options.max_steps:
                     break
-            net.eval()
-            entry = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan,
-                     **job.validate(model), "lr": opt.param_groups[0]["lr"], "steps": len(losses),
-                     "seconds": round(time.perf_counter() - t0, 3)}
+                now = time.perf_counter()
+                if done_steps == 1:
+                    probe_start = now
+                elif done_steps == PROBE_STEPS or (epoch == 1 and k == steps - 1 and clock.step_s is None):
+                    clock.step_s = (now - probe_start) / (done_steps - 1)
+                    refit(now, epoch, k + 1)
+                elif clock.step_s is not None and now + clock.step_s + clock.val_s > clock.deadline - clock.reserve:
+                    out_of_time = True  # the estimate was short: stop here, validate, save
+                    break
+            if epoch == 1 and clock.step_s is None and done_steps == 1:  # a one-step epoch: time it whole
+                clock.step_s = time.perf_counter() - t0
+            entry = validated(epoch, losses, t0)
+            if epoch == 1:
+                refit(time.perf_counter(), epoch, len(losses))  # the validation is timed now
+            entry["eta_s"] = round(clock.eta(time.perf_counter(), epoch, last_epoch), 1)
             history.append(entry)
             if callback is not None:
                 callback(entry)
@@ -348,20 +511,38 @@ def train(
                 shown = {"loss": f"{entry['train_loss']:.3f}", "iou": f"{entry['val_mean_iou']:.3f}"}
                 shown.update({k[4:]: f"{v:.3f}" for k, v in entry.items()
                               if k.startswith("val_") and k not in ("val_loss", "val_iou", "val_mean_iou")})
-                bar.set_postfix(**shown, best=best_epoch)
-            if epoch - best_epoch >= options.patience:
+                bar.set_postfix(**shown, best=best_epoch, eta=_duration(entry["eta_s"]))
+            warm = options.schedule == "onecycle" and done_steps < 0.3 * step_sched.total
+            if epoch - best_epoch >= options.patience and not warm:
                 stopped_early = True
                 break
             if options.max_steps is not None and done_steps >= options.max_steps:
                 break
+            if out_of_time:
+                break
+            if epoch < last_epoch and time.perf_counter() + clock.steps * (clock.step_s or 0) + clock.val_s \
+                    > clock.deadline - clock.reserve:
+                out_of_time = True
+                break
+        if epoch < epochs and last_epoch < epochs and not stopped_early:
+            out_of_time = True
     except KeyboardInterrupt:
         interrupted = True
         if best_state is None:
-            raise
-        notes.append(f"interrupted during epoch {len(history) + 1}; saved the best of {len(history)} epochs")
+            if done_steps == 0:
+                raise
+            entry = validated(len(history) + 1, losses, t0)  # not one epoch yet: keep what it learned
+            history.append(entry)
+            best, best_epoch, best_state = job.score(entry), entry["epoch"], _state(net)
+            notes.append(f"interrupted during epoch 1 after {done_steps} steps: saved the weights of that moment")
+        else:
+            notes.append(f"interrupted during epoch {len(history) + 1}; saved the best of {len(history)} epochs")
     finally:
         if bar is not None:
             bar.close()
+    if out_of_time:
+        notes.append(f"the time budget ({_duration(budget)}) ended training after {len(history)} of {epochs} "
+                     f"epochs; the best epoch's weights are saved (--time gives more)")
     last_state = _state(net)
     net.load_state_dict(best_state)
     best_entry = history[best_epoch - 1]
@@ -374,19 +555,21 @@ def train(
         **{f"best_{k}": v for k, v in best_entry.items() if k.startswith("val_") and k != "val_loss"},
         "lr": options.lr, "schedule": options.schedule, "batch_size": batch_size, "steps_per_epoch": steps,
         "seed": options.seed, "device": str(dev), "parameters": count_parameters(net), "augment": options.augment,
-        **job.info(), "stopped_early": stopped_early, "interrupted": interrupted, "notes": notes,
+        **job.info(), "stopped_early": stopped_early, "interrupted": interrupted, "out_of_time": out_of_time,
+        "time_budget_s": budget if math.isfinite(budget) else None, "step_seconds": clock.step_s,
+        "validation_seconds": round(clock.val_s, 3), "notes": notes,
         "torch_version": torch.__version__,
     }
     config = with_training(job.finish(Model(net, job.config, device=dev)), **training)
     checkpoint = {"epoch": len(history), "net": last_state, "optimizer": opt.state_dict(), "history": history}
     calibration = job.calibration(options.seed) if arch.exportable else None
-    with output_dir(out, overwrite=overwrite, inputs=[data] if isinstance(data, (str, Path)) else ()) as tmp:
+    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         _finish(tmp, net, config, history, checkpoint, plot, f"{job.title}, {len(d.train_idx)} training images",
                 calibration)
         for name, contents in job.files().items():
             (tmp / name).write_bytes(contents)
-    model = Model(net, config, path=Path(out), device=dev, calibration=calibration)
-    return TrainResult(model, Path(out), history, best_epoch, stopped_early, interrupted, notes)
+    model = arch.on_load(Model(net, config, path=Path(out), device=dev, calibration=calibration), Path(out))
+    return TrainResult(model, Path(out), history, best_epoch, stopped_early, interrupted, notes, out_of_time)
 
 
 def train_unet(data: Dataset | str | Path, out: str | Path, options: TrainOptions | None = None,

@@ -59,6 +59,7 @@ from ..engine import Forward, model_forward, softmax_forward
 from ..metrics import iou_counts
 from ..model_io import ClassInfo, ModelConfig, ModelError
 from ..options import LOSSES, PredictOptions, TrainOptions
+from ..postprocess import DEFAULT_MIN_AREA_PX, POSTPROCESS_FILE, choose_min_area, read_postprocess
 from ..predict import Prediction
 from ..tiles import predict_semantic, round_up
 
@@ -543,10 +544,22 @@ class SemanticArchitecture(Architecture):
         sem, conf, probs, used = self.semantic(model, image, options, probabilities_dtype=probabilities_dtype,
                                                progress=progress)
         split = [c.index for c in cfg.classes[1:] if not c.is_line] if options.split else False
-        inst, cls = split_instances(sem, split=split, min_area_px=options.min_area_px, neck_ratio=options.neck_ratio)
+        inst, cls = split_instances(sem, split=split, min_area_px=self.min_area_px(model, options),
+                                    neck_ratio=options.neck_ratio)
         scores = instance_scores(inst, len(cls), conf)
         return Prediction(sem, inst, cls.astype(np.uint8), scores, cfg.class_names, confidence=conf,
                           probabilities=probs, engine=used)
+
+    def min_area_px(self, model: Model, options: PredictOptions) -> int:
+        """The minimum object area: ``options``' if given, else the one training chose on the
+        validation images (``postprocess.json``), else the fixed default."""
+        if options.min_area_px is not None:
+            return int(options.min_area_px)
+        return int(getattr(model, "postprocess", {}).get("min_area_px") or DEFAULT_MIN_AREA_PX)
+
+    def on_load(self, model: Model, folder: Path) -> Model:
+        model.postprocess = read_postprocess(folder)  # type: ignore[attr-defined]
+        return model
 
     def forward(self, model: Model, *, engine: str = "auto") -> Forward:
         m = self.multiple(model.config.params)
@@ -616,6 +629,20 @@ class _SemanticJob(Job):
 
     def info(self) -> dict[str, Any]:
         return {"loss": self.loss_kind, "crop_hw": list(self.crop_hw)}
+
+    def finish(self, model: Model) -> ModelConfig:
+        """Choose the minimum object area on the validation images (:mod:`defectlab.dl.postprocess`)."""
+        options = PredictOptions(engine="torch")
+        split = [c.index for c in self.config.classes[1:] if not c.is_line]
+        pairs = [(self.arch.semantic(model, s.image, options, normalizer=_NORMALIZED)[0], s.mask) for s in self.val_s]
+        self.postprocess = choose_min_area(pairs, split=split, neck_ratio=options.neck_ratio)
+        return model.config
+
+    def files(self) -> dict[str, bytes]:
+        import json
+
+        chosen = getattr(self, "postprocess", None)
+        return {} if chosen is None else {POSTPROCESS_FILE: (json.dumps(chosen, indent=2) + "\n").encode()}
 
     def calibration(self, seed: int) -> np.ndarray:
         """Crops of the training images, as the net saw them (what an int8 engine calibrates on)."""
