@@ -94,7 +94,7 @@ def predict(
     tile: int | None = None,
     overlap: int | None = None,
     batch_size: int | None = None,
-    min_area_px: int = 4,
+    min_area_px: int | None = None,
     score_threshold: float = 0.5,
     mask_threshold: float = 0.5,
     overlays: bool = True,

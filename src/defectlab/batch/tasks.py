@@ -355,7 +355,7 @@ class PredictTask(BatchTask):
     tile: int | None = None
     overlap: int | None = None
     batch_size: int | None = None
-    min_area_px: int = 4
+    min_area_px: int | None = None  # None: the model's (postprocess.json), else 4
     score_threshold: float = 0.5
     mask_threshold: float = 0.5
     overlays: bool = True

@@ -128,7 +128,7 @@ def predict(
     overlap: Annotated[Optional[int], typer.Option(help="Least tile overlap, px (default: the model's).",
                                                    metavar="PX")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Tiles through the net at once (bounds a worker's memory; default: about a megapixel's worth).", metavar="N")] = None,
-    min_area: Annotated[int, typer.Option("--min-area", min=0, help="unet: objects under this many px get no instance.", metavar="PX")] = 4,
+    min_area: Annotated[Optional[int], typer.Option("--min-area", min=1, help="unet: objects under this many px get no instance (default: the model's, chosen on its validation images; else 4).", metavar="PX")] = None,
     score_threshold: Annotated[float, typer.Option("--score-threshold", min=0.0, max=1.0, help="maskrcnn: least detection score kept.")] = 0.5,
     overlays: Annotated[bool, typer.Option("--overlays/--no-overlays", help="Write overlay.png per image.")] = True,
     figures: Figures = True,
