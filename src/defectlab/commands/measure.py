@@ -88,6 +88,12 @@ def register(app: typer.Typer) -> None:
         for row in m.per_set.rows():
             t.add_row(*[_escape(_fmt(row[c], 3)) for c in cols])
         console.print(t)
+        if m.intervals is not None and len(m.intervals):
+            per = "per µm²" if m.calibrated else "per px²"
+            ci = "; ".join(f"{r['label']} {_fmt(r[dens], 3)} [{_fmt(r[dens + '_lo'], 3)}, {_fmt(r[dens + '_hi'], 3)}]"
+                           for r in m.intervals.rows())
+            console.print(f"density {per}, {float(m.intervals.rows()[0]['level']):.0%} intervals: {_escape(ci)} "
+                          "(intervals.csv: count, size, swelling too)", highlight=False)
         _print_notes([n for n in m.notes if n.code != "no-calibration"],
                      _messages(caught))
         console.print(f"[green]wrote[/] {len(m.defects)} defects of {len(m.images)} image(s) -> "

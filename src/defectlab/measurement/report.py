@@ -5,6 +5,7 @@
     defects.csv        one row per defect (px and nm columns)
     per_image.csv      per image and label: counts, densities, sizes, area fraction, swelling
     per_set.csv        per label over all images
+    intervals.csv      per label: 95 % confidence intervals of count, densities, mean size, swelling
     *.parquet          the same tables, when pyarrow is installed (pip install 'defectlab[parquet]')
     summary.json       settings, calibration of each image, per-label statistics, histograms, notes
     figures/size_histogram_<label>.png
@@ -155,12 +156,38 @@ def _size_label(measure: str) -> str:
     return {"diameter": "equivalent diameter", "major_axis": "major axis", "length": "length"}.get(measure, measure)
 
 
+def _intervals_html(m: "Measurement") -> str:
+    """The confidence intervals of the per-label values, as 'value [lo, hi]' cells."""
+    if m.intervals is None or not len(m.intervals):
+        return ""
+    unit = "nm" if m.calibrated else "px"
+    values = ["count", "density_per_um2" if m.calibrated else "density_per_px2", f"size_mean_{unit}"]
+    if m.settings.get("thickness_nm") and m.calibrated:
+        values.insert(2, "density_per_m3")
+    if any(math.isfinite(float(v)) for v in m.intervals["swelling_percent"]):
+        values.append("swelling_percent")
+
+    def cell(row: Mapping[str, Any], name: str) -> str:
+        v, lo, hi = (float(row[name + k]) for k in ("", "_lo", "_hi"))
+        return "-" if not math.isfinite(v) else f"{v:.4g} [{lo:.4g}, {hi:.4g}]"
+
+    rows = [{"label": r["label"], **{name: cell(r, name) for name in values}, "count from": r["count_bound_by"]}
+            for r in m.intervals.rows()]
+    level = float(m.intervals.rows()[0]["level"])
+    return (f"<h2>{level:.0%} confidence intervals</h2><p>Bootstrap over defects (counting statistics) and over "
+            "images (variation between them, with 3 images or more); the count's interval is never narrower than "
+            "its Poisson interval. <code>intervals.csv</code> holds every bound.</p>" + scroll(table(rows)))
+
+
 def write_measurement(m: "Measurement", out: str | Path, *, overwrite: bool = False, figures: bool = True) -> Path:
     """Write a :class:`~defectlab.measurement.Measurement` into the folder ``out``; returns it."""
     src = m.settings.get("source")
     inputs = [src] if src and Path(str(src)).exists() else []
     with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
-        files = _write_tables(tmp, {"defects": m.defects, "per_image": m.per_image, "per_set": m.per_set})
+        tables = {"defects": m.defects, "per_image": m.per_image, "per_set": m.per_set}
+        if m.intervals is not None:
+            tables["intervals"] = m.intervals
+        files = _write_tables(tmp, tables)
         summary = m.summary()
         summary["files"] = files
         figs: list[tuple[str, str]] = []
@@ -190,6 +217,7 @@ def write_measurement(m: "Measurement", out: str | Path, *, overwrite: bool = Fa
             f"the image border are {'included in' if m.settings.get('include_border') else 'left out of'} size "
             f"statistics.</p>",
             "<h2>Per label</h2>", scroll(table(m.per_set.rows(), cols)),
+            _intervals_html(m),
             figures_html(figs),
             "<h2>Calibration</h2>", scroll(table(calib[:100])),
             "<h2>Settings</h2>", _settings_html(m.settings),

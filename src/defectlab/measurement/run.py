@@ -17,6 +17,8 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -141,6 +143,10 @@ class Measurement:
         The options used.
     notes : tuple of Note
         What was not measured or calibrated, and why.
+    intervals : Table or None
+        One row per label: 95 % confidence intervals of the per-set count, densities, mean
+        size and swelling (:func:`~defectlab.measurement.uncertainty.intervals`: bootstrap over
+        defects and images, never narrower than the Poisson interval of the count).
     """
 
     defects: Table
@@ -151,6 +157,7 @@ class Measurement:
     histograms: dict[str, dict[str, Any]]
     settings: dict[str, Any]
     notes: tuple[Note, ...] = field(default_factory=tuple)
+    intervals: Table | None = None
 
     @property
     def calibrated(self) -> bool:
@@ -166,6 +173,7 @@ class Measurement:
                         "calibration": i.calibration} for i in self.images],
             "labels": {r["label"]: _clean(r) for r in self.per_set.rows()},
             "histograms": self.histograms,
+            "intervals": {r["label"]: _clean(r) for r in self.intervals.rows()} if self.intervals is not None else {},
             "notes": [str(n) for n in self.notes],
         }
 
@@ -276,7 +284,12 @@ def measure(
         if note.code == "implausible-size":
             warnings.warn(note.message, SizeWarning, stacklevel=2)
     settings = {"source": ds.source if isinstance(source, Dataset) else str(source), **opts.settings(labels)}
-    return Measurement(defects, per_image, per_set, tuple(infos), tuple(labels), hists, settings, tuple(notes))
+    m = Measurement(defects, per_image, per_set, tuple(infos), tuple(labels), hists, settings, tuple(notes))
+    if not infos:
+        return m
+    from .uncertainty import measurement_intervals
+
+    return dataclasses.replace(m, intervals=measurement_intervals(m))
 
 
 #: Median defect sizes a TEM shows, nm: from a few atoms (a 0.1 nm cluster) to 5 µm (large
