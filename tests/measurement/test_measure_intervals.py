@@ -31,7 +31,8 @@ def test_measure_writes_intervals_that_hold_the_poisson_interval_of_each_count(t
         # Garwood's exact 95 % Poisson interval, from scipy's chi-square quantiles
         lo = chi2.ppf(0.025, 2 * n) / 2 if n > 0 else 0.0
         hi = chi2.ppf(0.975, 2 * (n + 1)) / 2
-        assert float(row["count_lo"]) <= lo * (1 + 1e-8) and float(row["count_hi"]) >= hi * (1 - 1e-8), (label, row)  # CSV: 10 digits
+        # (the CSV holds 10 significant digits)
+        assert float(row["count_lo"]) <= lo * (1 + 1e-8) and float(row["count_hi"]) >= hi * (1 - 1e-8), (label, row)
         assert float(row["density_per_um2_lo"]) <= n / area_um2 <= float(row["density_per_um2_hi"])
         assert float(row["density_per_um2_hi"]) * area_um2 >= hi - 1e-6
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
