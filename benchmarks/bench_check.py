@@ -20,6 +20,13 @@ What it does (see benchmarks/README.md):
 4. prints seconds per image for both, the speedup, and whether both found the same findings.
 
 Both run in this process, one after the other, after a warm-up run of each on one image.
+
+With ``--cli SRC [--cli SRC ...]`` (e.g. ``--n-images 25 --size 2048 --cli src --cli /tmp/before/src``)
+it instead times ``defectlab check EXPORT --report FILE --json`` end to end, once per source tree
+given (``PYTHONPATH=SRC``: this checkout beside an earlier one, made with ``git worktree add``), in
+child processes one after the other: wall seconds, the peak memory of the whole process tree
+(the sum of the processes' proportional set sizes, sampled every 0.1 s, so the pages that forked
+workers share are counted once), the report's size, and whether every tree found the same findings.
 """
 
 from __future__ import annotations
@@ -114,6 +121,54 @@ MASK_CODES = {"shape-duplicate", "overlap-heavy", "overlap-hole", "shape-concave
               "edge-off-convention"}
 
 
+def _tree_pss_mb(pid: int) -> float:
+    """The summed PSS (MB) of a process and its descendants, from /proc."""
+    import os
+
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total_kb, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo += children.get(p, [])
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+        except OSError:
+            pass
+    return total_kb / 1024
+
+
+def run_cli(src: Path, export: Path, report: Path) -> dict:
+    """``defectlab check EXPORT --report REPORT --json`` with ``PYTHONPATH=src``: wall s, peak tree PSS, findings."""
+    import json
+    import os
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(src))
+    cmd = [sys.executable, "-c", "import sys; from defectlab.cli import app; sys.argv[0] = 'defectlab'; app()",
+           "check", str(export), "--report", str(report), "--overwrite", "--fail-on", "never", "--json"]
+    json_path = report.with_suffix(".json")  # a file, not a pipe: a full pipe would stall the child
+    with open(json_path, "w") as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.DEVNULL)
+        peak = 0.0
+        while proc.poll() is None:
+            peak = max(peak, _tree_pss_mb(proc.pid))
+            time.sleep(0.1)
+        seconds = time.perf_counter() - t0
+    payload = json.loads(json_path.read_text())
+    findings = sorted(json.dumps(f, sort_keys=True) for f in payload["findings"])
+    return {"seconds": seconds, "peak_mb": peak, "report_mb": report.stat().st_size / 1e6, "findings": findings}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n-images", type=int, default=20)
@@ -121,11 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-overlap", action="store_true", help="place defects apart (fewer overlap findings)")
     p.add_argument("--workdir", type=Path, help="keep the data here")
+    p.add_argument("--cli", type=Path, action="append", metavar="SRC",
+                   help="time `defectlab check --report` end to end with PYTHONPATH=SRC (repeatable), no baseline")
     args = p.parse_args(argv)
 
     from defectlab.formats import read
     from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
-    from defectlab.qc import CheckConfig, check
+    from defectlab.qc import check
+    from defectlab.qc.options import CheckOptions as CheckConfig
 
     scale = (args.size / 512) ** 2
     cfg = SyntheticConfig(size_hw=(args.size, args.size), n_cavities=round(12 * scale), n_loops=round(6 * scale),
@@ -140,6 +198,21 @@ def main(argv: list[str] | None = None) -> int:
         n_shapes = sum(len(it.shapes) for it in ds)
         print(f"data: {len(ds)} images {args.size}x{args.size}, {n_shapes} shapes "
               f"({n_shapes / len(ds):.0f} per image), written in {time.perf_counter() - t0:.1f} s", flush=True)
+
+        if args.cli:
+            import os
+
+            print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+            runs = [(src, run_cli(src.resolve(), export, work / f"report_{k}.html")) for k, src in enumerate(args.cli)]
+            print(f"\n{'source':40s} {'seconds':>8s} {'peak MB':>8s} {'report MB':>10s} {'findings':>9s}")
+            print("-" * 79)
+            for src, r in runs:
+                print(f"{str(src)[-40:]:40s} {r['seconds']:8.2f} {r['peak_mb']:8.0f} {r['report_mb']:10.2f} "
+                      f"{len(r['findings']):9d}")
+            same = all(r["findings"] == runs[0][1]["findings"] for _, r in runs)
+            print("\nsame findings in every run: " + ("yes" if same else "NO"))
+            print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+            return 0 if same else 1
 
         config = CheckConfig()
         check(ds.with_items(ds.items[:1]))  # warm-up: imports, caches

@@ -106,3 +106,41 @@ def test_guesses_and_resolution():
                                      "particle": (None, "unknown")}
     assert resolve_edges(labels, {"particle": "outer", "loop": "outer"}) == {
         "bubble": ("inner", "guess"), "loop": ("outer", "given"), "particle": ("outer", "given")}
+
+
+def test_batched_estimates_equal_one_shape_at_a_time():
+    """edge_findings samples every shape of an image in one call: the same numbers as one call per shape,
+    for shapes inside, across the border (NaN samples) and too small to have a profile (None)."""
+    from defectlab.qc.edges import shape_edge_estimates
+    from defectlab.raster import rasterize
+
+    size = 128
+    image = _ring_image(size, 60.2, 58.7, 15.0, 18.0) * _ring_image(size, 10.0, 100.0, 6.0, 8.0)
+    t = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+    shapes = [Ellipse(label="loop", cx=60.2, cy=58.7, rx=17.0, ry=16.0, rotation_deg=20.0),
+              Ellipse(label="loop", cx=4.0, cy=100.0, rx=8.0, ry=7.0),  # crosses the left edge
+              Polygon(label="loop", points_xy=np.stack([10 + 7 * np.cos(t), 100 + 6 * np.sin(t)], axis=1)),
+              Ellipse(label="loop", cx=90.0, cy=20.0, rx=1.0, ry=1.0),  # too small: None
+              Mask(label="loop", bitmap=np.hypot(*(np.mgrid[0:size, 0:size] + 0.5 - [[[58.7]], [[60.2]]])) <= 15)]
+    wanted = {i: (s, rasterize(s, (size, size)).area) for i, s in enumerate(shapes)}
+    batched = shape_edge_estimates(image, wanted, (size, size))
+    single = {i: shape_edge_estimate(image, s, (size, size), a) for i, (s, a) in wanted.items()}
+    assert batched.keys() == single.keys()
+    assert batched[3] is None and single[3] is None
+    for i in (0, 1, 2, 4):
+        assert batched[i] is not None
+        np.testing.assert_array_equal(  # bit for bit, NaN where NaN
+            [batched[i].minimum_px, batched[i].band_inner_px, batched[i].band_outer_px, batched[i].depth],
+            [single[i].minimum_px, single[i].band_inner_px, single[i].band_outer_px, single[i].depth])
+
+
+def test_boundary_normals_equal_the_rolled_central_differences():
+    """The tangents by slices are np.roll's central differences, value for value."""
+    rng = np.random.default_rng(3)
+    t = np.sort(rng.uniform(0, 2 * np.pi, 23))
+    ring = np.stack([30 + 9 * np.cos(t) + rng.normal(0, 0.3, 23), 20 + 5 * np.sin(t)], axis=1)[::-1]
+    pts, nrm = boundary_normals(ring, step_px=0.7)
+    tangent = np.roll(pts, -1, axis=0) - np.roll(pts, 1, axis=0)
+    expected = -np.stack([tangent[:, 1], -tangent[:, 0]], axis=1)  # clockwise in y-down pixels: sign -1
+    expected /= np.hypot(expected[:, 0], expected[:, 1])[:, None]
+    np.testing.assert_array_equal(nrm, expected)

@@ -184,3 +184,37 @@ def test_report_of_25_large_frames_stays_a_few_mb(shared_data, tmp_path):
     assert sum(f.code == "shape-duplicate" for f in result.findings) == 25
     for n, f in enumerate(result.findings, start=1):
         assert f"id='f-{n}'" in text
+
+
+def test_report_lists_the_first_findings_of_each_check_and_counts_the_rest(planted, tmp_path):
+    """Thousands of one finding make a page no one reads: the table keeps the first N of each code,
+    says how many more there are, and every finding is still numbered (and boxed in its picture)."""
+    from collections import Counter
+
+    ds, _ = planted
+    result = check(ds, outlier_z=100)
+    by_code = Counter(f.code for f in result.findings)
+    assert max(by_code.values()) >= 2  # the cap has something to cut
+    text = result.write_report(tmp_path / "r.html", max_rows_per_code=1).read_text(encoding="utf-8")
+    rows = [int(n) for n in re.findall(r"<tr id='row-(\d+)'>", text)]
+    first = {}
+    for n, f in enumerate(result.findings, start=1):
+        first.setdefault(f.code, n)
+    assert sorted(rows) == sorted(first.values())
+    for code, n in by_code.items():
+        if n > 1:
+            assert f"{n - 1} more {html.escape(code)}" in text
+    for n in range(1, len(result.findings) + 1):  # every finding keeps its caption in its image's section
+        assert f"id='f-{n}'" in text
+
+
+def test_report_made_by_worker_processes_is_the_one_made_in_process(planted, tmp_path):
+    """The images' sections are drawn in a process pool: the same bytes as one process makes."""
+    ds, _ = planted
+    two = check(ds, outlier_z=100, workers=2)
+    one = check(ds, outlier_z=100, workers=1)
+    assert two.findings == one.findings
+    assert list(map(repr, two.records)) == list(map(repr, one.records))  # NaN where NaN
+    a = two.write_report(tmp_path / "a.html").read_text(encoding="utf-8")
+    b = one.write_report(tmp_path / "b.html").read_text(encoding="utf-8")
+    assert a.replace("workers = 2", "") == b.replace("workers = 1", "")

@@ -42,6 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from .._parallel import default_workers  # worker processes of a local cluster: the usable cores
 from ..errors import DefectlabError
 from .inputs import BatchError, Unit
 from .records import (RECORD_FORMAT, RECORD_VERSION, atomic_output, clean_tmp, input_stat, output_sizes, read_record,
@@ -58,12 +59,6 @@ WORKERS_TIMEOUT_S = 120
 _OK = ("done", "unchanged", "skipped")
 
 
-def default_workers() -> int:
-    """Worker processes of a local cluster: the CPU cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
-        return max(1, os.cpu_count() or 1)
 
 
 def scheduler_address(scheduler: Any = None) -> str | None:

@@ -41,7 +41,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..model import Dataset
+from .._parallel import ordered_map
+from ..model import Dataset, Item
 from .options import CheckOptions
 from .context import ItemData
 from .edges import edge_findings, guess_edge, resolve_edges
@@ -83,6 +84,37 @@ def _unique_names(dataset: Dataset) -> Dataset:
         return dataset
     return dataset.with_items([replace(it, name=f"{it.subset}/{it.name}") if counts[it.name] > 1 and it.subset
                                else it for it in dataset.items])
+
+
+def _check_item(config: CheckOptions, conventions: dict, needs_pixels: bool,
+                item: Item) -> tuple[list[Finding], list[ShapeRecord], bool]:
+    """Every per-image check of one item: its findings, its shapes' records, whether its image was read."""
+    findings: list[Finding] = []
+    image = None
+    was_read = False
+    if config.use_images:
+        image, found = load_image(item, decode=needs_pixels)
+        findings += found
+        was_read = not found
+    data = ItemData.build(item, line_width=config.line_width, image=image)
+    findings += geometry_findings(data, min_area_px=config.min_area_px,
+                                  outside_tolerance_px=config.outside_tolerance_px)
+    findings += overlap_findings(data, duplicate_iou=config.duplicate_iou, overlap=config.overlap)
+    findings += hole_findings(data, hole_area_px=config.hole_area_px)
+    concave, solidities = solidity_findings(data, threshold=config.solidity)
+    findings += concave
+    off_edge, offsets = edge_findings(data, conventions, tolerance_px=config.edge_tolerance)
+    findings += off_edge
+    records: list[ShapeRecord] = []
+    for i, shape in enumerate(item.shapes):
+        if shape.kind == "tag":
+            continue
+        crop = data.crops[i]
+        box = crop.box_xyxy() if crop is not None and crop.area else shape.bbox_xyxy()
+        records.append(ShapeRecord(item.name, i, shape.label, shape.kind, data.area_px(i),
+                                   tuple(map(float, box)), solidities.get(i, math.nan),
+                                   offsets.get(i, math.nan)))
+    return findings, records, was_read
 
 
 def check(
@@ -146,29 +178,14 @@ def check(
     findings += empty_findings(dataset.items)
     records: list[ShapeRecord] = []
     images_read = 0
-    for item in progress_iter(dataset.items, total=len(dataset), desc="check", enabled=progress):
-        image = None
-        if config.use_images:
-            image, found = load_image(item, decode=needs_pixels)
-            findings += found
-            images_read += not found
-        data = ItemData.build(item, line_width=config.line_width, image=image)
-        findings += geometry_findings(data, min_area_px=config.min_area_px,
-                                      outside_tolerance_px=config.outside_tolerance_px)
-        findings += overlap_findings(data, duplicate_iou=config.duplicate_iou, overlap=config.overlap)
-        findings += hole_findings(data, hole_area_px=config.hole_area_px)
-        concave, solidities = solidity_findings(data, threshold=config.solidity)
-        findings += concave
-        off_edge, offsets = edge_findings(data, conventions, tolerance_px=config.edge_tolerance)
-        findings += off_edge
-        for i, shape in enumerate(item.shapes):
-            if shape.kind == "tag":
-                continue
-            crop = data.crops[i]
-            box = crop.box_xyxy() if crop is not None and crop.area else shape.bbox_xyxy()
-            records.append(ShapeRecord(item.name, i, shape.label, shape.kind, data.area_px(i),
-                                       tuple(map(float, box)), solidities.get(i, math.nan),
-                                       offsets.get(i, math.nan)))
+    # the images are independent: spread over the cores (config.workers), results in the images' order
+    with ordered_map(_check_item, dataset.items, n_items=len(dataset), workers=config.workers,
+                     shared=(config, conventions, needs_pixels)) as done:
+        for item_findings, item_records, was_read in progress_iter(done, total=len(dataset), desc="check",
+                                                                   enabled=progress):
+            findings += item_findings
+            records += item_records
+            images_read += was_read
     findings += outlier_findings(records, z=config.outlier_z)
     if places:  # shapes a lenient read kept despite a problem: their findings name the file and line
         findings = [replace(f, file=places[(f.image, f.shape)][0], line=places[(f.image, f.shape)][1])

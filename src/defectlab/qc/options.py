@@ -128,6 +128,9 @@ class CheckOptions(Options):
         Width in px of polyline masks (as in ``defectlab convert``).
     use_images : bool
         Read the image files (sizes, edge convention); False checks the annotations only.
+    workers : int, optional
+        Processes that check images side by side (None: every core; 1: this process only).
+        The findings are the same whatever the number.
     """
 
     verb: ClassVar[str] = "check"
@@ -160,6 +163,8 @@ class CheckOptions(Options):
                                metavar="PX")
     use_images: bool = flag(True, help="Read the image files; --no-images checks the annotations only.",
                             cli="--use-images/--no-images")
+    workers: int | None = option(None, help="Processes checking images side by side (default: every core).",
+                                 min=1, metavar="N")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values (``edges`` as a mapping)."""

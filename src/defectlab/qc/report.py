@@ -26,12 +26,14 @@ import io
 import math
 import os
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
 from .._output import umask
+from .._parallel import ordered_map
 from .._pages import esc as _e
 from .._pages import page
 from ..errors import OutputError
@@ -49,6 +51,7 @@ SEVERITY_RGB: dict[str, tuple[int, int, int]] = {
 }
 _THUMB_PX = 180  # size of a finding's zoomed picture
 _MAX_CROPS = 24  # zoomed pictures per image; the findings after them are boxed in the image's picture
+_MAX_CAPTIONS = 100  # findings captioned one by one per image; the others are counted
 _MIN_PICTURE_PX = 512  # smaller images are drawn enlarged to about this size
 
 
@@ -301,7 +304,7 @@ _SCRIPT = """
 
 
 def render_report(result: "CheckResult", *, max_picture_px: int = 800, max_clean_pictures: int = 6,
-                  progress: bool = False) -> str:
+                  max_rows_per_code: int = 200, progress: bool = False) -> str:
     """The report as one HTML string (see :func:`write_report`)."""
     from ..progress import progress_iter
 
@@ -312,6 +315,50 @@ def render_report(result: "CheckResult", *, max_picture_px: int = 800, max_clean
     numbered = list(enumerate(result.findings, start=1))
     item_index = {it.name: k for k, it in enumerate(ds.items)}
     counts = result.counts()
+    by_image: dict[str, list[tuple[int, Finding]]] = {}
+    for n, f in numbered:
+        if f.image is not None:
+            by_image.setdefault(f.image, []).append((n, f))
+    # the findings table lists the first max_rows_per_code findings of each check
+    per_code: Counter[str] = Counter()
+    listed: set[int] = set()
+    for n, f in numbered:
+        per_code[f.code] += 1
+        if per_code[f.code] <= max_rows_per_code:
+            listed.add(n)
+    clean_left = max_clean_pictures
+    unpictured: list[str] = []
+    pictured: list[tuple[int, Item, list[tuple[int, Finding]], set[int]]] = []
+    for k, item in enumerate(ds.items):
+        mine = by_image.get(item.name, [])
+        if not mine:
+            if clean_left <= 0:
+                unpictured.append(item.name)
+                continue
+            clean_left -= 1
+        pictured.append((k, item, mine, {n for n, _ in mine if n in listed}))
+    # an image's findings after the first _MAX_CAPTIONS are boxed in its picture, not captioned one by one
+    captioned = {n: pos < _MAX_CAPTIONS for mine in by_image.values() for pos, (n, _) in enumerate(mine)}
+    # the images' sections (reading, drawing, JPEG) are made in worker processes (workers, default
+    # every core) while this one renders the tables and the histograms; they come back in order
+    with ordered_map(_item_section, pictured, n_items=len(pictured), workers=result.config.workers,
+                     shared=(colors, result.config.line_width, max_picture_px)) as drawn:
+        parts = _head_parts(result, numbered, item_index, counts, colors, captioned, listed, max_rows_per_code)
+        sections = "".join(progress_iter(drawn, total=len(pictured), desc="report", enabled=progress))
+    add = parts.append
+    add("<h2 id='images'>Images</h2>")
+    add(sections)
+    if unpictured:
+        add(f"<p class='muted'>{len(unpictured)} more images without findings: "
+            + ", ".join(_e(n) for n in unpictured) + "</p>")
+    return page(f"defectlab check: {ds.source or 'dataset'}", parts, heading=False, style=_STYLE, script=_SCRIPT)
+
+
+def _head_parts(result: "CheckResult", numbered: list[tuple[int, Finding]], item_index: dict[str, int],
+                counts: dict[str, int], colors: dict[str, tuple[int, int, int]], captioned: dict[int, bool],
+                listed: set[int], max_rows_per_code: int) -> list[str]:
+    """The report down to the images: counts, edge conventions, findings, checks, statistics."""
+    ds = result.dataset
     parts: list[str] = []
     add = parts.append
     add(f"<h1>Labeling check</h1><p><b>{_e(ds.source or 'dataset')}</b>{f' ({_e(ds.format)})' if ds.format else ''}: "
@@ -339,14 +386,24 @@ def render_report(result: "CheckResult", *, max_picture_px: int = 800, max_clean
                                                                    "message"))
             + "</tr></thead><tbody>")
         for n, f in numbered:
+            if n not in listed:
+                continue
             k = item_index.get(f.image)
-            image = (f"<a href='#f-{n}'>{_e(f.image)}</a>" if k is not None else _e(f.image or "export"))
+            where = f"f-{n}" if captioned.get(n, True) else f"img-{k}"
+            image = (f"<a href='#{where}'>{_e(f.image)}</a>" if k is not None else _e(f.image or "export"))
             add(f"<tr id='row-{n}'><td class='num'>{n}</td>"
                 f"<td data-sort='{SEVERITIES.index(f.severity)}'><span class='sev {f.severity}'>{f.severity}</span></td>"
                 f"<td class='code' title='{_e(f.spec.explanation)}'>{_e(f.code)}</td><td>{image}</td>"
                 f"<td class='num'>{'' if f.shape is None else f.shape}</td><td>{_e(f.label)}</td>"
                 f"<td>{_e(f.message)}</td></tr>")
         add("</tbody></table>")
+        capped = {code: n - max_rows_per_code for code, n in Counter(f.code for _, f in numbered).items()
+                  if n > max_rows_per_code}
+        if capped:  # thousands of one kind make a page no one reads: the first of each, the rest counted
+            add("<p class='muted'>Listed: the first " + str(max_rows_per_code) + " findings of each check. Not listed: "
+                + ", ".join(f"{n} more {_e(code)}" for code, n in capped.items())
+                + " (boxed and numbered in the images' pictures; every finding is in "
+                "<code>defectlab check --json</code>).</p>")
 
     # what was found and how to fix it first; the checks that found nothing folded away, so that
     # the statistics and the pictures are not pushed a screen further down
@@ -397,55 +454,51 @@ def render_report(result: "CheckResult", *, max_picture_px: int = 800, max_clean
         add(f"<figure><img class='plot' alt='{_e(title)}' src='{uri}'></figure>")
     add("</div>")
 
-    add("<h2 id='images'>Images</h2>")
-    by_image: dict[str, list[tuple[int, Finding]]] = {}
-    for n, f in numbered:
-        if f.image is not None:
-            by_image.setdefault(f.image, []).append((n, f))
-    clean_left = max_clean_pictures
-    unpictured: list[str] = []
-    for k, item in enumerate(progress_iter(ds.items, total=len(ds), desc="report", enabled=progress)):
-        mine = by_image.get(item.name, [])
-        h, w = item.size_hw
-        if not mine:
-            if clean_left <= 0:
-                unpictured.append(item.name)
-                continue
-            clean_left -= 1
-        gray = _gray_u8(item)
-        scale = min(1.0, max_picture_px / max(h, w))
-        # small images are shown enlarged by whole pixels (the PNG keeps the image's size) so that
-        # shapes and finding numbers can be seen
-        small = min(_MIN_PICTURE_PX, max_picture_px)
-        zoom = min(8, small // max(h, w)) if max(h, w) < small else 1
-        enlarge = f" width='{w * zoom}' style='image-rendering:pixelated'" if zoom > 1 else ""
-        picture = item_picture(gray, item, colors, mine, scale=scale, line_width=result.config.line_width)
-        add(f"<section class='item' id='img-{k}'><h3>{_e(item.name)}</h3>"
-            f"<p class='muted'>{w}x{h} (WxH), {len(item.shapes)} shapes, {len(mine)} findings</p>"
-            f"<img class='micro' alt='{_e(item.name)}'{enlarge} loading='lazy' decoding='async' "
-            f"src='{_jpeg_uri(picture)}'>")
-        if mine:
-            add("<div class='pictures'>")
-            for k_found, (n, f) in enumerate(mine):
-                add(f"<figure id='f-{n}'>")
-                if f.box_xyxy is not None and k_found < _MAX_CROPS:
-                    add(f"<img alt='finding {n}' loading='lazy' decoding='async' "
-                        f"src='{_jpeg_uri(_thumbnail(gray, item, colors, n, f, result))}'>")
-                add(f"<figcaption><a href='#row-{n}'>#{n}</a> <span class='sev {f.severity}'>{f.severity}</span> "
-                    f"{_e(f.code)}{'' if f.shape is None else f' (shape {f.shape})'}: {_e(f.message)}"
-                    "</figcaption></figure>")
-            add("</div>")
-            if sum(f.box_xyxy is not None for _, f in mine) > _MAX_CROPS:
-                add(f"<p class='muted'>Zoomed pictures of the first {_MAX_CROPS} findings; the others are boxed "
-                    "and numbered in the picture above.</p>")
-        add("</section>")
-    if unpictured:
-        add(f"<p class='muted'>{len(unpictured)} more images without findings: "
-            + ", ".join(_e(n) for n in unpictured) + "</p>")
-    return page(f"defectlab check: {ds.source or 'dataset'}", parts, heading=False, style=_STYLE, script=_SCRIPT)
+    return parts
 
 
-def _thumbnail(gray: np.ndarray, item: Item, colors, number: int, f: Finding, result: "CheckResult") -> np.ndarray:
+def _item_section(colors: dict[str, tuple[int, int, int]], line_width: float, max_picture_px: int,
+                  job: tuple[int, Item, list[tuple[int, Finding]], set[int]]) -> str:
+    """One image's section: its picture with every shape and finding, and its findings' zoomed pictures
+    (``job``: the image's index, the item, its numbered findings, those listed in the findings table)."""
+    k, item, mine, listed = job
+    h, w = item.size_hw
+    gray = _gray_u8(item)
+    scale = min(1.0, max_picture_px / max(h, w))
+    # small images are shown enlarged by whole pixels (the PNG keeps the image's size) so that
+    # shapes and finding numbers can be seen
+    small = min(_MIN_PICTURE_PX, max_picture_px)
+    zoom = min(8, small // max(h, w)) if max(h, w) < small else 1
+    enlarge = f" width='{w * zoom}' style='image-rendering:pixelated'" if zoom > 1 else ""
+    picture = item_picture(gray, item, colors, mine, scale=scale, line_width=line_width)
+    parts = [f"<section class='item' id='img-{k}'><h3>{_e(item.name)}</h3>"
+             f"<p class='muted'>{w}x{h} (WxH), {len(item.shapes)} shapes, {len(mine)} findings</p>"
+             f"<img class='micro' alt='{_e(item.name)}'{enlarge} loading='lazy' decoding='async' "
+             f"src='{_jpeg_uri(picture)}'>"]
+    add = parts.append
+    if mine:
+        add("<div class='pictures'>")
+        for k_found, (n, f) in enumerate(mine[:_MAX_CAPTIONS]):
+            add(f"<figure id='f-{n}'>")
+            if f.box_xyxy is not None and k_found < _MAX_CROPS:
+                add(f"<img alt='finding {n}' loading='lazy' decoding='async' "
+                    f"src='{_jpeg_uri(_thumbnail(gray, item, colors, n, f, line_width))}'>")
+            number = f"<a href='#row-{n}'>#{n}</a>" if n in listed else f"#{n}"
+            add(f"<figcaption>{number} <span class='sev {f.severity}'>{f.severity}</span> "
+                f"{_e(f.code)}{'' if f.shape is None else f' (shape {f.shape})'}: {_e(f.message)}"
+                "</figcaption></figure>")
+        add("</div>")
+        if len(mine) > _MAX_CAPTIONS:
+            add(f"<p class='muted'>{len(mine) - _MAX_CAPTIONS} more findings in this image (numbers "
+                f"{mine[_MAX_CAPTIONS][0]} and after), boxed and numbered in the picture above.</p>")
+        if sum(f.box_xyxy is not None for _, f in mine) > _MAX_CROPS:
+            add(f"<p class='muted'>Zoomed pictures of the first {_MAX_CROPS} findings; the others are boxed "
+                "and numbered in the picture above.</p>")
+    add("</section>")
+    return "".join(parts)
+
+
+def _thumbnail(gray: np.ndarray, item: Item, colors, number: int, f: Finding, line_width: float) -> np.ndarray:
     x1, y1, x2, y2 = f.box_xyxy
     h, w = item.size_hw
     side = max(x2 - x1, y2 - y1, 8.0) + 16.0
@@ -454,11 +507,11 @@ def _thumbnail(gray: np.ndarray, item: Item, colors, number: int, f: Finding, re
     wx2, wy2 = min(float(w), cx + side / 2), min(float(h), cy + side / 2)
     scale = _THUMB_PX / max(wx2 - wx1, wy2 - wy1, 1.0)
     return item_picture(gray, item, colors, [(number, f)], window_xyxy=(wx1, wy1, wx2, wy2), scale=scale,
-                        line_width=result.config.line_width)
+                        line_width=line_width)
 
 
 def write_report(result: "CheckResult", path: str | Path, *, overwrite: bool = False, max_picture_px: int = 800,
-                 max_clean_pictures: int = 6, progress: bool = False) -> Path:
+                 max_clean_pictures: int = 6, max_rows_per_code: int = 200, progress: bool = False) -> Path:
     """Write the check's report as one self-contained HTML file.
 
     Parameters
@@ -473,6 +526,9 @@ def write_report(result: "CheckResult", path: str | Path, *, overwrite: bool = F
     max_clean_pictures : int
         Pictures of at most this many images without findings (every image with findings
         gets one).
+    max_rows_per_code : int
+        The findings table lists at most this many findings of each check (code); the others are
+        counted below it, and boxed and numbered in their images' pictures.
     progress : bool
         Show a progress bar over the images.
 
@@ -495,7 +551,7 @@ def write_report(result: "CheckResult", path: str | Path, *, overwrite: bool = F
     if source and Path(source).exists() and Path(source).resolve() == path.resolve():
         raise OutputError(f"{path}: is the export being checked; choose another report file")
     text = render_report(result, max_picture_px=max_picture_px, max_clean_pictures=max_clean_pictures,
-                         progress=progress)
+                         max_rows_per_code=max_rows_per_code, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -91,12 +91,13 @@ class CheckResult:
         }
 
     def write_report(self, path: str | Path, *, overwrite: bool = False, max_picture_px: int = 800,
-                     max_clean_pictures: int = 6, progress: bool = False) -> Path:
+                     max_clean_pictures: int = 6, max_rows_per_code: int = 200, progress: bool = False) -> Path:
         """Write the offline HTML report (see :func:`defectlab.qc.report.write_report`)."""
         from .report import write_report
 
         return write_report(self, path, overwrite=overwrite, max_picture_px=max_picture_px,
-                            max_clean_pictures=max_clean_pictures, progress=progress)
+                            max_clean_pictures=max_clean_pictures, max_rows_per_code=max_rows_per_code,
+                            progress=progress)
 
     def __str__(self) -> str:
         c = self.counts()

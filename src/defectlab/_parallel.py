@@ -1,0 +1,87 @@
+"""Work spread over the CPU cores: an ordered map over worker processes, for the per-image loops.
+
+``check``, its report and ``convert`` do the same independent work for every image; on a
+2-core machine two processes halve the wall time. :func:`ordered_map` runs a module-level
+function over the items in worker processes (forked where the platform can, so nothing is
+imported again) and yields the results in the items' order, one at a time (memory stays that of
+a few items); with one worker, or one item, it is a plain loop in this process, the reference
+path the tests compare the pool with.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
+
+__all__ = ["default_workers", "ordered_map", "resolve_workers"]
+
+
+def default_workers() -> int:
+    """The CPU cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_workers(workers: int | None, n_items: int) -> int:
+    """``workers`` (None: every core) capped at the number of items, at least 1."""
+    if workers is not None and (isinstance(workers, bool) or int(workers) != workers or workers < 1):
+        raise ValueError(f"expected workers >= 1 (an integer) or None, got {workers!r}")
+    n = default_workers() if workers is None else int(workers)
+    return max(1, min(n, n_items))
+
+
+_TASK: tuple[Callable[..., Any], tuple[Any, ...]] | None = None
+
+
+def _init(fn: Callable[..., Any], shared: tuple[Any, ...]) -> None:
+    global _TASK
+    _TASK = (fn, shared)
+
+
+def _call(arg: Any) -> Any:
+    assert _TASK is not None  # set by _init in every worker
+    fn, shared = _TASK
+    return fn(*shared, arg)
+
+
+@contextmanager
+def ordered_map(fn: Callable[..., Any], items: Iterable[Any], *, n_items: int, workers: int | None = None,
+                shared: tuple[Any, ...] = ()) -> Iterator[Iterator[Any]]:
+    """``fn(*shared, item)`` for each item, in the items' order, over ``workers`` processes.
+
+    Parameters
+    ----------
+    fn : callable
+        A module-level function (it is pickled by name where processes are spawned).
+    items : iterable
+        Its last argument, one per call (pickled to the workers).
+    n_items : int
+        How many items there are (the pool is not larger).
+    workers : int, optional
+        Processes; None: every core (:func:`default_workers`). 1: a loop in this process.
+    shared : tuple
+        The first arguments of every call, sent to each worker once.
+
+    Yields
+    ------
+    iterator
+        The results, in order. An exception in a call is raised here, in the caller.
+
+    Examples
+    --------
+    >>> with ordered_map(divmod, [7, 9], n_items=2, workers=1, shared=(100,)) as results:
+    ...     list(results)
+    [(14, 2), (11, 1)]
+    """
+    n = resolve_workers(workers, n_items)
+    if n == 1:
+        yield (fn(*shared, item) for item in items)
+        return
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with ctx.Pool(n, initializer=_init, initargs=(fn, shared)) as pool:
+        yield pool.imap(_call, items, chunksize=1)
