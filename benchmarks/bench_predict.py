@@ -34,6 +34,15 @@ What it does:
    the share of pixels where its class equals float32's) vs plain eager whole-image inference
    of the same net (the issue's figure: <= 0.5 s per 1024² image on a 2-core CPU), median of
    3 runs.
+6. **the limit** (``--limit``, also run by default): this machine's throughput of a 3×3
+   convolution (128 → 128 channels, 256², batch 1) in each engine — PyTorch channels-last and
+   ONNX Runtime, same threads as prediction — as GFLOP/s; the default U-Net's FLOPs per 1024²
+   image counted by ``torch.utils.flop_counter.FlopCounterMode``; then per engine the net alone
+   on one 1024² input and ``Model.predict`` end to end (instances included), each as seconds and
+   as the fraction of that engine's conv limit it reaches (FLOPs / seconds / limit).
+7. **scaling** (``--scaling 512,1024,2048,4096[,8192]``): ``Model.predict`` (default engine,
+   instances included) on one synthetic image of each size, each in a child process: seconds
+   and peak memory (VmHWM), and the 4096²/1024² time ratio (16 = linear in the pixels).
 """
 
 from __future__ import annotations
@@ -175,6 +184,108 @@ def run_1024(model_dir: Path, repeats: int) -> None:
     print(json.dumps(out))
 
 
+def _median_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def run_limit(model_dir: Path, repeats: int) -> None:
+    """Conv GFLOP/s per engine, the net's FLOPs, the net and predict as fractions of the limit."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from defectlab.dl.engine import make_forward
+    from defectlab.dl.model_io import load_model
+    from defectlab.preparation.synthetic import SyntheticConfig, synthetic_item
+
+    c, side = 128, 256
+    conv = torch.nn.Conv2d(c, c, 3, padding=1, bias=False).eval()
+    xc = np.random.default_rng(0).random((1, c, side, side), dtype=np.float32)
+    conv_flops = 2 * c * c * 9 * side * side
+    out: dict = {"threads": torch.get_num_threads(), "conv": f"3x3 {c}->{c} ch, {side}x{side}"}
+    limit = {}
+    for engine in ("torch", "onnxruntime"):
+        f = make_forward(conv, torch.device("cpu"), engine=engine, example_shape=(1, c, 32, 32))
+        limit[engine] = conv_flops / _median_time(lambda: f(xc), repeats) / 1e9
+    out["limit_gflops"] = limit
+
+    image, _ = synthetic_item(np.random.default_rng(7), SyntheticConfig(
+        size_hw=(1024, 1024), n_cavities=48, n_loops=24, n_precipitates=24, n_lines=8, allow_overlap=True))
+    model = load_model(model_dir, device="cpu")
+    net = model.net.eval()
+    x = _normalized(image).astype(np.float32)[None, None]
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        net(torch.from_numpy(x))
+    net_flops = counter.get_total_flops()
+    out["net_gflop_1024"] = net_flops / 1e9
+    from defectlab.dl.engine import softmax_forward
+
+    rows = {}
+    for engine in ("torch", "onnxruntime"):
+        f = softmax_forward(load_model(model_dir, device="cpu").net.eval(), torch.device("cpu"), engine=engine)
+        net_s = _median_time(lambda: f(x), repeats)
+        pred_s = _median_time(lambda: model.predict(image, engine=engine), repeats)
+        rows[engine] = {"net_s": net_s, "predict_s": pred_s,
+                        "net_fraction": net_flops / net_s / 1e9 / limit[engine],
+                        "predict_fraction": net_flops / pred_s / 1e9 / limit[engine]}
+    out["engines"] = rows
+    print(json.dumps(out))
+
+
+def run_scaling_one(model_dir: Path, size: int) -> None:
+    from defectlab.dl.model_io import load_model
+    from defectlab.preparation.synthetic import SyntheticConfig, synthetic_item
+
+    scale = (size / 512) ** 2
+    image, _ = synthetic_item(np.random.default_rng(5), SyntheticConfig(
+        size_hw=(size, size), n_cavities=round(12 * scale), n_loops=round(6 * scale),
+        n_precipitates=round(6 * scale), n_lines=round(2 * scale), allow_overlap=True))
+    model = load_model(model_dir, device="cpu")
+    model.predict(image[:256, :256])  # warm-up: the engine's session, imports
+    start_mb = _rss_mb()
+    t0 = time.perf_counter()
+    pred = model.predict(image)
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"size": size, "seconds": seconds, "start_mb": start_mb, "peak_mb": _rss_mb(),
+                      "engine": pred.engine}))
+
+
+def print_limit(model_dir: Path, repeats: int) -> None:
+    t = _child(["--limit-child", "--model", str(model_dir), "--repeats", str(repeats)])
+    if "error" in t:
+        print(f"\nlimit measurement failed: {t['error']}")
+        return
+    print(f"\nthe limit ({t['threads']} threads; load average {os.getloadavg()[0]:.2f}): {t['conv']} conv "
+          + ", ".join(f"{e} {g:.1f} GFLOP/s" for e, g in t["limit_gflops"].items()))
+    print(f"default U-Net: {t['net_gflop_1024']:.1f} GFLOP per 1024² image (FlopCounterMode)")
+    print(f"{'engine':12} {'net s':>7} {'of limit':>9} {'predict s':>10} {'of limit':>9} {'predict/net':>12}")
+    for e, r in t["engines"].items():
+        print(f"{e:12} {r['net_s']:7.2f} {100 * r['net_fraction']:8.0f}% {r['predict_s']:10.2f} "
+              f"{100 * r['predict_fraction']:8.0f}% {r['predict_s'] / r['net_s']:11.2f}x")
+
+
+def print_scaling(model_dir: Path, sizes: list[int]) -> None:
+    print(f"\npredict end to end by size (default engine, instances included; load average "
+          f"{os.getloadavg()[0]:.2f}):")
+    print(f"{'size':>6} {'seconds':>8} {'s/MP':>6} {'peak MB':>8}")
+    times = {}
+    for size in sizes:
+        r = _child(["--scaling-child", str(size), "--model", str(model_dir)])
+        if "error" in r:
+            print(f"{size:6d} failed: {r['error']}")
+            continue
+        times[size] = r["seconds"]
+        print(f"{size:6d} {r['seconds']:8.2f} {r['seconds'] / (size * size / 1e6):6.2f} {r['peak_mb']:8.0f}"
+              f"   ({r['engine']})", flush=True)
+    if 4096 in times and 1024 in times:
+        print(f"4096² / 1024² time: {times[4096] / times[1024]:.1f}x (16x = linear in the pixels)")
+
+
 # ---------------------------------------------------------------------------------------------
 # the parent
 
@@ -254,7 +365,26 @@ def main() -> None:
     ap.add_argument("--image", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--timing-1024", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--limit", action="store_true", help="only the limit: conv GFLOP/s, net FLOPs, fractions")
+    ap.add_argument("--scaling", help="only predict by size: comma-separated sides, e.g. 512,1024,2048,4096,8192")
+    ap.add_argument("--limit-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--scaling-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.limit_child:
+        run_limit(args.model, args.repeats)
+        return
+    if args.scaling_child:
+        run_scaling_one(args.model, args.scaling_child)
+        return
+    if args.limit or args.scaling:
+        work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_predict_"))
+        work.mkdir(parents=True, exist_ok=True)
+        model_dir = args.model or _train_model(work, args.train_epochs)
+        if args.limit:
+            print_limit(model_dir, args.repeats)
+        if args.scaling:
+            print_scaling(model_dir, [int(v) for v in args.scaling.split(",")])
+        return
     if args.variant:
         run_variant(args.variant, args.model, args.image, args.out)
         return
@@ -320,6 +450,7 @@ def main() -> None:
         print(f"  ours, onnxruntime-int8 (opt-in)           {t['ours_int8']:.2f} s   speedup vs eager "
               f"{t['eager_whole'] / t['ours_int8']:.2f}x; same class as float32 on "
               f"{100 * t['int8_same_class']:.2f} % of the pixels")
+    print_limit(model_dir, args.repeats)
 
 if __name__ == "__main__":
     main()

@@ -6,16 +6,23 @@ function over the items in worker processes (forked where the platform can, so n
 imported again) and yields the results in the items' order, one at a time (memory stays that of
 a few items); with one worker, or one item, it is a plain loop in this process, the reference
 path the tests compare the pool with.
+
+:func:`background_writes` is the other half: file writes (PNG encoding, copies) handed to
+threads — Pillow's encoder and file copies release the GIL, so encoding runs on the second core
+while this thread rasterizes the next image — with a bound on how many wait, so memory stays that
+of a few images.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["default_workers", "ordered_map", "resolve_workers"]
+__all__ = ["BackgroundWrites", "background_writes", "default_workers", "ordered_map", "resolve_workers"]
 
 
 def default_workers() -> int:
@@ -85,3 +92,69 @@ def ordered_map(fn: Callable[..., Any], items: Iterable[Any], *, n_items: int, w
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with ctx.Pool(n, initializer=_init, initargs=(fn, shared)) as pool:
         yield pool.imap(_call, items, chunksize=1)
+
+
+class BackgroundWrites:
+    """Calls (file writes) run by threads, at most ``2 × threads`` waiting; see :func:`background_writes`."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="defectlab-write") if threads > 1 else None
+        self._slots = threading.BoundedSemaphore(2 * threads)
+        self._pending: list[Future] = []
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run ``fn(*args, **kwargs)`` in a writer thread (here, at once, with one thread); an
+        earlier call's error is raised here."""
+        if self._pool is None:
+            fn(*args, **kwargs)
+            return
+        self._raise_done()
+        self._slots.acquire()  # wait while 2 x threads writes are queued: memory stays bounded
+        future = self._pool.submit(fn, *args, **kwargs)
+        future.add_done_callback(lambda _: self._slots.release())
+        self._pending.append(future)
+
+    def _raise_done(self) -> None:
+        still = []
+        for f in self._pending:
+            if f.done():
+                f.result()  # raises the call's error
+            else:
+                still.append(f)
+        self._pending = still
+
+    def wait(self) -> None:
+        """Wait for every call; raise the first error."""
+        pending, self._pending = self._pending, []
+        for f in pending:
+            f.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+@contextmanager
+def background_writes(workers: int | None = None) -> Iterator[BackgroundWrites]:
+    """Writes handed to ``workers`` threads (None: every core; 1: done at once in this thread).
+
+    Every write has finished when the block ends; the first write's error is raised then (or at a
+    later ``submit``). When the block raises, the writes already queued still finish before the
+    error goes on, so no thread writes into a folder being removed.
+
+    Examples
+    --------
+    >>> out = []
+    >>> with background_writes(2) as writes:
+    ...     for k in range(3):
+    ...         writes.submit(out.append, k)
+    >>> sorted(out)
+    [0, 1, 2]
+    """
+    writes = BackgroundWrites(default_workers() if workers is None else resolve_workers(workers, workers))
+    try:
+        yield writes
+        writes.wait()
+    finally:
+        writes.close()

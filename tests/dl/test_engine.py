@@ -157,3 +157,51 @@ def test_int8_engine_calibrates_on_the_training_crops_and_agrees_with_float32(tm
     np.save(tmp_path / "model" / CALIBRATION_FILE, np.zeros((3, 64), np.float16))
     with pytest.raises(ModelError, match=r"calibration.npy: expected \(N, 1, h, w\) floating-point crops"):
         load_model(tmp_path / "model")
+
+
+# /proc/cpuinfo excerpts: this project's AVX2 machine, an AVX-512 VNNI server, an AMX one, an ARM board
+_AVX2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n"
+_VNNI = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512bw avx512_vnni\n"
+_AMX = "processor\t: 0\nflags\t\t: avx2 avx512f amx_bf16 amx_tile amx_int8\n"
+_ARM = "processor\t: 0\nFeatures\t: fp asimd aes crc32 atomics asimddp\n"
+
+
+@pytest.mark.parametrize("cpuinfo, calibrated, expected", [
+    (_AVX2, True, "onnxruntime"),  # int8 without VNNI ran 2.4x slower than float32: not chosen
+    (_VNNI, True, "onnxruntime-int8"),
+    (_AMX, True, "onnxruntime-int8"),
+    (_VNNI, False, "onnxruntime"),  # no calibration crops: int8 cannot run
+    (_ARM, True, "onnxruntime"),
+    ("", True, "onnxruntime"),  # flags unknown: float32
+])
+def test_auto_picks_int8_only_where_the_cpu_has_8_bit_dot_products(tmp_path, cpuinfo, calibrated, expected):
+    path = tmp_path / "cpuinfo"
+    path.write_text(cpuinfo)
+    flags = engine_mod.cpu_flags(path)
+    assert ("avx512_vnni" in flags) == ("avx512_vnni" in cpuinfo)
+    assert engine_mod.auto_engine("cpu", exportable=True, onnxruntime=True, calibrated=calibrated,
+                                  flags=flags) == expected
+    for other in ("cuda", "mps"):
+        assert engine_mod.auto_engine(other, exportable=True, onnxruntime=True, calibrated=calibrated,
+                                      flags=flags) == "torch"
+    assert engine_mod.auto_engine("cpu", exportable=False, onnxruntime=True, calibrated=calibrated,
+                                  flags=flags) == "torch"
+    assert engine_mod.auto_engine("cpu", exportable=True, onnxruntime=False, calibrated=calibrated,
+                                  flags=flags) == "torch"
+
+
+def test_cpu_flags_of_an_unreadable_file_are_none(tmp_path):
+    assert engine_mod.cpu_flags(tmp_path / "missing") == frozenset()
+
+
+def test_resolve_engine_asks_the_cpu_flags_for_auto(monkeypatch):
+    if not engine_mod._onnxruntime_available():
+        pytest.fail("onnxruntime and onnx are part of the torch extra the tests run with")
+    monkeypatch.delenv(engine_mod.ENGINE_ENV, raising=False)
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(engine_mod, "cpu_flags", lambda: frozenset({"avx512_vnni"}))
+    assert resolve_engine("auto", cpu, calibrated=True) == "onnxruntime-int8"
+    assert resolve_engine("auto", cpu, calibrated=False) == "onnxruntime"
+    assert resolve_engine("onnxruntime", cpu, calibrated=True) == "onnxruntime"  # a named engine stays
+    monkeypatch.setattr(engine_mod, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert resolve_engine("auto", cpu, calibrated=True) == "onnxruntime"

@@ -308,3 +308,41 @@ def test_yolo_from_outlines_is_segment_and_says_so(export, tmp_path):
     assert lines and all(len(ln) > 5 for ln in lines)  # polygons (class + 3 or more points), not boxes
     manifest = json.loads((tmp_path / "y" / "manifest.json").read_text())
     assert manifest["parameters"]["write_options"]["task"] == "segment"
+
+
+def test_tiles_written_by_threads_are_the_bytes_one_thread_writes(export, tmp_path, monkeypatch):
+    """prepare and write_unet hand PNG encoding and copies to threads: the same files, byte for byte,
+    as writing each one at once in this thread."""
+    import defectlab._parallel as parallel
+
+    kw = dict(to="unet", tile=48, stride=32, augment="flip,rot90", seed=5)
+    monkeypatch.setattr(parallel, "default_workers", lambda: 3)
+    prepare(export, tmp_path / "threads", **kw)
+    monkeypatch.setattr(parallel, "default_workers", lambda: 1)
+    prepare(export, tmp_path / "one", **kw)
+    threads, one = tree_hash(tmp_path / "threads"), tree_hash(tmp_path / "one")
+    assert threads == one and len(one) > 50
+    assert not (tmp_path / "threads" / ".staging").exists()
+
+
+def test_a_failed_background_write_fails_the_run_and_leaves_no_output(export, tmp_path, monkeypatch):
+    import defectlab._parallel as parallel
+    import defectlab.preparation.pipeline as pipeline
+
+    import defectlab.imaging.io as io
+
+    monkeypatch.setattr(parallel, "default_workers", lambda: 2)
+    calls = []
+    original = io.write_image
+
+    def broken(path, image, **kw):  # the 5th tile (in a writer thread) fails
+        calls.append(path)
+        if len(calls) == 5:
+            raise OSError(f"{path}: disk full")
+        return original(path, image, **kw)
+
+    monkeypatch.setattr(io, "write_image", broken)
+    with pytest.raises(OSError, match="disk full"):
+        prepare(export, tmp_path / "out", to="unet", tile=48, stride=32)
+    assert len(calls) >= 5
+    assert not (tmp_path / "out").exists()

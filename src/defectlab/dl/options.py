@@ -159,9 +159,10 @@ class PredictOptions(Options):
                                 metavar="PX")
     batch_size: int | None = option(None, help="Tiles through the net at once (default: about a megapixel's worth).",
                                     cli="--batch-size", convert=integer, min=1, metavar="N")
-    engine: str = option("auto", help="What runs the net: auto is ONNX Runtime on a CPU if installed, else PyTorch "
-                                      "(the environment variable DEFECTLAB_ENGINE overrides auto); onnxruntime-int8 "
-                                      "is 8-bit: faster, slightly different.", choices=ENGINES)
+    engine: str = option("auto", help="What runs the net: auto is ONNX Runtime on a CPU if installed (8-bit where "
+                                      "the CPU has VNNI/AMX and the model calibration crops), else PyTorch (the "
+                                      "environment variable DEFECTLAB_ENGINE overrides auto); onnxruntime-int8 is "
+                                      "8-bit: faster with VNNI/AMX, slightly different.", choices=ENGINES)
     probabilities: bool = flag(help="Also give every class's probabilities, (C, H, W) (written as float16 "
                                     "probabilities/<stem>.npy).", cli="--probabilities")
     split: bool = flag(True, help="Split touching objects at necks (not those of line classes).", cli=False)

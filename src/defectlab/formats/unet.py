@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .._output import output_dir
+from .._parallel import background_writes
 from ..imaging.io import normalize_minmax, read_image, write_image
 from ..model import Dataset
 from ..raster import DEFAULT_LINE_WIDTH, semantic_mask
@@ -90,17 +91,19 @@ def write_unet(
             masks_npy = np.lib.format.open_memmap(tmp / "masks.npy", "w+", np.uint8, (n, h, w))
             if one_hot:
                 onehot_npy = np.lib.format.open_memmap(tmp / "onehot.npy", "w+", np.uint8, (n, n_classes, h, w))
-        for i, item in enumerate(progress_iter(dataset.items, total=n, desc="U-Net masks", enabled=progress)):
-            mask = semantic_mask(item, class_index, line_width=line_width)
-            mask_path = tmp / "masks" / f"{item.key}.png"
-            mask_path.parent.mkdir(parents=True, exist_ok=True)
-            write_image(mask_path, mask)
-            copy_image(item, tmp / "images", link=link_images)
-            if images_npy is not None:
-                images_npy[i] = normalize_minmax(read_image(item.image))
-                masks_npy[i] = mask
-            if onehot_npy is not None:
-                onehot_npy[i] = mask[None, :, :] == np.arange(n_classes, dtype=np.uint8)[:, None, None]
+        # the PNG encoding and the copies run in threads (both cores) while this one rasterizes the next mask
+        with background_writes() as writes:
+            for i, item in enumerate(progress_iter(dataset.items, total=n, desc="U-Net masks", enabled=progress)):
+                mask = semantic_mask(item, class_index, line_width=line_width)
+                mask_path = tmp / "masks" / f"{item.key}.png"
+                mask_path.parent.mkdir(parents=True, exist_ok=True)
+                writes.submit(write_image, mask_path, mask)
+                writes.submit(copy_image, item, tmp / "images", link=link_images)
+                if images_npy is not None:
+                    images_npy[i] = normalize_minmax(read_image(item.image))
+                    masks_npy[i] = mask
+                if onehot_npy is not None:
+                    onehot_npy[i] = mask[None, :, :] == np.arange(n_classes, dtype=np.uint8)[:, None, None]
         for arr in (images_npy, masks_npy, onehot_npy):
             if arr is not None:
                 arr.flush()

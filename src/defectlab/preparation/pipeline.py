@@ -45,6 +45,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .._output import output_dir
+from .._parallel import BackgroundWrites, background_writes
 from ..errors import DatasetError, ImageError
 from ..model import Dataset, ImageSource, Item, Note
 from .augment import Augment
@@ -348,8 +349,11 @@ def prepare(
         inputs.append(Path(export if isinstance(export, (str, Path)) else ds.source))
     with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         tiler = _Tiler(opts, plan, ds, tmp / ".staging", preview=preview)
-        for item in progress_iter(work_items, total=len(work_items), desc="tiling", enabled=progress):
-            tiler.add(item, originals[item.name])
+        # the tiles' PNGs are encoded in threads (both cores) while the next tiles are cut; all are
+        # on disk when the block ends, before the writer reads them
+        with background_writes() as tiler.writes:
+            for item in progress_iter(work_items, total=len(work_items), desc="tiling", enabled=progress):
+                tiler.add(item, originals[item.name])
         manifest = _write(opts, plan, ds, tiler, tmp, Path(out), write_options=write_options, preview=preview,
                           progress=progress)
     return PrepareReport(Path(out), manifest, tiler.notes, tiler.spatial_splits)
@@ -442,6 +446,7 @@ class _Tiler:
         self.train_samples: list[np.ndarray] = []
         self.colors = [lab.rgb(i) for i, lab in enumerate(ds.labels)]
         self.class_index = ds.class_index()
+        self.writes = BackgroundWrites(1)  # prepare() hands it threads
 
     def _windows(self, item: Item, work: Item, record: dict) -> list[tuple[str, Window]]:
         """The tile windows of one source image, each with its split."""
@@ -513,7 +518,7 @@ class _Tiler:
         opts, plan, c = self.opts, self.plan, self.counts[split]
         path = self.stage / split / t.item.name
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_image(path, img)
+        self.writes.submit(write_image, path, img)  # encoded in a thread while the next tile is cut
         self.tiles[split].append(Item(t.item.name, t.item.size_hw, t.item.shapes, image=ImageSource(path)))
         c["tiles"] += 1
         c["instances"].update(sh.label for sh in t.item.shapes if sh.is_area or sh.kind == "polyline")
@@ -530,7 +535,7 @@ class _Tiler:
             res = plan.augment(img, t.item, rng=rng)
             aug_name = f"{stem}_aug{k}{suffix}"
             aug_path = self.stage / split / aug_name
-            write_image(aug_path, res.image)
+            self.writes.submit(write_image, aug_path, res.image)
             self.tiles[split].append(Item(aug_name, res.item.size_hw, res.item.shapes, image=ImageSource(aug_path)))
             c["augmented_tiles"] += 1
             c["augment_dropped"].update(res.dropped)
