@@ -331,8 +331,8 @@ def test_model_folder_round_trips(trained, export: Path) -> None:
     for a, b in zip(loaded.net.state_dict().values(), trained.model.net.state_dict().values()):
         assert torch.equal(a.cpu(), b.cpu())
     image = read_image(next((export / "images").iterdir()))
-    p1 = trained.model.to("cpu").predict(image, prob_thresh=0.0)
-    p2 = loaded.predict(image, prob_thresh=0.0)
+    p1 = trained.model.to("cpu").predict_star(image, prob_thresh=0.0)
+    p2 = loaded.predict_star(image, prob_thresh=0.0)
     assert np.array_equal(p1.points_xy, p2.points_xy)
     assert np.allclose(p1.distances, p2.distances, atol=1e-5)  # the same net, the same CPU
 
@@ -361,7 +361,7 @@ def test_load_errors(trained, tmp_path: Path) -> None:
     assert model.thresholds == {"prob": 0.5, "nms": 0.4} and "missing" in model.notes[0]
     cfg["architecture"]["name"] = "unet"
     (bad / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(DefectlabError, match="architecture 'unet'"):
+    with pytest.raises(DefectlabError, match="U-Net config: unknown key 'grid'"):  # checked as what it says it is
         load_star_model(bad)
 
 
@@ -406,7 +406,8 @@ def test_options_are_validated() -> None:
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ)
-    return subprocess.run([sys.executable, "-m", "defectlab.dl.stardist", *args], capture_output=True, text=True,
+    env["COLUMNS"] = "200"
+    return subprocess.run([str(Path(sys.executable).with_name("defectlab")), *args], capture_output=True, text=True,
                           env=env, timeout=600)
 
 
@@ -415,14 +416,15 @@ def test_cli_trains_and_predicts(export: Path, tmp_path: Path) -> None:
     from pycocotools.coco import COCO
 
     model = tmp_path / "model"
-    r = _cli("train", str(export / "annotations.xml"), "--out", str(model), "--epochs", "1", "--steps-per-epoch", "2",
+    r = _cli("train", "stardist", str(export / "annotations.xml"), "--out", str(model), "--epochs", "1",
+             "--steps-per-epoch", "2",
              "--tile", "64", "--no-plot", "--device", "cpu", "--base-filters", "4", "--depth", "2",
              "--head-filters", "8", "--rays", str(K), "--batch-size", "2")
     assert r.returncode == 0, r.stderr
-    assert "thresholds (tuned on the validation images)" in r.stdout
+    assert "thresholds tuned on the validation images -> thresholds.json: prob" in r.stdout
     out = tmp_path / "pred"
     r = _cli("predict", str(model), str(export / "images"), "--out", str(out), "--prelabels", "cvat",
-             "--prelabels", "coco", "--prob-thresh", "0.05", "--device", "cpu")
+             "--prelabels", "coco", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     names = sorted(p.name for p in (export / "images").iterdir())
     assert sorted(p.name for p in (out / "masks").iterdir()) == names
@@ -439,7 +441,36 @@ def test_cli_trains_and_predicts(export: Path, tmp_path: Path) -> None:
     # bad input: one line, exit 1
     r = _cli("predict", str(tmp_path / "nothing"), str(export / "images"), "--out", str(tmp_path / "p2"))
     assert r.returncode == 1 and "error:" in r.stderr and "Traceback" not in r.stderr
-    r = _cli("train", str(export / "annotations.xml"), "--out", str(tmp_path / "m3"), "--grid", "3")
+    r = _cli("train", "stardist", str(export / "annotations.xml"), "--out", str(tmp_path / "m3"), "--grid", "3")
     assert r.returncode == 1 and "grid" in r.stderr and "Traceback" not in r.stderr
-    r = _cli("train", "--help")
-    assert r.returncode == 0 and "--time-budget" in r.stdout and "--rays" in r.stdout
+    r = _cli("train", "stardist", "--help")
+    shown = " ".join(r.stdout.split())
+    assert r.returncode == 0 and "--rays N Rays per star (a multiple of 4). [default: 32]" in shown
+
+
+def test_registered_architecture_trains_loads_and_predicts(export: Path, tmp_path: Path) -> None:
+    """``api.train("stardist")`` (the common loop) writes the common model folder plus
+    thresholds.json; ``load_model`` gives a StarModel that predicts what the trained one does."""
+    from defectlab import api
+    from defectlab.dl.model_io import load_model
+    from defectlab.imaging.io import read_image
+
+    run = api.train("stardist", export / "annotations.xml", tmp_path / "m", epochs=1, steps_per_epoch=2,
+                    batch_size=2, tile_size=64, base_filters=4, depth=2, head_filters=8, n_rays=K, device="cpu",
+                    progress=False, plot=False)
+    assert {"config.json", "weights.pt", "history.json", THRESHOLDS_FILE} <= {p.name for p in run.path.iterdir()}
+    th = json.loads((run.path / THRESHOLDS_FILE).read_text())
+    assert th["tuned"] is True and any(f"prob {th['prob']:g}" in n for n in run.notes)
+    loaded = load_model(run.path, device="cpu")
+    assert type(loaded).__name__ == "StarModel" and loaded.thresholds["prob"] == th["prob"]
+    image = read_image(next((export / "images").iterdir()))
+    p1, p2 = run.model.to("cpu").predict(image), loaded.predict(image)
+    assert np.array_equal(p1.instances, p2.instances) and np.array_equal(p1.points_xy, p2.points_xy)
+    low = loaded.predict_star(image, prob_thresh=0.0)  # every candidate: the NMS has work to do
+    assert len(low.points_xy) >= len(p2.points_xy)
+    report = api.predict(loaded, export / "images", tmp_path / "pred", prelabels="coco")
+    assert len(list((tmp_path / "pred" / "polygons").iterdir())) == 3 and report.prelabels_coco.is_file()
+    with pytest.raises(ValueError, match="U-Net model for probabilities"):
+        loaded.predict(image, probabilities=True)
+    with pytest.raises(DefectlabError, match="nothing-here: no such file or folder"):
+        api.train("stardist", export / "nothing-here", tmp_path / "m2", epochs=1, progress=False, plot=False)

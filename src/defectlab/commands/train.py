@@ -156,6 +156,14 @@ def predict(
                       "→ CVAT 1.1)", highlight=False)
     if report.prelabels_coco:
         console.print(f"  pre-labels as COCO: {escape(str(report.prelabels_coco))}", highlight=False)
+    lost = sum(im.get("overlap_px", 0) for im in report.images)
+    if lost:
+        console.print(f"  [yellow]note:[/] {lost} px covered by overlapping polygons keep only the surer instance in "
+                      "instances/*.tif; polygons/*.json and the pre-labels keep both", highlight=False)
+    lines = [c.name for c in loaded.config.classes[1:] if c.is_line and loaded.architecture == "stardist"]
+    if lines:
+        console.print(f"  [yellow]note:[/] {escape(', '.join(lines))}: line classes get no polygons from a star "
+                      "model (class mask only); train a U-Net for them: defectlab train unet", highlight=False)
     masks = [n for n in report.notes if n.code == "prelabel-mask"]
     if masks:
         console.print(f"  [yellow]note:[/] {len(masks)} instance(s) written as CVAT masks, not polygons "

@@ -221,6 +221,9 @@ def predict_images(
     from ..viz import overlay
 
     options = PredictOptions.build(options, **changes)
+    own = getattr(model.arch, "predict_images", None)  # an architecture that writes more (stardist: polygons)
+    if own is not None:
+        return own(model, images, out, options, prelabels=prelabels, overwrite=overwrite, progress=progress)
     kinds = [] if prelabels is None else [prelabels] if isinstance(prelabels, str) else list(prelabels)
     bad = [k for k in kinds if k not in PRELABEL_FORMATS]
     if bad:

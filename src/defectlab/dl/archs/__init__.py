@@ -41,6 +41,7 @@ __all__ = ["BUILTIN", "get", "names", "register"]
 BUILTIN: dict[str, str] = {
     "unet": "defectlab.dl.archs.unet",
     "maskrcnn": "defectlab.dl.archs.maskrcnn",
+    "stardist": "defectlab.dl.archs.stardist",
 }
 
 _REGISTRY: dict[str, "Architecture"] = {}

@@ -24,7 +24,7 @@ import numpy as np
 
 from ...errors import DatasetError, FormatError, ImageError
 from ...imaging.io import normalize_minmax, read_image
-from ...model import Dataset, Note
+from ...model import Dataset, Item, Note
 from ...raster import DEFAULT_LINE_WIDTH, Crop, instances, rasterize
 from ...raster.stars import star_targets
 from ..model_io import ClassInfo
@@ -56,6 +56,23 @@ def _class_info(index: int, label, line: bool) -> ClassInfo:
     return ClassInfo(index, label.name, color, label.edge, kind)
 
 
+def star_classes(ds: Dataset) -> tuple[list[ClassInfo], list[str]]:
+    """``(classes, notes)``: the foreground classes of ``ds`` (from index 1; a class drawn as
+    polylines is a line class) and a note naming the line classes (the class head learns
+    them; they get no polygons)."""
+    drawn = {s.label for it in ds.items for s in it.shapes if s.kind == "polyline"}
+    line_labels = drawn | {lab.name for lab in ds.labels if lab.type == "polyline"}
+    classes = [_class_info(i, lab, lab.name in line_labels) for i, lab in enumerate(ds.labels, start=1)]
+    notes: list[str] = []
+    if line_labels:
+        absent = sorted(line_labels - drawn)
+        notes.append(f"{', '.join(sorted(line_labels))}: lines are not star-convex; trained in the class head "
+                     "only and predicted as connected components of their class mask, without polygons (the U-Net is "
+                     "defectlab's model for line classes: defectlab train unet)"
+                     + (f"; no line of {', '.join(absent)} in this data" if absent else ""))
+    return classes, notes
+
+
 def load_star_samples(
     data: Dataset | str | Path,
     *,
@@ -82,41 +99,41 @@ def load_star_samples(
         raise ImageError(f"{len(missing)} image file(s) not found, e.g. {missing[:3]}; point to them with "
                          "--images DIR (images=...) or copy them beside the export")
     index = ds.class_index()
-    drawn = {s.label for it in ds.items for s in it.shapes if s.kind == "polyline"}
-    line_labels = drawn | {lab.name for lab in ds.labels if lab.type == "polyline"}
-    classes = [_class_info(i, lab, lab.name in line_labels) for i, lab in enumerate(ds.labels, start=1)]
-    notes: list[str] = []
-    if line_labels:
-        absent = sorted(line_labels - drawn)
-        notes.append(f"{', '.join(sorted(line_labels))}: lines are not star-convex; trained in the class head "
-                     "only and predicted as connected components of their class mask (no polygons)"
-                     + (f"; no line of {', '.join(absent)} in this data" if absent else ""))
+    classes, notes = star_classes(ds)
     skipped: list[Note] = []
     samples = []
     for item in ds.items:
-        image = read_image(item.image)
-        if image.shape[:2] != item.size_hw:
-            raise ImageError(f"{item.image}: image is {image.shape[1]}x{image.shape[0]} (WxH) but the labels of "
-                             f"{item.name!r} are for {item.size_hw[1]}x{item.size_hw[0]}")
-        found, item_notes = instances(item, index, line_width=line_width)
+        sample, item_notes = item_sample(item, index, n_rays=n_rays, line_width=line_width)
         skipped += item_notes
-        stars = [i for i in found if i.shape.kind != "polyline"]
-        order = sorted(range(len(stars)), key=lambda i: (stars[i].shape.z_order, i))
-        t = star_targets([i.crop for i in stars], item.size_hw, n_rays=n_rays, order=order)
-        cls = np.zeros(item.size_hw, dtype=np.uint8)
-        for shape in item.shapes:
-            if shape.kind == "polyline":
-                crop = rasterize(shape, item.size_hw, line_width=line_width)
-                if crop.bitmap.size:
-                    cls[crop.slices][crop.bitmap] = index[shape.label]
-        star_cls = np.array([i.class_id for i in stars], dtype=np.uint8)
-        inside = t.owner >= 0
-        cls[inside] = star_cls[t.owner[inside]]
-        samples.append(StarSample(item.key, normalize_minmax(image), t.prob, t.dist.astype(np.float16), cls,
-                                  [i.crop for i in stars], star_cls))
+        samples.append(sample)
     if skipped:
         notes.append(f"{len(skipped)} shape(s) cover no pixel center and are not instances")
     return samples, classes, notes, ds
+
+
+def item_sample(item: Item, index: dict[str, int], *, n_rays: int = 32,
+                line_width: float = DEFAULT_LINE_WIDTH) -> tuple[StarSample, list[Note]]:
+    """One image's :class:`StarSample` (targets for ``n_rays`` rays) and the notes of its
+    shapes that cover no pixel center; ``index``: class name -> index."""
+    image = read_image(item.image)
+    if image.shape[:2] != item.size_hw:
+        raise ImageError(f"{item.image}: image is {image.shape[1]}x{image.shape[0]} (WxH) but the labels of "
+                         f"{item.name!r} are for {item.size_hw[1]}x{item.size_hw[0]}")
+    found, item_notes = instances(item, index, line_width=line_width)
+    stars = [i for i in found if i.shape.kind != "polyline"]
+    order = sorted(range(len(stars)), key=lambda i: (stars[i].shape.z_order, i))
+    t = star_targets([i.crop for i in stars], item.size_hw, n_rays=n_rays, order=order)
+    cls = np.zeros(item.size_hw, dtype=np.uint8)
+    for shape in item.shapes:
+        if shape.kind == "polyline":
+            crop = rasterize(shape, item.size_hw, line_width=line_width)
+            if crop.bitmap.size:
+                cls[crop.slices][crop.bitmap] = index[shape.label]
+    star_cls = np.array([i.class_id for i in stars], dtype=np.uint8)
+    inside = t.owner >= 0
+    cls[inside] = star_cls[t.owner[inside]]
+    return (StarSample(item.key, normalize_minmax(image), t.prob, t.dist.astype(np.float16), cls,
+                       [i.crop for i in stars], star_cls), list(item_notes))
 
 
 def ray_permutation(n_rays: int, *, flip_x: bool = False, flip_y: bool = False, rot90: int = 0) -> np.ndarray:

@@ -10,15 +10,13 @@ architecture ``"stardist"`` and one more file::
                             after training (absent: StarDist's defaults 0.5 / 0.4, with a note)
     MODEL/history.json, training_curve.png, checkpoint.pt   (training)
 
-Until the architecture registry of :mod:`defectlab.dl` knows ``"stardist"``,
-:func:`load_star_model` reads such a folder itself (reusing ``ModelConfig``'s validation of
-everything but the architecture's parameters, which :class:`StarNetConfig` checks).
+:func:`defectlab.dl.model_io.load_model` loads such a folder as a :class:`StarModel`
+(:mod:`defectlab.dl.archs.stardist`); :func:`load_star_model` is that, for a star folder only.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -26,8 +24,7 @@ import numpy as np
 import torch
 
 from ...errors import ParseError
-from ..model_io import (CONFIG_FILE, WEIGHTS_FILE, ClassInfo, Model, ModelConfig, ModelError, _load_state,
-                        write_model_files)
+from ..model_io import ClassInfo, Model, ModelConfig, ModelError, write_model_files
 from .net import StarNet, StarNetConfig, star_forward
 from .predict import DEFAULT_PROB_THRESH, StarPrediction, default_tile, predict_stars, round_overlap
 from ...raster.nms import DEFAULT_NMS_THRESH
@@ -83,10 +80,13 @@ class StarModel(Model):
             self.__dict__["_star_forward"] = cached
         return cached[1]
 
-    def predict(self, image: "np.ndarray | str | Path", *, tile: int | None = None, overlap: int | None = None,
-                prob_thresh: float | None = None, nms_thresh: float | None = None, min_area_px: int = 4,
-                batch_size: int = 1, engine: str = "auto", progress: bool = False, **ignored: Any) -> StarPrediction:
-        """Predict one image of any size (:mod:`defectlab.dl.stardist.predict`).
+    def predict_star(self, image: "np.ndarray | str | Path", *, tile: int | None = None, overlap: int | None = None,
+                     prob_thresh: float | None = None, nms_thresh: float | None = None, min_area_px: int = 4,
+                     batch_size: int = 1, engine: str = "auto", progress: bool = False,
+                     **ignored: Any) -> StarPrediction:
+        """Predict one image of any size (:mod:`defectlab.dl.stardist.predict`); what
+        ``predict`` (:func:`defectlab.dl.predict.predict_image`) does for a star model, with
+        the thresholds open to change.
 
         ``prob_thresh`` / ``nms_thresh`` default to the model's tuned thresholds; ``tile``
         to the larger of 1024 px and the training tile; ``overlap`` to the model's;
@@ -140,41 +140,8 @@ def read_thresholds(path: Path) -> tuple[dict[str, Any], str | None]:
     return data, None
 
 
-def _read_config(folder: Path) -> ModelConfig:
-    cfg_path = folder / CONFIG_FILE
-    if not folder.is_dir():
-        raise ModelError(f"{folder}: no such model folder")
-    if not cfg_path.is_file():
-        raise ModelError(f"{folder}: no {CONFIG_FILE}; a trained model is a folder holding {CONFIG_FILE} and "
-                         f"{WEIGHTS_FILE}")
-    try:
-        data = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ParseError(cfg_path, f"not valid JSON: {err.msg}", line=err.lineno, column=err.colno) from err
-    arch = data.get("architecture") if isinstance(data, dict) else None
-    name = arch.get("name") if isinstance(arch, dict) else None
-    if name != ARCHITECTURE:
-        raise ModelError(f"{cfg_path}: architecture {name!r}, not {ARCHITECTURE!r}; load it with "
-                         "defectlab.dl.model_io.load_model")
-    params = arch.get("params")
-    if not isinstance(params, dict):
-        raise ParseError(cfg_path, f"expected an object for 'params', got {params!r}", where="/architecture/params")
-    n_classes = len(data.get("classes", [])) if isinstance(data.get("classes"), list) else 0
-    # everything but the architecture is ModelConfig's to check: let it check a stand-in
-    probe = dict(data, architecture={"name": "maskrcnn", "params": {"backbone": "resnet18", "num_classes": n_classes}})
-    base = ModelConfig.from_dict(probe, cfg_path)
-    try:
-        net_cfg = StarNetConfig.from_dict(params)
-    except (TypeError, ValueError) as err:
-        raise ParseError(cfg_path, str(err), where="/architecture/params") from err
-    if net_cfg.n_classes != len(base.classes):
-        raise ModelError(f"{cfg_path}: classes mismatch: 'classes' lists {len(base.classes)} (background + "
-                         f"{len(base.classes) - 1}) but the net has n_classes {net_cfg.n_classes}")
-    return replace(base, architecture=ARCHITECTURE, params=net_cfg.to_dict())
-
-
 def load_star_model(path: str | Path, *, device: str | torch.device = "auto") -> StarModel:
-    """Load a ``"stardist"`` model folder, checking everything (as :func:`~defectlab.dl.model_io.load_model`).
+    """Load a ``"stardist"`` model folder, checking everything (:func:`~defectlab.dl.model_io.load_model`).
 
     Raises
     ------
@@ -184,21 +151,10 @@ def load_star_model(path: str | Path, *, device: str | torch.device = "auto") ->
     ParseError
         ``config.json`` or ``thresholds.json`` is not valid JSON or holds a bad value.
     """
-    folder = Path(path)
-    folder = folder.parent if folder.name == CONFIG_FILE else folder
-    config = _read_config(folder)
-    weights = folder / WEIGHTS_FILE
-    if not weights.is_file():
-        raise ModelError(f"{weights}: missing; the model folder holds {CONFIG_FILE} but no weights")
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many kinds for a corrupt file
-        raise ModelError(f"{weights}: not readable as torch weights ({type(err).__name__}: {err})") from err
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelError(f"{weights}: expected a state dict of tensors (torch.save(net.state_dict()))")
-    net = StarNet(StarNetConfig.from_dict(config.params))
-    _load_state(net, state, weights, config)
-    thresholds, note = read_thresholds(folder / THRESHOLDS_FILE)
-    model = StarModel(net, config, thresholds=thresholds, path=folder, device=device)
-    model.notes = [note] if note else []
-    return model
+    from ..model_io import load_model, read_config
+
+    config = read_config(path)
+    if config.architecture != ARCHITECTURE:
+        raise ModelError(f"{path}: architecture {config.architecture!r}, not {ARCHITECTURE!r}; load it with "
+                         "defectlab.dl.model_io.load_model")
+    return load_model(path, device=device)  # type: ignore[return-value]

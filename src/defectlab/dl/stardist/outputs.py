@@ -182,7 +182,7 @@ def predict_star_images(
             it = tqdm(found, desc="predict", unit="img")
         for name, path in it:
             image = read_image(ImageSource(path))
-            pred = model.predict(image, **options)
+            pred = model.predict_star(image, **options)
             stem = name.rsplit(".", 1)[0]
             for sub, suffix, arr in (("masks", ".png", pred.semantic), ("instances", ".tif", pred.instances),
                                      ("overlays", ".png", overlay(image, pred.semantic, model.config.colors_rgb,
