@@ -293,7 +293,7 @@ def main_driver(args: argparse.Namespace) -> None:
                 for sh in it.shapes)) for it in ds.items])
             export_poly = work / "export_polygons"
             export_poly.mkdir(exist_ok=True)
-            write_cvat(polys, export_poly / "annotations.xml")
+            write_cvat(polys, export_poly / "annotations.xml", overwrite=True)
             (export_poly / "images").symlink_to((export / "images").resolve(), target_is_directory=True) \
                 if not (export_poly / "images").exists() else None
             results = [_child("unet", export_poly, work / "out_unet"),
