@@ -25,6 +25,7 @@ prints one JSON line, so the variants' memory does not mix.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import json
 import math
 import os
@@ -149,6 +150,36 @@ def run_ours(export: Path, out: Path, images: Path | None) -> dict:
             "skipped": len(report.notes), "seconds": seconds}
 
 
+def run_unet(export: Path, out: Path) -> dict:
+    """What ``defectlab convert --to unet`` does: read the CVAT export, write masks + image copies."""
+    from defectlab.formats.cvat_xml import read_cvat
+    from defectlab.formats.unet import write_unet
+
+    t0 = time.perf_counter()
+    ds = read_cvat(export)
+    write_unet(ds, out / "unet")
+    seconds = time.perf_counter() - t0
+    return {"variant": "unet", "images": len(ds), "shapes": sum(len(it.shapes) for it in ds), "skipped": 0,
+            "seconds": seconds}
+
+
+def run_datumaro(export: Path, out: Path) -> dict:
+    """Datumaro's way to class-index masks: CVAT import -> polygons_to_masks -> VOC segmentation export
+    (class and instance PNGs, images copied). Its CVAT reader keeps polylines as polylines, which no
+    mask is drawn for: they are counted as skipped."""
+    import datumaro as dm
+
+    t0 = time.perf_counter()
+    ds = dm.Dataset.import_from(str(export), "cvat")
+    n_items = len(ds)
+    shapes = sum(len(it.annotations) for it in ds)
+    skipped = sum(a.type.name == "polyline" for it in ds for a in it.annotations)
+    ds.transform("polygons_to_masks").export(str(out / "voc"), "voc_segmentation", save_media=True)
+    seconds = time.perf_counter() - t0
+    return {"variant": f"datumaro {dm.__version__}", "images": n_items, "shapes": shapes - skipped,
+            "skipped": skipped, "seconds": seconds}
+
+
 # ---------------------------------------------------------------------------------------------
 # Areas: exact (analytic) vs each variant's pixel count
 
@@ -197,14 +228,17 @@ def _bias_order(key: str) -> tuple:
 
 
 def _child(variant: str, export: Path, out: Path, *, images: Path | None = None,
-           max_images: int | None = None) -> dict:
+           max_images: int | None = None, pythonpath: str | None = None) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--variant", variant,
            "--export", str(export), "--out", str(out)]
     if images is not None:
         cmd += ["--images", str(images)]
     if max_images is not None:
         cmd += ["--max-images", str(max_images)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    env = None
+    if pythonpath:  # datumaro from its own folder (pip install --target): its pins stay out of our venv
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([pythonpath, os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{variant} failed:\n{proc.stderr}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -248,6 +282,25 @@ def main_driver(args: argparse.Namespace) -> None:
               f"(asked {args.shapes}); kinds: "
               + ", ".join(f"{k} {c}" for k, c in sorted(_kinds(ds).items())))
 
+        if args.vs_datumaro:
+            # datumaro 1.13's CVAT reader drops ellipses: both read an export where each ellipse is its
+            # polygon (within 0.05 px), so that both draw the same shapes
+            from defectlab.model import Ellipse, Polygon
+            from defectlab.raster import ellipse_polygon
+
+            polys = ds.with_items([replace(it, shapes=tuple(
+                Polygon(label=sh.label, points_xy=ellipse_polygon(sh)) if isinstance(sh, Ellipse) else sh
+                for sh in it.shapes)) for it in ds.items])
+            export_poly = work / "export_polygons"
+            export_poly.mkdir(exist_ok=True)
+            write_cvat(polys, export_poly / "annotations.xml", overwrite=True)
+            (export_poly / "images").symlink_to((export / "images").resolve(), target_is_directory=True) \
+                if not (export_poly / "images").exists() else None
+            results = [_child("unet", export_poly, work / "out_unet"),
+                       _child("datumaro", export_poly, work / "out_dm", pythonpath=args.datumaro_path)]
+            print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+            _print_table(results)
+            return
         half = max(1, n // 2)
         export_half = work / "export_half"
         export_half.mkdir(exist_ok=True)
@@ -287,14 +340,17 @@ def _kinds(ds) -> dict[str, int]:
 
 def _print_table(results: list[dict]) -> None:
     print()
-    head = f"{'variant':<10} {'images':>6} {'shapes':>7} {'skipped':>7} {'seconds':>8} {'images/s':>9} " \
+    head = f"{'variant':<16} {'images':>6} {'shapes':>7} {'skipped':>7} {'seconds':>8} {'images/s':>9} " \
            f"{'start MB':>9} {'peak RSS MB':>11}"
     print(head)
     print("-" * len(head))
     for r in results:
         r["ips"] = r["images"] / r["seconds"] if r["seconds"] > 0 else float("inf")
-        print(f"{r['variant']:<10} {r['images']:>6} {r['shapes']:>7} {r['skipped']:>7} {r['seconds']:>8.2f} "
+        print(f"{r['variant']:<16} {r['images']:>6} {r['shapes']:>7} {r['skipped']:>7} {r['seconds']:>8.2f} "
               f"{r['ips']:>9.2f} {r['start_mb']:>9.0f} {r['peak_mb']:>11.0f}")
+    if len(results) == 2:  # --vs-datumaro
+        print(f"\nspeedup (images/s, convert --to unet / datumaro): {results[0]['ips'] / results[1]['ips']:.1f}x")
+        return
     ours, base, half = results
     print()
     print(f"speedup (images/s, ours / baseline): {ours['ips'] / base['ips']:.1f}x")
@@ -329,7 +385,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--baseline-max-images", type=int, default=None,
                    help="run the baseline on at most this many images (default: what half the free memory holds)")
     # child mode
-    p.add_argument("--variant", choices=["ours", "baseline"], help=argparse.SUPPRESS)
+    p.add_argument("--vs-datumaro", action="store_true",
+                   help="only `convert --to unet` beside datumaro (CVAT -> polygons_to_masks -> voc_segmentation)")
+    p.add_argument("--datumaro-path", help="a folder datumaro is installed in (pip install --target DIR datumaro), "
+                                           "put first on the datumaro child's PYTHONPATH")
+    p.add_argument("--variant", choices=["ours", "baseline", "unet", "datumaro"], help=argparse.SUPPRESS)
     p.add_argument("--export", help=argparse.SUPPRESS)
     p.add_argument("--images", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -339,8 +399,10 @@ def main(argv: list[str] | None = None) -> None:
         main_driver(args)
         return
     # child: import what the variant needs first, so that "start" is the interpreter + imports
-    if args.variant == "ours":
+    if args.variant in ("ours", "unet"):
         import defectlab.formats.cvat_xml, defectlab.formats.maskrcnn, defectlab.formats.unet  # noqa: F401,E401
+    if args.variant == "datumaro":
+        import datumaro  # noqa: F401
     import skimage.draw  # noqa: F401  (both: ours imports skimage indirectly; keep the start equal)
     from PIL import Image  # noqa: F401
 
@@ -348,6 +410,10 @@ def main(argv: list[str] | None = None) -> None:
     export, out = Path(args.export), Path(args.out)
     if args.variant == "ours":
         result = run_ours(export, out, Path(args.images) if args.images else None)
+    elif args.variant == "unet":
+        result = run_unet(export, out)
+    elif args.variant == "datumaro":
+        result = run_datumaro(export, out)
     else:
         result = run_baseline(export, out, args.max_images)
     result.update(start_mb=start_mb, peak_mb=_rss_mb(), pid=os.getpid())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -52,7 +53,14 @@ def _init(fn: Callable[..., Any], shared: tuple[Any, ...]) -> None:
 def _call(arg: Any) -> Any:
     assert _TASK is not None  # set by _init in every worker
     fn, shared = _TASK
-    return fn(*shared, arg)
+    try:
+        return fn(*shared, arg)
+    except Exception as err:
+        try:  # the error travels back pickled: one that does not survive it would stall the pool
+            pickle.loads(pickle.dumps(err))
+        except Exception:  # noqa: BLE001
+            raise RuntimeError(f"{type(err).__name__}: {err}") from None
+        raise
 
 
 @contextmanager

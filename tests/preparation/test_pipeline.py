@@ -346,3 +346,31 @@ def test_a_failed_background_write_fails_the_run_and_leaves_no_output(export, tm
         prepare(export, tmp_path / "out", to="unet", tile=48, stride=32)
     assert len(calls) >= 5
     assert not (tmp_path / "out").exists()
+
+
+def test_unet_masks_written_by_worker_processes_are_the_bytes_one_process_writes(tmp_path, monkeypatch):
+    """Above a few megapixels write_unet rasterizes and encodes in a process pool: the same files
+    as one process writes, and an unreadable image is still a clear error with no output left."""
+    import defectlab._parallel as parallel
+    import defectlab.formats.unet as unet
+
+    export = tmp_path / "export"
+    ds = make_synthetic_dataset(export, n_images=3, config=SyntheticConfig(size_hw=(128, 160)), seed=4)
+    monkeypatch.setattr(unet, "_POOL_MIN_PIXELS", 1)  # the pool even for these small images
+    monkeypatch.setattr(parallel, "default_workers", lambda: 2)
+    unet.write_unet(ds, tmp_path / "pool")
+    monkeypatch.setattr(parallel, "default_workers", lambda: 1)
+    unet.write_unet(ds, tmp_path / "one")
+    assert tree_hash(tmp_path / "pool") == tree_hash(tmp_path / "one")
+    assert len(tree_hash(tmp_path / "one")) == 7  # 3 masks, 3 images, classes.json
+
+    monkeypatch.setattr(parallel, "default_workers", lambda: 2)
+    from dataclasses import replace
+
+    from defectlab.model import ImageSource
+
+    gone = ds.with_items([ds.items[0], replace(ds.items[1], image=ImageSource(tmp_path / "missing.png")),
+                          ds.items[2]])
+    with pytest.raises(OSError, match="missing.png"):
+        unet.write_unet(gone, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

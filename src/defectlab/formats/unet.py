@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .._output import output_dir
-from .._parallel import background_writes
+from .._parallel import background_writes, ordered_map
 from ..imaging.io import normalize_minmax, read_image, write_image
 from ..model import Dataset
 from ..raster import DEFAULT_LINE_WIDTH, semantic_mask
@@ -29,6 +29,18 @@ from ._writing import WriteReport, check_items, copy_image
 from .classes_json import write_classes
 
 __all__ = ["write_unet"]
+
+#: Below this many pixels in all, one process writes (a pool's start costs more than it saves).
+_POOL_MIN_PIXELS = 4 * 2**20
+
+
+def _write_item(tmp: Path, class_index: dict, line_width: float, link_images: bool, item) -> None:
+    """One item's mask PNG and image copy (what a worker process of :func:`write_unet` does)."""
+    mask = semantic_mask(item, class_index, line_width=line_width)
+    mask_path = tmp / "masks" / f"{item.key}.png"
+    mask_path.parent.mkdir(parents=True, exist_ok=True)
+    write_image(mask_path, mask)
+    copy_image(item, tmp / "images", link=link_images)
 
 
 def write_unet(
@@ -91,6 +103,13 @@ def write_unet(
             masks_npy = np.lib.format.open_memmap(tmp / "masks.npy", "w+", np.uint8, (n, h, w))
             if one_hot:
                 onehot_npy = np.lib.format.open_memmap(tmp / "onehot.npy", "w+", np.uint8, (n, n_classes, h, w))
+        if not stack and sum(h * w for h, w in (it.size_hw for it in dataset.items)) >= _POOL_MIN_PIXELS:
+            # every core rasterizes, encodes and copies images of its own; nothing comes back but the order
+            with ordered_map(_write_item, dataset.items, n_items=n,
+                             shared=(tmp, class_index, line_width, link_images)) as done:
+                for _ in progress_iter(done, total=n, desc="U-Net masks", enabled=progress):
+                    pass
+            return WriteReport(Path(out), n_items=n, notes=list(dataset.notes))
         # the PNG encoding and the copies run in threads (both cores) while this one rasterizes the next mask
         with background_writes() as writes:
             for i, item in enumerate(progress_iter(dataset.items, total=n, desc="U-Net masks", enabled=progress)):
