@@ -173,13 +173,7 @@ def run_1024(model_dir: Path, repeats: int) -> None:
         out["int8_same_class"] = float((model.predict(image, split=False, engine="onnxruntime-int8").semantic
                                         == fp32.semantic).mean())
     for name, fn in variants:
-        fn()  # warm-up
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        out[name] = float(np.median(times))
+        out[name] = _median_time(fn, repeats)
     out["threads"] = torch.get_num_threads()
     print(json.dumps(out))
 

@@ -40,6 +40,7 @@ from ...raster import DEFAULT_LINE_WIDTH
 from ..data import Source, TrainingData, sha256
 from ..model_io import ModelConfig
 from ..options import PredictOptions
+from ..postprocess import DEFAULT_MIN_AREA_PX
 from ..predict import Prediction
 from ..stardist.data import crop_batch, item_sample, line_class_indices, star_classes
 from ..stardist.model import THRESHOLDS_FILE, StarModel, read_thresholds
@@ -185,6 +186,12 @@ class _StarJob(Job):
         return {THRESHOLDS_FILE: (json.dumps(self.thresholds, indent=2) + "\n").encode("utf-8")}
 
 
+def _min_area_px(options: PredictOptions) -> int:
+    """The minimum object area: ``options``' if given, else the fixed default (a star model
+    keeps no ``postprocess.json``: its thresholds are tuned instead)."""
+    return int(options.min_area_px) if options.min_area_px is not None else DEFAULT_MIN_AREA_PX
+
+
 def _no_probabilities(options: PredictOptions) -> None:
     if options.probabilities:
         raise ValueError("a star-convex model gives polygons with scores, not per-pixel class probabilities; "
@@ -248,7 +255,7 @@ class StarArchitecture(Architecture):
             model = self.on_load(model, Path(model.path)) if model.path is not None else StarModel(
                 model.net, model.config, device=model.device)
         return model.predict_star(image, tile=options.tile_size, overlap=options.overlap,
-                                  min_area_px=options.min_area_px, batch_size=options.batch_size or 1,
+                                  min_area_px=_min_area_px(options), batch_size=options.batch_size or 1,
                                   engine=options.engine, progress=progress)
 
     def predict_images(self, model: Model, images: Any, out: Any, options: PredictOptions, *,
@@ -260,5 +267,5 @@ class StarArchitecture(Architecture):
 
         _no_probabilities(options)
         return predict_star_images(model, images, out, prelabels=prelabels, overwrite=overwrite, progress=progress,
-                                   tile=options.tile_size, overlap=options.overlap, min_area_px=options.min_area_px,
+                                   tile=options.tile_size, overlap=options.overlap, min_area_px=_min_area_px(options),
                                    batch_size=options.batch_size or 1, engine=options.engine)

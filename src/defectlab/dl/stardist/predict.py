@@ -217,7 +217,7 @@ def assemble(
     pts, dist, scores = cand.points_xy[kept], cand.dist[kept], cand.prob[kept]
     star, cell = star_pixels(pts, dist, (h, w))
     area = np.bincount(star, minlength=len(kept))
-    big = area >= max(1, int(min_area_px if min_area_px is not None else 4))  # None: PredictOptions left it to the model
+    big = area >= max(1, int(min_area_px))
     if not big.all():
         kept, pts, dist, scores = kept[big], pts[big], dist[big], scores[big]
         star, cell = star_pixels(pts, dist, (h, w))
