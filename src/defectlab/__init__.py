@@ -29,6 +29,7 @@ from .api import (  # noqa: E402
     prepare,
     read,
     show,
+    suggest,
     synthetic,
     train_maskrcnn,
     train_unet,
@@ -41,6 +42,6 @@ __all__ = [
     "Box", "Dataset", "DatasetError", "DefectlabError", "Ellipse", "FormatError", "ImageError",
     "Item", "Label", "Mask", "OutputError", "ParseError", "Points", "Polygon", "Polyline", "Tag",
     "__version__", "check", "detect_format", "evaluate", "fix", "load_model", "measure", "predict", "prepare",
-    "show", "synthetic", "train_maskrcnn", "train_unet", "instance_labels", "instance_target", "instances", "rasterize",
+    "show", "suggest", "synthetic", "train_maskrcnn", "train_unet", "instance_labels", "instance_target", "instances", "rasterize",
     "read", "read_micrograph", "read_target", "semantic_mask", "track", "write", "write_maskrcnn", "write_unet",
 ]

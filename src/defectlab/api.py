@@ -62,7 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .qc.options import CheckOptions
 
 __all__ = [
-    "check", "evaluate", "fix", "load_model", "measure", "predict", "prepare", "read", "show", "synthetic",
+    "check", "evaluate", "fix", "load_model", "measure", "predict", "prepare", "read", "show", "suggest", "synthetic",
     "train", "train_maskrcnn", "train_unet",
 ]
 
@@ -641,6 +641,66 @@ def predict(
         model = load_model(model, device=device)
     paths = [images] if isinstance(images, (str, Path)) else list(images)
     return predict_images(model, paths, out, options, prelabels=prelabels, overwrite=overwrite, progress=progress,
+                          **changes)
+
+
+def suggest(
+    model: Model | str | Path,
+    unlabeled: str | Path,
+    out: str | Path,
+    *,
+    n: int = 5,
+    options: PredictOptions | None = None,
+    device: str = "auto",
+    overwrite: bool = False,
+    progress: bool = True,
+    **changes: Any,
+) -> Any:
+    """Which unlabeled images to label next, with their pre-labels. Needs torch.
+
+    The Python door to ``defectlab suggest MODEL UNLABELED --n 5 --out OUT``: every image is
+    predicted with test-time augmentation and scored ``uncertainty + unlikeness`` (``1 -
+    reliability``, plus how far outside the training images' statistics it is, see
+    :mod:`defectlab.dl.suggest`); the ``n`` best are written with CVAT pre-labels.
+
+    Parameters
+    ----------
+    model : Model, str or Path
+        A loaded U-Net model, or its folder (loaded on ``device``).
+    unlabeled : str or Path
+        A folder of images (searched recursively).
+    out : str or Path
+        Output folder: ``suggest.csv``, ``prelabels/annotations.xml``, ``contact_sheet.png``,
+        the chosen images' ``masks/``, ``instances/``, ``overlays/``, ``uncertainty/``.
+    n : int
+        How many images to choose.
+    options : PredictOptions, optional
+        How to predict (or its fields by name); test-time augmentation is always on.
+
+    Returns
+    -------
+    SuggestReport
+        ``rows`` (rank, image, score and its parts, every image, best first), ``chosen``,
+        ``prelabels``, ``contact_sheet``, ``notes``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, defectlab.api as dl
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> labeled = dl.synthetic(tmp / "labeled", n=2, size=64, n_loops=0, n_precipitates=0, n_lines=0)
+    >>> _ = dl.synthetic(tmp / "new", n=3, size=64, seed=1, n_loops=0, n_precipitates=0, n_lines=0)
+    >>> run = dl.train_unet(labeled, tmp / "model", epochs=1, tile_size=64, base_filters=4, depth=2, min_steps=1,
+    ...                     progress=False, plot=False)
+    >>> report = dl.suggest(tmp / "model", tmp / "new" / "images", tmp / "next", n=2, progress=False)
+    >>> [r["rank"] for r in report.chosen], (tmp / "next" / "suggest.csv").is_file()
+    ([1, 2], True)
+    """
+    _require("suggest")
+    from .dl.suggest import suggest_images
+
+    if isinstance(model, (str, Path)):
+        model = load_model(model, device=device)
+    return suggest_images(model, unlabeled, out, n=n, options=options, overwrite=overwrite, progress=progress,
                           **changes)
 
 

@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str | tuple[str, ...], str]] = {
     "train": ("train", "Train a model on labeled micrographs; writes a model folder."),
     "predict": ("train", "Predict micrographs of any size: class masks, instance TIFFs, overlays, pre-labels for "
                          "CVAT."),
+    "suggest": ("suggest", "Which unlabeled images to label next: the most uncertain and most unlike the training "
+                           "set, with pre-labels."),
     "measure": ("measure", "Measure every defect in px and nm; counts, densities, size distributions, area "
                            "fraction, swelling."),
     "evaluate": ("measure", "Score predictions against labels: precision/recall/F1 at an IoU, pixel IoU/Dice, "

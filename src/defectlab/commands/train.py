@@ -164,6 +164,13 @@ def predict(
     if lines:
         console.print(f"  [yellow]note:[/] {escape(', '.join(lines))}: line classes get no polygons from a star "
                       "model (class mask only); train a U-Net for them: defectlab train unet", highlight=False)
+    rel = [im["reliability"] for im in report.images if "reliability" in im]
+    if rel:
+        console.print(f"  reliability (test-time augmentation, 1 = every view agreed): mean {sum(rel) / len(rel):.3f}, "
+                      f"lowest {min(rel):.3f}; uncertainty maps in {escape(str(report.out / 'uncertainty'))}",
+                      highlight=False)
+    for note in report.unlike:
+        console.print(f"  [yellow]note:[/] {escape(note)}", highlight=False)
     masks = [n for n in report.notes if n.code == "prelabel-mask"]
     if masks:
         console.print(f"  [yellow]note:[/] {len(masks)} instance(s) written as CVAT masks, not polygons "

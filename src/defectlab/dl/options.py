@@ -165,6 +165,9 @@ class PredictOptions(Options):
                                       "8-bit: faster with VNNI/AMX, slightly different.", choices=ENGINES)
     probabilities: bool = flag(help="Also give every class's probabilities, (C, H, W) (written as float16 "
                                     "probabilities/<stem>.npy).", cli="--probabilities")
+    tta: bool = flag(help="Test-time augmentation (U-Net): average the 8 flips and rotations by 90 degrees of each "
+                          "tile, and write how much they disagree (uncertainty/<stem>.tif and .png, a reliability "
+                          "per image, an uncertainty per object); 8 times the work.", cli="--tta")
     split: bool = flag(True, help="Split touching objects at necks (not those of line classes).", cli=False)
     min_area_px: int | None = option(
         None, help="Objects under this many pixels get no instance; they stay in the class mask (default: the "

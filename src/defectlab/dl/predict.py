@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 
 from .._output import output_dir
-from ..errors import DatasetError, ImageError
+from ..errors import DatasetError, DefectlabError, ImageError
 from ..imaging.io import read_image, write_image
 from ..model import ImageSource
 from .options import PredictOptions
@@ -39,8 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .model_io import Model
 
 __all__ = [
-    "IMAGE_SUFFIXES", "PRELABEL_FORMATS", "Prediction", "PredictReport", "find_images", "predict_image",
-    "predict_images",
+    "IMAGE_SUFFIXES", "PRELABEL_FORMATS", "Prediction", "PredictReport", "TTAError", "find_images", "model_reference",
+    "predict_image", "predict_images",
 ]
 
 #: Pre-label formats :func:`predict_images` writes.
@@ -49,6 +49,9 @@ PRELABEL_FORMATS = ("cvat", "coco")
 #: File suffixes taken as images when a folder is given.
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 
+
+class TTAError(DefectlabError, ValueError):
+    """Test-time augmentation asked of an architecture that does not do it."""
 
 
 @dataclass
@@ -76,6 +79,18 @@ class Prediction:
         Wall time of the prediction, s.
     engine : str
         What ran the net: ``"torch"``, ``"onnxruntime"`` or ``"onnxruntime-int8"``.
+    uncertainty : (H, W) float32, optional
+        With test-time augmentation (``tta=True``): how much the 8 views disagree, nats (the
+        mutual information, :mod:`defectlab.dl.uncertainty`).
+    reliability : float, optional
+        With ``tta=True``: ``1 - mean uncertainty / ln C`` over the predicted defects and
+        their boundaries, in [0, 1] (1: every view agreed).
+    object_uncertainty : (N,) float32, optional
+        With ``tta=True``: the mean uncertainty over each instance, nats.
+    unlike : Unlikeness, optional
+        How unlike the model's training images this image is
+        (:func:`defectlab.dl.reference.compare`); None when the model folder has no
+        ``reference.json``.
     """
 
     semantic: np.ndarray
@@ -87,6 +102,10 @@ class Prediction:
     probabilities: np.ndarray | None = None
     seconds: float = 0.0
     engine: str = "torch"
+    uncertainty: np.ndarray | None = None
+    reliability: float | None = None
+    object_uncertainty: np.ndarray | None = None
+    unlike: Any = None
 
     @property
     def size_hw(self) -> tuple[int, int]:
@@ -139,13 +158,38 @@ def predict_image(model: Model, image: np.ndarray | str | Path, options: Predict
     Prediction
     """
     options = PredictOptions.build(options, **changes)
+    check_tta(model, options)
     t0 = time.perf_counter()
     arr = _as_image(image)
     if arr.ndim not in (2, 3) or min(arr.shape[:2]) < 1:
         raise ImageError(f"expected an (H, W) or (H, W, 3) image, got shape {arr.shape}")
     pred = model.arch.predict(model, arr, options, probabilities_dtype=probabilities_dtype, progress=progress)
+    reference = model_reference(model)
+    if reference is not None:
+        from .reference import compare
+
+        objects = [c.index for c in model.config.classes[1:] if not c.is_line]
+        pred.unlike = compare(reference, arr, pred.instances, pred.instance_classes, objects)
     pred.seconds = time.perf_counter() - t0
     return pred
+
+
+def check_tta(model: Model, options: PredictOptions) -> None:
+    """Refuse ``options.tta`` for an architecture that does not do it (a :class:`TTAError`)."""
+    if options.tta and not getattr(model.arch, "tta", False):
+        raise TTAError(f"--tta (test-time augmentation): the {model.arch.title} ({model.architecture!r}) does not do "
+                       "it; predict without --tta, or train a U-Net (defectlab train unet)")
+
+
+def model_reference(model: Model) -> Any:
+    """The :class:`~defectlab.dl.reference.Reference` of the model folder's training images
+    (``reference.json``), read once; None for a model without one."""
+    if "_reference" not in model.__dict__:
+        from .reference import REFERENCE_FILE, read_reference
+
+        path = Path(model.path) / REFERENCE_FILE if model.path else None
+        model.__dict__["_reference"] = read_reference(path) if path is not None and path.is_file() else None
+    return model.__dict__["_reference"]
 
 
 @dataclass
@@ -157,6 +201,7 @@ class PredictReport:
     prelabels: Path | None = None
     prelabels_coco: Path | None = None
     notes: list[Any] = field(default_factory=list)
+    unlike: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         n = sum(sum(im["instances"].values()) for im in self.images)
@@ -206,28 +251,30 @@ def predict_images(
         instances/<stem>.tif       (H, W) int32 instance ids, 0 = background
         overlays/<stem>.png        classes in color over the micrograph, instance outlines
         probabilities/<stem>.npy   (C, H, W) float16, with ``probabilities=True`` (U-Net)
+        uncertainty/<stem>.tif     (H, W) float32, with ``tta=True``: how much the 8 views disagree,
+                                   nats (:mod:`defectlab.dl.uncertainty`)
+        uncertainty/<stem>.png     with ``tta=True``: that uncertainty in color over the micrograph
         prelabels/annotations.xml  with ``prelabels="cvat"``: CVAT for images 1.1 pre-labels
         prelabels/coco/annotations/instances_default.json   with ``prelabels="coco"`` (or both,
                                    ``["cvat", "coco"]``): the same pre-labels as COCO (CVAT "COCO 1.0")
-        summary.json               per image: size, instances per class, seconds
+        summary.json               per image: size, instances per class, seconds; with ``tta=True``
+                                   the reliability and each object's uncertainty; how unlike the
+                                   training images it is (``unlike``, when the model folder has a
+                                   ``reference.json``: :mod:`defectlab.dl.reference`)
 
     ``images`` are files or folders (searched recursively; the path inside the folder is the
     image's name in the pre-labels, which CVAT matches against the task's file names).
     ``options`` (or its fields by name) are those of :func:`predict_image`, and how the
     pre-labels are traced (``tolerance``, ``max_area_change``, see :mod:`defectlab.dl.prelabels`).
+    ``report.unlike`` lists a note per image unlike the training set (and one if the model has
+    no reference).
     """
-    import json
-
-    from ..viz import overlay
-
     options = PredictOptions.build(options, **changes)
+    check_tta(model, options)
     own = getattr(model.arch, "predict_images", None)  # an architecture that writes more (stardist: polygons)
     if own is not None:
         return own(model, images, out, options, prelabels=prelabels, overwrite=overwrite, progress=progress)
-    kinds = [] if prelabels is None else [prelabels] if isinstance(prelabels, str) else list(prelabels)
-    bad = [k for k in kinds if k not in PRELABEL_FORMATS]
-    if bad:
-        raise ValueError(f"expected prelabels among {', '.join(PRELABEL_FORMATS)}, got {bad[0]!r}")
+    kinds = prelabel_kinds(prelabels)
     found = find_images(images)
     report = PredictReport(Path(out))
     items: list[Any] = []
@@ -241,43 +288,105 @@ def predict_images(
         for name, path in it:
             image = read_image(ImageSource(path))
             pred = predict_image(model, image, options, probabilities_dtype=np.float16)
-            stem = name.rsplit(".", 1)[0]
-            for sub, suffix, arr in (("masks", ".png", pred.semantic), ("instances", ".tif", pred.instances),
-                                     ("overlays", ".png", overlay(image, pred.semantic, model.config.colors_rgb,
-                                                                  outlines=pred.instances))):
-                dest = tmp / sub / f"{stem}{suffix}"
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                write_image(dest, arr)
-            if pred.probabilities is not None:
-                dest = tmp / "probabilities" / f"{stem}.npy"
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                np.save(dest, pred.probabilities)
-                pred.probabilities = None  # written: free the memory
-            report.images.append({"name": name, "size_hw": list(pred.size_hw), "instances": pred.counts(),
-                                  "seconds": round(pred.seconds, 3), "engine": pred.engine})
+            report.images.append(write_prediction(tmp, name, image, pred, model))
             if kinds:  # traced now: only the polygons are kept, not the masks
-                from .prelabels import prediction_item
-
-                item, notes = prediction_item(pred.semantic, pred.instances, pred.instance_classes, name,
-                                              model.classes, tolerance=options.tolerance,
-                                              max_area_change=options.max_area_change, item_id=frame[name])
-                items.append(item)
-                report.notes += notes
+                items.append(prelabel_item(pred, name, model, options, frame[name], report))
         if kinds:
-            from .prelabels import prelabels_dataset, write_cvat_prelabels
-
-            ds = prelabels_dataset(items, model.config.classes, notes=report.notes)
-            (tmp / "prelabels").mkdir()
-            if "cvat" in kinds:
-                write_cvat_prelabels(ds, tmp / "prelabels" / "annotations.xml")
-                report.prelabels = Path(out) / "prelabels" / "annotations.xml"
-            if "coco" in kinds:
-                from ..formats.coco_json import write_coco
-
-                write_coco(ds, tmp / "prelabels" / "coco", copy_images=False)
-                report.prelabels_coco = Path(out) / "prelabels" / "coco" / "annotations" / "instances_default.json"
-        (tmp / "summary.json").write_text(json.dumps({
-            "model": str(model.path) if model.path else None, "architecture": model.architecture,
-            "classes": model.classes, "images": report.images,
-        }, indent=2) + "\n", encoding="utf-8")
+            write_prelabels(tmp, Path(out), items, kinds, model, report)
+        report.unlike = unlike_notes(model, report.images)
+        write_summary(tmp, model, report)
     return report
+
+
+def prelabel_kinds(prelabels: str | Sequence[str] | None) -> list[str]:
+    """The pre-label formats asked for, checked against :data:`PRELABEL_FORMATS`."""
+    kinds = [] if prelabels is None else [prelabels] if isinstance(prelabels, str) else list(prelabels)
+    bad = [k for k in kinds if k not in PRELABEL_FORMATS]
+    if bad:
+        raise ValueError(f"expected prelabels among {', '.join(PRELABEL_FORMATS)}, got {bad[0]!r}")
+    return kinds
+
+
+def write_prediction(tmp: Path, name: str, image: np.ndarray, pred: Prediction, model: Model) -> dict[str, Any]:
+    """Write one image's masks, instances, overlay (and probabilities, uncertainty) under
+    ``tmp``; return its summary entry. The probabilities are freed once written."""
+    from ..viz import overlay
+
+    stem = name.rsplit(".", 1)[0]
+    files = [("masks", ".png", pred.semantic), ("instances", ".tif", pred.instances),
+             ("overlays", ".png", overlay(image, pred.semantic, model.config.colors_rgb, outlines=pred.instances))]
+    if pred.uncertainty is not None:
+        from .uncertainty import uncertainty_picture
+
+        files += [("uncertainty", ".tif", pred.uncertainty.astype(np.float32)),
+                  ("uncertainty", ".png", uncertainty_picture(image, pred.uncertainty, len(model.config.classes)))]
+    for sub, suffix, arr in files:
+        dest = tmp / sub / f"{stem}{suffix}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        write_image(dest, arr)
+    if pred.probabilities is not None:
+        dest = tmp / "probabilities" / f"{stem}.npy"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        np.save(dest, pred.probabilities)
+        pred.probabilities = None  # written: free the memory
+    entry: dict[str, Any] = {"name": name, "size_hw": list(pred.size_hw), "instances": pred.counts(),
+                             "seconds": round(pred.seconds, 3), "engine": pred.engine}
+    if pred.uncertainty is not None:
+        entry["reliability"] = round(float(pred.reliability), 4)  # type: ignore[arg-type]
+        entry["mean_uncertainty"] = round(float(pred.uncertainty.mean()), 5)
+        entry["objects"] = [{"id": i, "class": pred.classes.get(int(c), str(int(c))), "score": round(float(s), 4),
+                             "uncertainty": round(float(u), 5)}
+                            for i, (c, s, u) in enumerate(zip(pred.instance_classes, pred.scores,
+                                                              pred.object_uncertainty), start=1)]  # type: ignore[arg-type]
+    if pred.unlike is not None:
+        entry["unlike"] = pred.unlike.as_dict()
+    return entry
+
+
+def prelabel_item(pred: Prediction, name: str, model: Model, options: PredictOptions, item_id: int,
+                  report: PredictReport) -> Any:
+    """The pre-labels item of one prediction (its notes added to ``report``)."""
+    from .prelabels import prediction_item
+
+    item, notes = prediction_item(pred.semantic, pred.instances, pred.instance_classes, name, model.classes,
+                                  tolerance=options.tolerance, max_area_change=options.max_area_change, item_id=item_id)
+    report.notes += notes
+    return item
+
+
+def write_prelabels(tmp: Path, out: Path, items: list[Any], kinds: Sequence[str], model: Model,
+                    report: PredictReport) -> None:
+    """Write the pre-labels of ``items`` in ``kinds`` under ``tmp/prelabels`` (``out`` is where
+    ``tmp`` will be, for the report's paths)."""
+    from .prelabels import prelabels_dataset, write_cvat_prelabels
+
+    ds = prelabels_dataset(items, model.config.classes, notes=report.notes)
+    (tmp / "prelabels").mkdir()
+    if "cvat" in kinds:
+        write_cvat_prelabels(ds, tmp / "prelabels" / "annotations.xml")
+        report.prelabels = out / "prelabels" / "annotations.xml"
+    if "coco" in kinds:
+        from ..formats.coco_json import write_coco
+
+        write_coco(ds, tmp / "prelabels" / "coco", copy_images=False)
+        report.prelabels_coco = out / "prelabels" / "coco" / "annotations" / "instances_default.json"
+
+
+def unlike_notes(model: Model, entries: Sequence[dict[str, Any]]) -> list[str]:
+    """One note per image flagged as unlike the training images, or one saying the model has
+    no reference to compare with."""
+    if model_reference(model) is None:
+        return ["the model folder has no reference.json (trained before defectlab recorded one): images are not "
+                "compared with the training images"]
+    return [f"{e['name']}: unlike the training images: {e['unlike']['note']}" for e in entries
+            if e.get("unlike", {}).get("flagged")]
+
+
+def write_summary(tmp: Path, model: Model, report: PredictReport) -> None:
+    """``summary.json``: the model, its classes, the images' entries and the notes on them."""
+    import json
+
+    (tmp / "summary.json").write_text(json.dumps({
+        "model": str(model.path) if model.path else None, "architecture": model.architecture,
+        "classes": model.classes, "images": report.images, "notes": report.unlike,
+    }, indent=2) + "\n", encoding="utf-8")

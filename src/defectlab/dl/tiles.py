@@ -212,7 +212,8 @@ def predict_semantic(
     probabilities_dtype: Any = np.float32,
     normalizer: MinMax | None = None,
     progress: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    extra: int = 0,
+) -> tuple[np.ndarray, ...]:
     """Tiled, blended class probabilities of an image of any size (see the module docstring).
 
     Parameters
@@ -240,6 +241,10 @@ def predict_semantic(
         How the image is scaled (default: by its own min and max).
     progress : bool
         A progress bar over tile rows.
+    extra : int
+        Further channels ``forward`` returns after the class probabilities (test-time
+        augmentation's uncertainty, :mod:`defectlab.dl.uncertainty`): blended like them and
+        returned as a fourth output.
 
     Returns
     -------
@@ -247,6 +252,8 @@ def predict_semantic(
     confidence : (H, W) uint8
         The winning class's probability ×255.
     probabilities : (C, H, W) or None
+    extras : (extra, H, W) float32
+        Only with ``extra`` > 0.
     """
     if batch_size < 1:
         raise ValueError(f"expected batch_size >= 1, got {batch_size}")
@@ -271,8 +278,10 @@ def predict_semantic(
     semantic = np.empty((h, w), dtype=np.uint8)
     confidence = np.empty((h, w), dtype=np.uint8)
     probs_out = np.empty((n_classes, h, w), dtype=probabilities_dtype) if probabilities else None
+    extras_out = np.empty((extra, h, w), dtype=np.float32) if extra else None
+    channels = n_classes + extra
     # one band of a tile row, reused: after each row its last (tile - stride) rows move up
-    acc = np.zeros((n_classes, py.tile, px.padded), dtype=np.float32)
+    acc = np.zeros((channels, py.tile, px.padded), dtype=np.float32)
     wsum = np.zeros((py.tile, px.padded), dtype=np.float32)
     rows_iter: Iterable[int] = range(py.n)
     if progress:
@@ -287,9 +296,9 @@ def predict_semantic(
             js = range(j0, min(j0 + batch_size, px.n))
             batch = np.stack([norm.tile(rows, col_idx[j]) for j in js])[:, None]
             out = forward(batch)
-            if out.shape != (len(js), n_classes, py.tile, px.tile):
+            if out.shape != (len(js), channels, py.tile, px.tile):
                 raise ValueError(f"the net returned shape {tuple(out.shape)} for a batch of shape "
-                                 f"{tuple(batch.shape)}; expected {(len(js), n_classes, py.tile, px.tile)}")
+                                 f"{tuple(batch.shape)}; expected {(len(js), channels, py.tile, px.tile)}")
             if one_tile:  # its weights are all 1
                 acc[:] = out[0]
             for b, j in enumerate(() if one_tile else js):
@@ -305,9 +314,11 @@ def predict_semantic(
             p = acc[:, :r1 - y0, :w]
             if not one_tile:
                 p /= wsum[None, :r1 - y0, :w]  # in place: no band-sized temporary
-            _arg_max(p, semantic[y0:r1], confidence[y0:r1])
+            _arg_max(p[:n_classes], semantic[y0:r1], confidence[y0:r1])
             if probs_out is not None:
-                probs_out[:, y0:r1] = p
+                probs_out[:, y0:r1] = p[:n_classes]
+            if extras_out is not None:
+                extras_out[:, y0:r1] = p[n_classes:]
             del p
         rest = py.tile - done
         if rest:
@@ -315,6 +326,8 @@ def predict_semantic(
             wsum[:rest] = wsum[done:]
         acc[:, rest:] = 0.0
         wsum[rest:] = 0.0
+    if extras_out is not None:
+        return semantic, confidence, probs_out, extras_out
     return semantic, confidence, probs_out
 
 

@@ -86,6 +86,7 @@ from . import archs
 from .archs.base import Architecture, Setup, count_parameters
 from .data import TrainingData, manifest_sha256, training_sources
 from .model_io import Model, ModelConfig, resolve_device, with_training, write_model_files
+from .reference import REFERENCE_FILE, reference_from_training
 from .options import TrainOptions
 
 __all__ = ["PROBE_STEPS", "TrainResult", "default_budget_s", "seed_everything", "train", "train_maskrcnn",
@@ -330,6 +331,7 @@ class _Data:
     val_idx: list[int]
     same: bool
     description: str
+    source: Any = None  # where the training samples came from (for the reference of the training images)
 
     def setup(self, options: TrainOptions, params: Options, device: torch.device, notes: list[str]) -> Setup:
         return Setup(Subset(self.train.samples, self.train_idx), Subset(self.val.samples, self.val_idx),
@@ -350,7 +352,7 @@ def _load(arch: Architecture, data: Dataset | str | Path, images: str | Path | N
         if same:
             notes.append("validation on the training images (one image, or val_split=0): the IoU is not a "
                          "held-out score")
-        return _Data(train_data, train_data, train_idx, val_idx, same, train_data.description)
+        return _Data(train_data, train_data, train_idx, val_idx, same, train_data.description, train_src)
     val_data = arch.load_data(val_src)
     notes += val_data.notes
     if [c.name for c in val_data.classes] != [c.name for c in train_data.classes]:
@@ -359,7 +361,7 @@ def _load(arch: Architecture, data: Dataset | str | Path, images: str | Path | N
     if not len(val_data):
         raise DatasetError(f"{val_src.description}: no validation images")
     return _Data(train_data, val_data, list(range(len(train_data))), list(range(len(val_data))), False,
-                 f"{train_data.description}; validated on {val_data.description}")
+                 f"{train_data.description}; validated on {val_data.description}", train_src)
 
 
 def train(
@@ -568,6 +570,9 @@ def train(
                 calibration)
         for name, contents in job.files().items():
             (tmp / name).write_bytes(contents)
+        reference = reference_from_training(d.source, d.train, d.train_idx)  # what predict compares images with
+        if reference.images:
+            (tmp / REFERENCE_FILE).write_text(reference.to_json(), encoding="utf-8")
     model = arch.on_load(Model(net, config, path=Path(out), device=dev, calibration=calibration), Path(out))
     return TrainResult(model, Path(out), history, best_epoch, stopped_early, interrupted, notes, out_of_time)
 

@@ -202,6 +202,8 @@ class Architecture:
     channels: ClassVar[int] = 1
     #: Whether ONNX Runtime can run its net (then :meth:`forward` gives the forward).
     exportable: ClassVar[bool] = False
+    #: Whether its :meth:`predict` does test-time augmentation (``PredictOptions.tta``).
+    tta: ClassVar[bool] = False
     #: The state-dict key whose first dimension is the number of classes (for messages).
     class_weights: ClassVar[str | None] = None
     #: The kind of written folder it trains on (``"unet"`` or ``"maskrcnn"``, see :mod:`defectlab.dl.data`).
@@ -424,6 +426,7 @@ class SemanticArchitecture(Architecture):
     defaults: ClassVar[Mapping[str, Any]] = {"epochs": 50, "batch_size": 8, "lr": 1e-3, "schedule": "plateau",
                                              "tile_size": 256, "patience": 10}
     exportable: ClassVar[bool] = True
+    tta: ClassVar[bool] = True
     class_weights: ClassVar[str | None] = "head.weight"
     reads: ClassVar[str] = "unet"
 
@@ -520,6 +523,14 @@ class SemanticArchitecture(Architecture):
         ``normalizer``: how the image is scaled (default: the model's normalization of it).
         Training validates through here too, so its IoU is the one ``Model.predict`` gives.
         """
+        sem, conf, probs, _, used = self._semantic(model, image, options, normalizer=normalizer,
+                                                   probabilities_dtype=probabilities_dtype, progress=progress)
+        return sem, conf, probs, used
+
+    def _semantic(self, model: Model, image: np.ndarray, options: PredictOptions, *,
+                  normalizer: MinMax | None = None, probabilities_dtype: Any = np.float32,
+                  progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, str]:
+        """:meth:`semantic`, and the (H, W) float32 uncertainty with ``options.tta`` (else None)."""
         cfg = model.config
         m = self.multiple(cfg.params)
         t = self.tile(model, options.tile_size)
@@ -529,26 +540,41 @@ class SemanticArchitecture(Architecture):
             side = min(t, round_up(max(image.shape[:2]), m))  # a small image's one tile is smaller
             batch_size = max(1, BATCH_PIXELS // (side * side))
         forward, used = model_forward(model, options.engine)
-        sem, conf, probs = predict_semantic(
+        if options.tta:
+            from ..uncertainty import tta_forward
+
+            forward = tta_forward(forward)
+        out = predict_semantic(
             forward, image, n_classes=len(cfg.classes), multiple=m, tile=t, overlap=overlap, margin=options.margin,
             batch_size=batch_size, probabilities=options.probabilities, probabilities_dtype=probabilities_dtype,
             normalizer=normalizer if normalizer is not None else cfg.normalizer(image), progress=progress,
+            extra=1 if options.tta else 0,
         )
-        return sem, conf, probs, used
+        uncertainty = out[3][0] if options.tta else None
+        return out[0], out[1], out[2], uncertainty, used
 
     def predict(self, model: Model, image: np.ndarray, options: PredictOptions, *,
                 probabilities_dtype: Any = np.float32, progress: bool = False) -> Prediction:
         """Class mask, confidence, instances split from the mask (line classes stay whole:
-        a neck along a dislocation line is not two objects), each instance's mean confidence."""
+        a neck along a dislocation line is not two objects), each instance's mean confidence;
+        with ``options.tta``, the uncertainty, the image's reliability and each instance's
+        uncertainty (:mod:`defectlab.dl.uncertainty`)."""
         cfg = model.config
-        sem, conf, probs, used = self.semantic(model, image, options, probabilities_dtype=probabilities_dtype,
-                                               progress=progress)
+        sem, conf, probs, unc, used = self._semantic(model, image, options, probabilities_dtype=probabilities_dtype,
+                                                     progress=progress)
         split = [c.index for c in cfg.classes[1:] if not c.is_line] if options.split else False
         inst, cls = split_instances(sem, split=split, min_area_px=self.min_area_px(model, options),
                                     neck_ratio=options.neck_ratio)
         scores = instance_scores(inst, len(cls), conf)
-        return Prediction(sem, inst, cls.astype(np.uint8), scores, cfg.class_names, confidence=conf,
+        pred = Prediction(sem, inst, cls.astype(np.uint8), scores, cfg.class_names, confidence=conf,
                           probabilities=probs, engine=used)
+        if unc is not None:
+            from ..uncertainty import object_uncertainty, reliability
+
+            pred.uncertainty = unc
+            pred.reliability = reliability(sem, unc, len(cfg.classes))
+            pred.object_uncertainty = object_uncertainty(inst, len(cls), unc)
+        return pred
 
     def min_area_px(self, model: Model, options: PredictOptions) -> int:
         """The minimum object area: ``options``' if given, else the one training chose on the

@@ -1,0 +1,163 @@
+"""Test-time augmentation and how sure a prediction is: per-pixel uncertainty, per-object, per image.
+
+Test-time augmentation (``predict --tta``) runs each tile through the net in its 8 views
+(the 4 rotations by 90°, each also mirrored left-right: the dihedral group of the square, the
+symmetries a TEM micrograph's labels do not depend on), maps each view's class
+probabilities back, and averages them. How much the views disagree is the per-pixel
+**uncertainty**: the mutual information between the prediction and the view (BALD)::
+
+    u = H(mean_k p_k) - mean_k H(p_k),     H(p) = -sum_c p_c ln p_c   (nats)
+
+It is 0 where the 8 views give the same probabilities (whatever they are: a net that is
+unsure in the same way in every view adds nothing) and at most ln C (C classes, background
+included) where each view is sure of a different class. Written as ``uncertainty/<stem>.tif``
+(float32, nats) and a picture (``uncertainty/<stem>.png``).
+
+**Reliability** of an image (:func:`reliability`) is ``1 - mean(u) / ln C`` over the predicted
+defects and their boundaries (the predicted foreground grown by :data:`BOUNDARY_PX` px: where
+an error changes the counts and sizes), over the whole image when nothing was predicted: 1
+means every view agreed there, 0 that they disagreed as much as they can.
+**Per object** (:func:`object_uncertainty`): the mean of ``u`` over the object's pixels.
+
+Examples
+--------
+>>> import numpy as np
+>>> identity = lambda batch: np.concatenate([1 - batch, batch], axis=1)   # equivariant: p(fg) = the pixel
+>>> x = np.random.default_rng(0).random((2, 1, 8, 8)).astype(np.float32)
+>>> out = tta_forward(identity)(x)
+>>> out.shape, bool(np.allclose(out[:, :2], identity(x), atol=1e-6)), float(out[:, 2].max()) < 1e-6
+((2, 3, 8, 8), True, True)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["BOUNDARY_PX", "N_VIEWS", "object_uncertainty", "reliability", "tta_forward", "uncertainty_picture",
+           "views"]
+
+#: Views test-time augmentation averages (rotations by 0, 90, 180, 270°, each also mirrored).
+N_VIEWS = 8
+#: The reliability counts the predicted defects grown by this many px: their boundaries.
+BOUNDARY_PX = 2
+_EPS = 1e-12
+
+
+def views(batch: np.ndarray) -> list[tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]]:
+    """The 8 views of a (B, C, h, w) batch, each with the map that takes an output of that
+    view back to the batch's orientation.
+
+    Examples
+    --------
+    >>> x = np.arange(6.0).reshape(1, 1, 2, 3)
+    >>> all(np.array_equal(back(v), x) for v, back in views(x))
+    True
+    """
+    out = []
+    for k in range(4):
+        for flip in (False, True):
+            v = np.rot90(batch, k, axes=(2, 3))
+            if flip:
+                v = v[..., ::-1]
+
+            def back(y: np.ndarray, k: int = k, flip: bool = flip) -> np.ndarray:
+                if flip:
+                    y = y[..., ::-1]
+                return np.rot90(y, -k, axes=(2, 3))
+
+            out.append((np.ascontiguousarray(v), back))
+    return out
+
+
+def tta_forward(forward: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """A forward that averages ``forward`` over the 8 views and appends the uncertainty.
+
+    Parameters
+    ----------
+    forward : callable
+        ``(B, 1, h, w) float32 -> (B, C, h, w) float32`` class probabilities; a fully
+        convolutional net whose ``h`` and ``w`` may be swapped (a rotated tile).
+
+    Returns
+    -------
+    callable
+        ``(B, 1, h, w) -> (B, C + 1, h, w) float32``: the mean probabilities, then the
+        mutual information of the views (nats), for
+        :func:`~defectlab.dl.tiles.predict_semantic` with ``extra=1``.
+    """
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        total = None
+        total_h = None
+        for view, back in views(batch):
+            p = back(np.asarray(forward(view), dtype=np.float32)).astype(np.float64)
+            h = -(p * np.log(np.clip(p, _EPS, 1.0))).sum(axis=1)
+            total = p if total is None else total + p
+            total_h = h if total_h is None else total_h + h
+        mean = total / N_VIEWS
+        mi = -(mean * np.log(np.clip(mean, _EPS, 1.0))).sum(axis=1) - total_h / N_VIEWS
+        return np.concatenate([mean, np.maximum(mi, 0.0)[:, None]], axis=1).astype(np.float32)
+
+    return run
+
+
+def _region(semantic: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    fg = semantic > 0
+    if not fg.any():
+        return np.ones_like(fg)
+    return ndimage.binary_dilation(fg, structure=np.ones((3, 3), bool), iterations=BOUNDARY_PX)
+
+
+def reliability(semantic: np.ndarray, uncertainty: np.ndarray, n_classes: int) -> float:
+    """``1 - mean(uncertainty) / ln(n_classes)`` over the predicted defects grown by
+    :data:`BOUNDARY_PX` px (the whole image if none), in [0, 1].
+
+    Parameters
+    ----------
+    semantic : (H, W) uint8
+        The predicted classes, 0 = background.
+    uncertainty : (H, W) float32
+        Mutual information of the views, nats.
+    n_classes : int
+        Classes, background included.
+
+    Examples
+    --------
+    >>> sem = np.zeros((9, 9), np.uint8); sem[4, 4] = 1
+    >>> u = np.zeros((9, 9), np.float32); u[0, 0] = 0.69    # far from the defect: not counted
+    >>> reliability(sem, u, 2)
+    1.0
+    """
+    u = uncertainty[_region(semantic)]
+    return float(np.clip(1.0 - float(u.mean()) / math.log(max(n_classes, 2)), 0.0, 1.0))
+
+
+def object_uncertainty(instances: np.ndarray, n: int, uncertainty: np.ndarray) -> np.ndarray:
+    """(n,) float32: the mean uncertainty (nats) over each instance ``1..n``'s pixels."""
+    if n == 0:
+        return np.zeros(0, dtype=np.float32)
+    from scipy import ndimage
+
+    return np.asarray(ndimage.mean(uncertainty, instances, index=np.arange(1, n + 1)), dtype=np.float32)
+
+
+def uncertainty_picture(image: np.ndarray, uncertainty: np.ndarray, n_classes: int) -> np.ndarray:
+    """(H, W, 3) uint8: the uncertainty in the ``magma`` colormap over the gray micrograph.
+
+    The color scale is fixed, 0 to ``ln(n_classes) / 2`` nats (pictures of different images
+    compare); the color's opacity grows with the uncertainty, so sure regions show the image.
+    """
+    from matplotlib import colormaps
+
+    from ..imaging.io import MinMax, to_gray
+
+    gray = MinMax.fit(image)(to_gray(image))[..., None]
+    a = np.clip(uncertainty / (0.5 * math.log(max(n_classes, 2))), 0.0, 1.0)
+    color = colormaps["magma"](a)[..., :3]
+    alpha = (0.25 + 0.65 * a)[..., None]
+    return np.rint(255 * ((1 - alpha) * gray + alpha * color)).astype(np.uint8)
