@@ -147,7 +147,10 @@ def predict_image(model: Model, image: np.ndarray | str | Path, options: Predict
         ``probabilities`` (keep the (C, H, W) class probabilities), ``split``,
         ``min_area_px``, ``neck_ratio`` (how a class mask is split into instances, see
         :func:`defectlab.raster.split.split_instances`; line classes are never split),
-        ``score_threshold``, ``mask_threshold`` (Mask R-CNN).
+        ``score_threshold``, ``mask_threshold`` (Mask R-CNN), ``tta`` (test-time
+        augmentation, U-Net: the 8 flips and rotations averaged, and ``uncertainty``,
+        ``reliability``, ``object_uncertainty`` set; :mod:`defectlab.dl.uncertainty`).
+        ``unlike`` is set when the model folder has a ``reference.json``.
     probabilities_dtype : dtype
         ``np.float32`` or ``np.float16`` for ``Prediction.probabilities``.
     progress : bool
