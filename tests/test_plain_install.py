@@ -42,6 +42,7 @@ WORKS = [
 NEEDS = [
     (["train", "unet", "tiles/train", "--out", "model"], "torch"),
     (["predict", "model", "ex/images", "--out", "predictions"], "torch"),
+    (["suggest", "model", "ex/images", "--out", "next"], "torch"),
     (["batch", "predict", "model", "ex/images", "--out", "bp", "--scheduler", "sync"], "torch"),
     (["batch", "measure", "ex", "--out", "batch_dask"], "batch"),
     (["export", "model", "--to", "bioimageio", "model.zip"], "bioimageio"),  # torch is in it
