@@ -166,7 +166,7 @@ def predict(
                       "model (class mask only); train a U-Net for them: defectlab train unet", highlight=False)
     rel = [im["reliability"] for im in report.images if "reliability" in im]
     if rel:
-        console.print(f"  reliability (test-time augmentation, 1 = every view agreed): mean {sum(rel) / len(rel):.3f}, "
+        console.print(f"  reliability (test-time augmentation, 1 = every view sure of one class): mean {sum(rel) / len(rel):.3f}, "
                       f"lowest {min(rel):.3f}; uncertainty maps in {escape(str(report.out / 'uncertainty'))}",
                       highlight=False)
     for note in report.unlike:

@@ -166,7 +166,7 @@ class PredictOptions(Options):
     probabilities: bool = flag(help="Also give every class's probabilities, (C, H, W) (written as float16 "
                                     "probabilities/<stem>.npy).", cli="--probabilities")
     tta: bool = flag(help="Test-time augmentation (U-Net): average the 8 flips and rotations by 90 degrees of each "
-                          "tile, and write how much they disagree (uncertainty/<stem>.tif and .png, a reliability "
+                          "tile, and write how unsure their mean is (uncertainty/<stem>.tif and .png, a reliability "
                           "per image, an uncertainty per object); 8 times the work.", cli="--tta")
     split: bool = flag(True, help="Split touching objects at necks (not those of line classes).", cli=False)
     min_area_px: int | None = option(

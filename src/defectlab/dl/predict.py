@@ -80,11 +80,11 @@ class Prediction:
     engine : str
         What ran the net: ``"torch"``, ``"onnxruntime"`` or ``"onnxruntime-int8"``.
     uncertainty : (H, W) float32, optional
-        With test-time augmentation (``tta=True``): how much the 8 views disagree, nats (the
-        mutual information, :mod:`defectlab.dl.uncertainty`).
+        With test-time augmentation (``tta=True``): the entropy of the 8 views' averaged
+        class probabilities, nats (:mod:`defectlab.dl.uncertainty`).
     reliability : float, optional
         With ``tta=True``: ``1 - mean uncertainty / ln C`` over the predicted defects and
-        their boundaries, in [0, 1] (1: every view agreed).
+        their boundaries, in [0, 1] (1: every view sure of the same class).
     object_uncertainty : (N,) float32, optional
         With ``tta=True``: the mean uncertainty over each instance, nats.
     unlike : Unlikeness, optional
@@ -254,8 +254,8 @@ def predict_images(
         instances/<stem>.tif       (H, W) int32 instance ids, 0 = background
         overlays/<stem>.png        classes in color over the micrograph, instance outlines
         probabilities/<stem>.npy   (C, H, W) float16, with ``probabilities=True`` (U-Net)
-        uncertainty/<stem>.tif     (H, W) float32, with ``tta=True``: how much the 8 views disagree,
-                                   nats (:mod:`defectlab.dl.uncertainty`)
+        uncertainty/<stem>.tif     (H, W) float32, with ``tta=True``: the entropy of the 8 views'
+                                   mean, nats (:mod:`defectlab.dl.uncertainty`)
         uncertainty/<stem>.png     with ``tta=True``: that uncertainty in color over the micrograph
         prelabels/annotations.xml  with ``prelabels="cvat"``: CVAT for images 1.1 pre-labels
         prelabels/coco/annotations/instances_default.json   with ``prelabels="coco"`` (or both,

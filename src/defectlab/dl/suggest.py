@@ -4,8 +4,9 @@ Each image is predicted with test-time augmentation (:mod:`defectlab.dl.uncertai
 scored::
 
     score = uncertainty + unlikeness
-    uncertainty = 1 - reliability          in [0, 1]: the mean disagreement of the 8 views over the
-                                           predicted defects and their boundaries, over ln C
+    uncertainty = 1 - reliability          in [0, 1]: the mean entropy of the 8 views' averaged
+                                           prediction over the predicted defects and their
+                                           boundaries, over ln C
     unlikeness                             max |z| / 3 of the intensity features, or the share of
                                            objects outside the training sizes / 0.5
                                            (:mod:`defectlab.dl.reference`); >= 1: flagged
