@@ -387,7 +387,8 @@ def augment_crop(image: np.ndarray, mask: np.ndarray, aug: Augment,
     """One normalized crop (h, w) float32 in [0, 1] and its class mask, augmented by ``aug``.
 
     Geometric augmentations move the mask with the image (flips and 90° turns exactly; a zoom
-    by the center rule, no new class values); intensity ones (contrast, gamma, noise, blur…)
+    about the crop's center: the image bilinear, the mask by the center rule, no new class
+    values; a zoom out fills the rim with the crop's median gray and background); intensity ones (contrast, gamma, noise, blur…)
     change the image only, in units of the crop's own range, and the result is clipped to
     [0, 1], the range of every normalized image.
 
