@@ -144,11 +144,12 @@ def run_maskrcnn(train_ds: Any, test_ds: Any, work: Path, args: argparse.Namespa
 # Tasks
 
 
-def workshop(work: Path) -> tuple[Any, Any]:
+def workshop(work: Path, labels: Path = WORKSHOP_LABELS) -> tuple[Any, Any]:
+    """(left 3/4, right 1/4) of the workshop image ``labels`` as single-item Datasets, cut into ``work``."""
     import defectlab
     from defectlab.preparation.tiling import Window
 
-    full = defectlab.read(WORKSHOP_LABELS)
+    full = defectlab.read(labels)
     h, w = full[0].size_hw
     parts = crop_dataset(full, {"train": Window(0, 0, h, WORKSHOP_SPLIT_X),
                                 "test": Window(WORKSHOP_SPLIT_X, 0, h, w - WORKSHOP_SPLIT_X)}, work / "crops")

@@ -38,7 +38,9 @@ def _one_torch_thread():
     torch.set_num_threads(threads)
 
 
-TINY = dict(base_filters=8, depth=2, bottleneck_dilations=(1,), tile_size=64, progress=False, plot=False)
+# auto=False: these tests check training as configured by hand (--no-auto, exactly as before the plan);
+# tests/dl/test_auto.py checks what --auto, the default, adds
+TINY = dict(base_filters=8, depth=2, bottleneck_dilations=(1,), tile_size=64, progress=False, plot=False, auto=False)
 
 
 def cavities(tmp_path, n: int, size: int = 64, seed: int = 0, labels=SYNTHETIC_LABELS[:1]) -> Dataset:

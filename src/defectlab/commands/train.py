@@ -56,6 +56,28 @@ def _print_result(result: Any) -> None:
                       f"{chosen['default_size_error']:.1%})", highlight=False)
 
 
+def _explicit(ctx: typer.Context, options: Any) -> Any:
+    """The :class:`~defectlab.dl.options.TrainOptions` of the flags given on the command line:
+    those left off stay None (the architecture's default, or with ``--auto`` the plan's)."""
+    import dataclasses
+
+    from ..dl.options import TrainOptions
+
+    def given(name: str) -> bool:
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+    return TrainOptions(**{f.name: getattr(options, f.name) for f in dataclasses.fields(TrainOptions)
+                           if given(f.name)})
+
+
+def _print_plan(plan: Any) -> None:
+    """The plan ``train --auto`` trains with: choice, value, why (given ones in bold)."""
+    from ..plan.display import plan_table
+
+    console.print(plan_table(plan))
+
+
 def train_command(name: str) -> typer.Typer:
     """A one-command Typer app: ``defectlab train <name>`` for the registered architecture ``name``."""
     from ..dl import archs
@@ -67,6 +89,7 @@ def train_command(name: str) -> typer.Typer:
                  short_help=arch.summary)
     @with_options(options=arch.options_class(), params=arch.Params)
     def command(
+        ctx: typer.Context,
         data: Annotated[Path, typer.Argument(help="A labeling export, a written training folder (write_unet / "
                                                   "write_maskrcnn), or a prepare root (trains on train/, validates "
                                                   "on val/).", metavar="DATA")],
@@ -85,8 +108,8 @@ def train_command(name: str) -> typer.Typer:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # what they say is in the notes printed below
-                result = train(arch, data, out, options, params, images=images, overwrite=overwrite, progress=True,
-                               plot=not no_plot)
+                result = train(arch, data, out, _explicit(ctx, options), params, images=images, overwrite=overwrite,
+                               progress=True, plot=not no_plot, on_plan=_print_plan)
         except (DefectlabError, ValueError) as err:
             fail(err)
         _print_result(result)

@@ -12,7 +12,9 @@ preprocessing   ``scale_range`` with percentiles 0 and 100 over ``y, x`` of each
                 image's own minimum and maximum map to 0 and 1 — defectlab's ``minmax``
                 normalization (bioimage.io adds ``eps = 1e-6`` to the denominator: a
                 relative difference of 1e-6 / (max - min), below float32 noise for any real
-                micrograph).
+                micrograph); a model trained with ``percentile`` normalization (``train
+                --auto``): ``scale_range`` with its percentiles (0.5 and 99.5), then ``clip``
+                to [0, 1].
 ``outputs``     ``probabilities``: ``(batch, channel=classes, y, x)`` float32, the softmax
                 inside the weights; ``classes``: ``(batch, channel=1, y, x)`` uint8, the
                 arg-max class index — the mask ``defectlab predict`` writes. ``halo``: the
@@ -210,6 +212,22 @@ def _cut(image: np.ndarray, side_min: int, multiple: int, largest: int) -> np.nd
     return image[y0:y0 + th, x0:x0 + tw]
 
 
+def _percentiles(normalization: dict[str, Any]) -> tuple[float, float]:
+    lo, hi = normalization.get("percentiles", (0.0, 100.0))
+    return float(lo), float(hi)
+
+
+def _preprocessing_text(normalization: dict[str, Any]) -> str:
+    lo, hi = _percentiles(normalization)
+    if (lo, hi) == (0.0, 100.0):
+        return ("Preprocessing (`scale_range`, percentiles 0 and 100 over `y, x` of each image): the image's own "
+                "minimum\nand maximum become 0 and 1, as defectlab normalizes in training and prediction (`minmax`, "
+                "per image).")
+    return (f"Preprocessing (`scale_range`, percentiles {lo:g} and {hi:g} over `y, x` of each image, then `clip` to "
+            f"[0, 1]):\nthe image's own {lo:g} and {hi:g} percentiles become 0 and 1, as defectlab normalizes in "
+            "training and\nprediction (`percentile`, per image, full bit depth).")
+
+
 def _readme(model: Any, options: BioimageioOptions, names: list[str], pixel_nm: float | None, halo: int,
             min_side: int, multiple: int) -> str:
     cfg = model.config
@@ -237,8 +255,7 @@ A U-Net trained with [defectlab](https://pypi.org/project/defectlab/) ({cfg.defe
 are any multiple of {multiple} from {min_side} px; larger images are tiled by the consumer with a halo
 of {halo} px. Pixel size: {scale}.
 
-Preprocessing (`scale_range`, percentiles 0 and 100 over `y, x` of each image): the image's own minimum
-and maximum become 0 and 1, as defectlab normalizes in training and prediction (`minmax`, per image).
+{_preprocessing_text(cfg.normalization)}
 
 ## Outputs
 
@@ -345,6 +362,7 @@ def export_bioimageio(model: Any, out: str | Path, options: BioimageioOptions | 
                      "uploading to bioimage.io")
     cites = [_cite(c) for c in options.cite] or [UNET_CITATION + (None,)]
 
+    p_lo, p_hi = _percentiles(cfg.normalization)
     with tempfile.TemporaryDirectory(prefix="defectlab-bioimageio-") as tmp_name:
         tmp = Path(tmp_name)
         np.save(tmp / "test_input.npy", test[None, None])
@@ -398,7 +416,8 @@ def export_bioimageio(model: Any, out: str | Path, options: BioimageioOptions | 
                     test_tensor=v.FileDescr(source=tmp / "test_input.npy"),
                     data=v.IntervalOrRatioDataDescr(type="float32"),
                     preprocessing=[v.ScaleRangeDescr(kwargs=v.ScaleRangeKwargs(
-                        axes=(v.AxisId("y"), v.AxisId("x")), min_percentile=0.0, max_percentile=100.0))],
+                        axes=(v.AxisId("y"), v.AxisId("x")), min_percentile=p_lo, max_percentile=p_hi))]
+                    + ([v.ClipDescr(kwargs=v.ClipKwargs(min=0.0, max=1.0))] if (p_lo, p_hi) != (0.0, 100.0) else []),
                 )],
                 outputs=[
                     v.OutputTensorDescr(

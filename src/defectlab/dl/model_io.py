@@ -25,8 +25,9 @@ Layout::
 
 Normalization ``minmax``/``image``: each whole image is scaled to [0, 1] by its own minimum
 and maximum (:class:`defectlab.imaging.io.MinMax`), color images converted to gray first — in
-training and in prediction alike; with ``"percentiles": [low, high]`` by those percentiles of
-its values instead, clipped to [0, 1]. ``channels`` is what the net takes: 1, or 3 (the gray
+training and in prediction alike; ``percentile``/``image`` (what ``train --auto`` plans), or
+``minmax`` with ``"percentiles": [low, high]``: by those percentiles of its own values instead
+(computed in float32, so 16-bit images keep their depth), clipped to [0, 1]. ``channels`` is what the net takes: 1, or 3 (the gray
 image repeated, for Mask R-CNN).
 
 ``architecture`` names a registered architecture (:mod:`defectlab.dl.archs`), which checks its
@@ -235,9 +236,12 @@ class ModelConfig:
             raise ParseError(path, f"expected tile_size >= 1 and 0 <= overlap < tile_size, got {tile}, {overlap}",
                              where="/tile_size")
         norm = need(data, "normalization", dict, "")
-        if norm.get("method") != "minmax" or norm.get("scope", "image") != "image":
+        if norm.get("method") not in ("minmax", "percentile") or norm.get("scope", "image") != "image":
             raise ModelError(f"{path}: unknown normalization {norm!r}; this defectlab knows "
-                             "{'method': 'minmax', 'scope': 'image'}")
+                             "{'method': 'minmax' or 'percentile', 'scope': 'image'}")
+        if norm["method"] == "percentile" and "percentiles" not in norm:
+            raise ParseError(path, "expected 'percentiles': [low, high] for the percentile normalization",
+                             where="/normalization")
         if "percentiles" in norm:
             try:
                 MinMax.fit(np.zeros((1, 1), np.float32), percentiles=tuple(norm["percentiles"]))

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 from ..options import Options, flag, option
 from ..raster.split import DEFAULT_NECK_RATIO
 
-__all__ = ["ENGINES", "LOSSES", "SCHEDULES", "NO_BUDGET", "PredictOptions", "TrainOptions", "integer", "number",
+__all__ = ["ENGINES", "LOSSES", "SCHEDULES", "NO_BUDGET", "TRAIN_NORMALIZATIONS", "PredictOptions", "TrainOptions", "integer", "number",
            "time_budget"]
 
 #: What can run a net in prediction (see :mod:`defectlab.dl.engine`).
@@ -39,6 +39,8 @@ ENGINES = ("auto", "torch", "onnxruntime", "onnxruntime-int8")
 SCHEDULES = ("plateau", "onecycle", "constant")
 #: Losses of the per-pixel classifiers (U-Net and the like).
 LOSSES = ("ce", "dice", "ce+dice")
+#: Intensity normalizations of training (and so of prediction): min-max or percentile clipping, per image.
+TRAIN_NORMALIZATIONS = ("minmax", "percentile")
 
 
 def _as(kind: type, value: Any) -> Any:
@@ -93,6 +95,12 @@ def time_budget(value: Any) -> float:
         raise ValueError(f"{err} (or off)") from None
 
 
+def _augment_spec(value: Any) -> str:
+    from ..preparation.augment import Augment
+
+    return str(Augment.parse(str(value)))  # raises ValueError naming the bad part
+
+
 @dataclass(frozen=True, slots=True)
 class TrainOptions(Options):
     """How to train, for every architecture (its own options: ``Architecture.Params``).
@@ -129,8 +137,19 @@ class TrainOptions(Options):
         cli="--steps-per-epoch", convert=integer, min=1, metavar="N")
     max_steps: int | None = option(None, help="Stop after this many optimizer steps in all (a quick trial).",
                                    cli="--max-steps", convert=integer, min=1, metavar="N")
-    augment: bool = flag(True, help="Random flips, and rotations by 90 degrees of square crops.",
-                         cli="--augment/--no-augment")
+    augment: bool = flag(True, help="Augment the training crops: flips and rotations by 90 degrees of square crops, "
+                                    "or --augmentations (with --auto: the plan's).", cli="--augment/--no-augment")
+    augmentations: str | None = option(
+        None, help="Augmentations of the training crops, e.g. flip,rot90,gamma=0.8:1.25,noise=0:0.03 (names as in "
+                   "prepare --augment; default: flip,rot90, or with --auto the plan's).", convert=_augment_spec,
+        metavar="SPEC")
+    normalization: str | None = option(
+        None, help="Intensity normalization per image, the same in prediction: minmax or percentile (clipped to "
+                   "the image's own 0.5 and 99.5 percentiles, full bit depth kept; default: minmax, or with --auto "
+                   "the plan's).", choices=TRAIN_NORMALIZATIONS)
+    auto: bool = flag(True, help="Measure the data and plan first (tile, overlap, normalization, augmentations, "
+                                 "batch size, schedule); options given explicitly win over the plan. --no-auto: "
+                                 "the architecture's fixed defaults.", cli="--auto/--no-auto")
     time_budget_s: float | None = option(
         None, help="Time budget of the whole run: 90s, 10min, 1h, or off (default: 10min on a CPU, 20min on a "
                    "GPU). Epochs, the one-cycle schedule and stopping are fitted to it.", cli="--time",

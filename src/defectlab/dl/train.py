@@ -9,7 +9,15 @@ training-curve picture and a last-epoch checkpoint beside the best weights.
   :class:`~defectlab.model.Dataset`, a written training folder (``write_unet`` for a U-Net,
   ``write_maskrcnn`` for a Mask R-CNN), or a ``prepare`` root: then training uses ``train/``,
   validation ``val/``, and ``test/`` is never read. Images are normalized as prediction
-  normalizes them (:class:`~defectlab.imaging.io.MinMax`, per whole image).
+  normalizes them (:class:`~defectlab.imaging.io.MinMax`, per whole image: min-max, or
+  ``normalization="percentile"``, recorded in ``config.json``).
+* **auto** (``auto=True``, the default; ``--no-auto`` on the command line): the training data
+  are measured and planned first (:mod:`defectlab.plan`, :mod:`defectlab.dl.auto`); the plan
+  sets the tile, overlap, normalization (percentile clipping per image, full bit depth),
+  augmentations, batch size and schedule (one-cycle) the options leave to defaults — an option
+  given explicitly wins — and is written as ``plan.json`` (with the fingerprint) into the
+  model folder; ``config.json``'s ``training`` says ``auto`` and what was planned.
+  ``auto=False`` trains exactly as before it existed.
 * **split**: without validation data of its own, ``val_split`` of the images (at least one)
   are held out, chosen by the seed; with a single image, or ``val_split=0``, the training
   images are also the validation images (and the notes say so).
@@ -17,7 +25,8 @@ training-curve picture and a last-epoch checkpoint beside the best weights.
   architecture's size (a crop of ``tile_size`` px), at least ``min_steps`` batches, or
   ``steps_per_epoch``; ``max_steps`` ends training after that many in all.
 * **the step** is the architecture's (:class:`~defectlab.dl.archs.base.Job`): a batch drawn
-  from the training samples (randomly flipped and rotated with ``augment``), its loss,
+  from the training samples (randomly flipped and rotated with ``augment``; the U-Net also
+  takes ``augmentations``, e.g. the plan's contrast, gamma, noise, blur and zoom), its loss,
   the architecture's optimizer at ``lr``. ``schedule``: ``"plateau"`` halves the learning
   rate when the validation score stalls; ``"onecycle"`` warms up to ``lr`` over the first
   30 % of all planned steps and anneals it to almost 0 (``OneCycleLR``: the better choice for
@@ -56,7 +65,7 @@ Examples
 >>> result = train_unet(ds, tmp / "model", epochs=1, steps_per_epoch=1, batch_size=2, tile_size=64,
 ...                     base_filters=4, progress=False, plot=False)
 >>> sorted(p.name for p in (tmp / "model").iterdir())
-['calibration.npy', 'checkpoint.pt', 'config.json', 'history.json', 'postprocess.json', 'weights.pt']
+['calibration.npy', 'checkpoint.pt', 'config.json', 'history.json', 'plan.json', 'postprocess.json', 'weights.pt']
 """
 
 from __future__ import annotations
@@ -82,9 +91,9 @@ from .._output import check_output, output_dir
 from ..errors import DatasetError
 from ..model import Dataset
 from ..options import Options
-from . import archs
+from . import archs, auto
 from .archs.base import Architecture, Setup, count_parameters
-from .data import TrainingData, manifest_sha256, training_sources
+from .data import Source, TrainingData, manifest_sha256, training_sources
 from .model_io import Model, ModelConfig, resolve_device, with_training, write_model_files
 from .reference import REFERENCE_FILE, reference_from_training
 from .options import TrainOptions
@@ -115,6 +124,8 @@ class TrainResult:
         Early stopping triggered; Ctrl-C stopped training; the time budget ended it.
     notes : list of str
         What the user should know (validation on training images, training from scratch, …).
+    plan : Plan or None
+        With ``auto``: the :class:`~defectlab.plan.Plan` trained with (also ``plan.json``).
     """
 
     model: Model
@@ -125,6 +136,7 @@ class TrainResult:
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
     out_of_time: bool = False
+    plan: Any = None
 
     @property
     def best(self) -> dict[str, Any]:
@@ -339,11 +351,12 @@ class _Data:
                      self.train.classes, options, params, device, notes)
 
 
-def _load(arch: Architecture, data: Dataset | str | Path, images: str | Path | None, val_split: float,
+def _load(arch: Architecture, train_src: Source, val_src: Source | None, options: TrainOptions,
           rng: np.random.Generator, notes: list[str]) -> _Data:
-    train_src, val_src, said = training_sources(data, images=images)
-    notes += said
-    train_data = arch.load_data(train_src)
+    val_split = options.val_split
+    extra = ({"normalization": arch.normalization(options.normalization)} if "normalization" in arch.planned
+             else {})
+    train_data = arch.load_data(train_src, **extra)
     notes += train_data.notes
     if not len(train_data):
         raise DatasetError(f"{train_src.description}: no images to train on")
@@ -353,7 +366,7 @@ def _load(arch: Architecture, data: Dataset | str | Path, images: str | Path | N
             notes.append("validation on the training images (one image, or val_split=0): the IoU is not a "
                          "held-out score")
         return _Data(train_data, train_data, train_idx, val_idx, same, train_data.description, train_src)
-    val_data = arch.load_data(val_src)
+    val_data = arch.load_data(val_src, **extra)
     notes += val_data.notes
     if [c.name for c in val_data.classes] != [c.name for c in train_data.classes]:
         raise DatasetError(f"{val_src.description}: classes {[c.name for c in val_data.classes]} differ from the "
@@ -376,6 +389,7 @@ def train(
     progress: bool = True,
     plot: bool = True,
     callback: Callable[[dict[str, Any]], None] | None = None,
+    on_plan: Callable[[Any], None] | None = None,
     **changes: Any,
 ) -> TrainResult:
     """Train a model of architecture ``arch`` and write it as a model folder.
@@ -401,6 +415,9 @@ def train(
         Replace ``out``; show a progress bar; write ``training_curve.png``.
     callback : callable, optional
         Called with each epoch's history entry.
+    on_plan : callable, optional
+        With ``auto`` (the default): called with the :class:`~defectlab.plan.Plan` before
+        training starts (the command line prints it as a table).
 
     Returns
     -------
@@ -408,14 +425,25 @@ def train(
     """
     start = time.perf_counter()
     arch = archs.get(arch) if isinstance(arch, str) else arch
+    given = auto.given_names(arch, options, changes)
     options, params = arch.split_options(options, params, changes)
+    auto.check_planned_options(arch, options)
     inputs = [data] if isinstance(data, (str, Path)) else ()
     check_output(out, overwrite=overwrite, inputs=inputs)  # now, not after the training
     dev = resolve_device(options.device)
     budget = options.time_budget_s if options.time_budget_s is not None else default_budget_s(dev)
     rng = seed_everything(options.seed)
     notes: list[str] = []
-    d = _load(arch, data, images, options.val_split, rng, notes)
+    train_src, val_src, said = training_sources(data, images=images)
+    notes += said
+    multiple = arch.multiple(params.to_dict()) if hasattr(arch, "multiple") else 1
+    auto_plan = auto.plan_training(arch, train_src, options, given, dev, notes, multiple=multiple,
+                                   progress=progress) if options.auto else None
+    if auto_plan is not None:
+        options = options.replace(**auto_plan.changes)
+        if on_plan is not None:
+            on_plan(auto_plan.plan)
+    d = _load(arch, train_src, val_src, options, rng, notes)
     job = arch.start(d.setup(options, params, dev, notes))
     net, epochs, batch_size = job.net, options.epochs, options.batch_size
     train_pixels = sum(h * w for h, w in (d.train.sizes_hw[i] for i in d.train_idx))
@@ -557,6 +585,8 @@ def train(
         **{f"best_{k}": v for k, v in best_entry.items() if k.startswith("val_") and k != "val_loss"},
         "lr": options.lr, "schedule": options.schedule, "batch_size": batch_size, "steps_per_epoch": steps,
         "seed": options.seed, "device": str(dev), "parameters": count_parameters(net), "augment": options.augment,
+        "auto": auto_plan is not None, "planned": dict(auto_plan.changes) if auto_plan is not None else None,
+        "given": sorted(given),
         **job.info(), "stopped_early": stopped_early, "interrupted": interrupted, "out_of_time": out_of_time,
         "time_budget_s": budget if math.isfinite(budget) else None, "step_seconds": clock.step_s,
         "validation_seconds": round(clock.val_s, 3), "notes": notes,
@@ -573,8 +603,26 @@ def train(
         reference = reference_from_training(d.source, d.train, d.train_idx)  # what predict compares images with
         if reference.images:
             (tmp / REFERENCE_FILE).write_text(reference.to_json(), encoding="utf-8")
+        if auto_plan is not None:
+            _write_plan(tmp, auto_plan, train_src, plot)
     model = arch.on_load(Model(net, config, path=Path(out), device=dev, calibration=calibration), Path(out))
-    return TrainResult(model, Path(out), history, best_epoch, stopped_early, interrupted, notes, out_of_time)
+    return TrainResult(model, Path(out), history, best_epoch, stopped_early, interrupted, notes, out_of_time,
+                       None if auto_plan is None else auto_plan.plan)
+
+
+def _write_plan(folder: Path, planned: auto.AutoPlan, source: Source, plot: bool) -> None:
+    """``plan.json`` (with the fingerprint) and, with ``plot``, ``plan.png`` into a model folder."""
+    from ..plan import write_plan
+    from ..plan.figure import PLAN_FIGURE, write_plan_figure
+
+    write_plan(planned.plan, folder, fingerprint=planned.fingerprint, options=planned.options, overwrite=True)
+    if plot and source.dataset is not None:
+        try:
+            write_plan_figure(planned.fingerprint, planned.plan, source.dataset, folder / PLAN_FIGURE,
+                              context=planned.options.context)
+        except ImportError:
+            warnings.warn("matplotlib is not installed: no plan.png (pip install 'defectlab[plot]')", UserWarning,
+                          stacklevel=3)
 
 
 def train_unet(data: Dataset | str | Path, out: str | Path, options: TrainOptions | None = None,

@@ -52,6 +52,7 @@ from ...errors import DatasetError, ImageError, ParseError
 from ...imaging.io import MinMax, read_image, to_gray
 from ...model import Dataset, ImageSource
 from ...options import Options, option
+from ...preparation.augment import Augment
 from ...raster import DEFAULT_LINE_WIDTH, semantic_mask
 from ...raster.split import split_instances
 from ..data import Source, TrainingData, class_info, classes_from_json, sha256
@@ -68,7 +69,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "BATCH_PIXELS", "CALIBRATION_CROPS", "PREDICT_TILE", "Architecture", "Job", "NoParams", "ParamError",
-    "SemanticArchitecture", "SemanticParams", "Setup", "count_parameters", "instance_scores",
+    "SemanticArchitecture", "SemanticParams", "Setup", "augment_crop", "count_parameters", "crop_augment",
+    "instance_scores",
 ]
 
 #: A per-pixel classifier predicts in tiles of up to this many px (or its training tile size,
@@ -208,6 +210,11 @@ class Architecture:
     class_weights: ClassVar[str | None] = None
     #: The kind of written folder it trains on (``"unet"`` or ``"maskrcnn"``, see :mod:`defectlab.dl.data`).
     reads: ClassVar[str] = "unet"
+    #: The choices of a plan (:mod:`defectlab.plan`) its training takes with ``train --auto``: some of
+    #: ``tile_size``, ``overlap``, ``normalization``, ``augment``, ``batch_size``, ``schedule``. Those
+    #: not listed keep its defaults; ``normalization`` and ``augment`` not listed also refuse the
+    #: options ``normalization`` and ``augmentations`` (see :mod:`defectlab.dl.auto`).
+    planned: ClassVar[tuple[str, ...]] = ()
 
     _options_classes: ClassVar[dict[type, type]] = {}
 
@@ -287,19 +294,34 @@ class Architecture:
         return model
 
     def model_config(self, params: Mapping[str, Any], *, classes: Sequence[ClassInfo], tile_size: int,
-                     overlap: int, training: Mapping[str, Any] | None = None) -> ModelConfig:
-        """The config of a model of this architecture; ``classes`` are the foreground ones."""
+                     overlap: int, training: Mapping[str, Any] | None = None,
+                     normalization: Mapping[str, Any] | None = None) -> ModelConfig:
+        """The config of a model of this architecture; ``classes`` are the foreground ones;
+        ``normalization``: what :meth:`normalization` gives (default: min-max)."""
+        norm = dict(normalization) if normalization is not None else self.normalization()
         return ModelConfig(self.name, dict(params), ModelConfig.with_background(classes), int(tile_size),
-                           int(overlap), normalization=self.normalization(), training=dict(training or {}))
+                           int(overlap), normalization=norm, training=dict(training or {}))
 
-    def normalization(self) -> dict[str, Any]:
-        """The ``normalization`` its model folders record (what :class:`~defectlab.imaging.io.MinMax` does)."""
-        return {"method": "minmax", "scope": "image", "channels": self.channels}
+    def normalization(self, method: str | None = None) -> dict[str, Any]:
+        """The ``normalization`` its model folders record: ``"minmax"`` (the default: each image's
+        own minimum and maximum) or ``"percentile"`` (each image clipped to its own
+        :data:`~defectlab.plan.planner.PERCENTILE_LEVELS` percentiles, computed in float32 from
+        its own values: 16-bit data keep their depth); what :class:`~defectlab.imaging.io.MinMax` does."""
+        if method in (None, "minmax"):
+            return {"method": "minmax", "scope": "image", "channels": self.channels}
+        if method != "percentile":
+            raise ValueError(f"normalization: expected minmax or percentile, got {method!r}")
+        from ...plan.planner import PERCENTILE_LEVELS
+
+        return {"method": "percentile", "scope": "image", "channels": self.channels,
+                "percentiles": list(PERCENTILE_LEVELS)}
 
     # -- training --------------------------------------------------------------------------
 
     def load_data(self, source: Source, *, line_width: float = DEFAULT_LINE_WIDTH) -> TrainingData:
-        """The training samples of ``source`` (a Dataset, or a written folder of kind ``reads``)."""
+        """The training samples of ``source`` (a Dataset, or a written folder of kind ``reads``).
+        An architecture that plans ``normalization`` also takes ``normalization=`` (a
+        :meth:`normalization` dict) and normalizes its samples so."""
         raise NotImplementedError
 
     def start(self, setup: Setup) -> Job:
@@ -348,8 +370,40 @@ def _find_image(images_dir: Path, key: str) -> Path:
     return hits[0]
 
 
+def crop_augment(options: TrainOptions, crop_hw: tuple[int, int]) -> Augment | bool:
+    """How the training crops are augmented: False (``augment`` off), True (today's flips and
+    90° turns, drawn as they always were: seeded runs repeat), or the :class:`Augment` of
+    ``augmentations`` (``rot90`` left out of non-square crops, whose shape it would change)."""
+    if not options.augment:
+        return False
+    if options.augmentations is None:
+        return True
+    aug = Augment.parse(options.augmentations)
+    if crop_hw[0] != crop_hw[1]:
+        aug = Augment(tuple(op for op in aug.ops if op.name != "rot90"))
+    return aug
+
+
+def augment_crop(image: np.ndarray, mask: np.ndarray, aug: Augment,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One normalized crop (h, w) float32 in [0, 1] and its class mask, augmented by ``aug``.
+
+    Geometric augmentations move the mask with the image (flips and 90° turns exactly; a zoom
+    about the crop's center: the image bilinear, the mask by the center rule, no new class
+    values; a zoom out fills the rim with the crop's median gray and background); intensity ones (contrast, gamma, noise, blur…)
+    change the image only, in units of the crop's own range, and the result is clipped to
+    [0, 1], the range of every normalized image.
+
+    Returns
+    -------
+    (image (h, w) float32 in [0, 1], mask (h, w) of the mask's dtype)
+    """
+    out = aug(np.ascontiguousarray(image, dtype=np.float32), rng=rng, mask=mask)
+    return np.clip(out.image, 0.0, 1.0).astype(np.float32, copy=False), out.mask
+
+
 def _crop_batch(samples: Sequence[_Sample], weights: np.ndarray, crop_hw: tuple[int, int], batch_size: int,
-                rng: np.random.Generator, augment: bool) -> tuple[np.ndarray, np.ndarray]:
+                rng: np.random.Generator, augment: Augment | bool) -> tuple[np.ndarray, np.ndarray]:
     ch, cw = crop_hw
     xs = np.empty((batch_size, 1, ch, cw), dtype=np.float32)
     ys = np.empty((batch_size, ch, cw), dtype=np.int64)
@@ -358,7 +412,9 @@ def _crop_batch(samples: Sequence[_Sample], weights: np.ndarray, crop_hw: tuple[
         h, w = s.mask.shape
         r0, c0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
         img, msk = s.image[r0:r0 + ch, c0:c0 + cw], s.mask[r0:r0 + ch, c0:c0 + cw]
-        if augment:
+        if isinstance(augment, Augment):
+            img, msk = augment_crop(img, msk, augment, rng)
+        elif augment:
             if rng.random() < 0.5:
                 img, msk = img[:, ::-1], msk[:, ::-1]
             if ch == cw:
@@ -429,6 +485,8 @@ class SemanticArchitecture(Architecture):
     tta: ClassVar[bool] = True
     class_weights: ClassVar[str | None] = "head.weight"
     reads: ClassVar[str] = "unet"
+    planned: ClassVar[tuple[str, ...]] = ("tile_size", "overlap", "normalization", "augment", "batch_size",
+                                          "schedule")
 
     # -- what a subclass declares -----------------------------------------------------------
 
@@ -443,9 +501,11 @@ class SemanticArchitecture(Architecture):
 
     # -- training ----------------------------------------------------------------------------
 
-    def load_data(self, source: Source, *, line_width: float = DEFAULT_LINE_WIDTH) -> TrainingData:
-        """Normalized images and class masks of a ``write_unet`` folder or a Dataset (rasterized)."""
-        norm = self.normalization()
+    def load_data(self, source: Source, *, line_width: float = DEFAULT_LINE_WIDTH,
+                  normalization: Mapping[str, Any] | None = None) -> TrainingData:
+        """Normalized images and class masks of a ``write_unet`` folder or a Dataset (rasterized);
+        ``normalization``: a :meth:`normalization` dict (default: min-max)."""
+        norm = dict(normalization) if normalization is not None else self.normalization()
         percentiles = tuple(norm.get("percentiles", (0.0, 100.0)))
 
         def normalized(image: np.ndarray) -> np.ndarray:
@@ -615,7 +675,8 @@ class _SemanticJob(Job):
                                f"the smallest is {min_w}x{min_h}")
         overlap = options.overlap if options.overlap is not None else min(64, tile_size // 4) // m * m
         self.title = arch.title
-        self.config = arch.model_config(net_params, classes=setup.classes, tile_size=tile_size, overlap=overlap)
+        self.config = arch.model_config(net_params, classes=setup.classes, tile_size=tile_size, overlap=overlap,
+                                        normalization=arch.normalization(options.normalization))
         self.net = arch.build_net(self.config).to(setup.device)
         self.device = setup.device
         self.channels_last = setup.device.type == "cpu"  # oneDNN trains conv nets ~1.6x faster in this layout
@@ -625,9 +686,10 @@ class _SemanticJob(Job):
         self.weights = areas / areas.sum()
         self.sample_pixels = self.crop_hw[0] * self.crop_hw[1]
         self.n_classes = n_classes
+        self.augment = crop_augment(options, self.crop_hw)
 
     def batch(self, rng: np.random.Generator, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        xb, yb = _crop_batch(self.train_s, self.weights, self.crop_hw, batch_size, rng, self.options.augment)
+        xb, yb = _crop_batch(self.train_s, self.weights, self.crop_hw, batch_size, rng, self.augment)
         x, y = torch.from_numpy(xb).to(self.device), torch.from_numpy(yb).to(self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -654,7 +716,8 @@ class _SemanticJob(Job):
                 "val_mean_iou": float(np.mean(list(ious.values()))) if ious else 0.0}
 
     def info(self) -> dict[str, Any]:
-        return {"loss": self.loss_kind, "crop_hw": list(self.crop_hw)}
+        shown = (str(self.augment) if isinstance(self.augment, Augment) else "flip,rot90" if self.augment else None)
+        return {"loss": self.loss_kind, "crop_hw": list(self.crop_hw), "augmentations": shown}
 
     def finish(self, model: Model) -> ModelConfig:
         """Choose the minimum object area on the validation images (:mod:`defectlab.dl.postprocess`)."""
