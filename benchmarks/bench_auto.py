@@ -1,4 +1,4 @@
-"""Benchmark: ``train unet --auto`` (the plan from the data, the default) beside today's fixed
+"""Benchmark: ``train unet --auto`` (the plan from the data, opt-in) beside today's fixed
 defaults (``--no-auto``) at the same time budget, in one run.
 
 Run::

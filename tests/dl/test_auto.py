@@ -1,4 +1,4 @@
-"""``train --auto`` (the default): the plan's normalization reaches the net at full bit depth and
+"""``train --auto`` (opt-in): the plan's normalization reaches the net at full bit depth and
 prediction repeats it; options given win over the plan; ``--no-auto`` is training as before;
 the sampler's augmentations keep the masks; the command line prints the plan and writes plan.json."""
 
@@ -61,7 +61,7 @@ def test_16_bit_data_reach_the_net_percentile_clipped_at_full_depth(tmp_path):
     ds = sixteen_bit(tmp_path)
     raw = read_image(ds.items[0].image)
     assert raw.dtype.kind in "ui" and raw.max() == HOT  # the file kept its depth
-    run = train_unet(ds, tmp_path / "model", **TINY)
+    run = train_unet(ds, tmp_path / "model", auto=True, **TINY)
     cfg = json.loads((tmp_path / "model" / "config.json").read_text())
     assert cfg["normalization"] == {"method": "percentile", "scope": "image", "channels": 1,
                                     "percentiles": [0.5, 99.5]}
@@ -85,7 +85,7 @@ def test_16_bit_data_reach_the_net_percentile_clipped_at_full_depth(tmp_path):
 
 def test_predict_normalizes_a_new_image_as_training_did(tmp_path):
     ds = sixteen_bit(tmp_path, n=2)
-    train_unet(ds, tmp_path / "model", **TINY)
+    train_unet(ds, tmp_path / "model", auto=True, **TINY)
     model = load_model(tmp_path / "model", device="cpu")
     pixels = read_image(ds.items[1].image)
     pred = model.predict(pixels, engine="torch", probabilities=True)
@@ -102,7 +102,7 @@ def test_predict_normalizes_a_new_image_as_training_did(tmp_path):
 
 def test_given_options_win_over_the_plan_and_no_auto_is_training_as_before(tmp_path):
     ds = sixteen_bit(tmp_path, size=96)
-    run = train_unet(ds, tmp_path / "given", tile_size=32, batch_size=3, **TINY)
+    run = train_unet(ds, tmp_path / "given", tile_size=32, batch_size=3, auto=True, **TINY)
     doc = json.loads((tmp_path / "given" / "plan.json").read_text())
     assert doc["plan"]["tile_size"] == 32 and doc["plan"]["batch_size"] == 3
     assert {"tile_size", "batch_size", "arch"} <= set(doc["plan"]["given"])
@@ -113,11 +113,11 @@ def test_given_options_win_over_the_plan_and_no_auto_is_training_as_before(tmp_p
     assert cfg["training"]["schedule"] == "onecycle" == run.plan.schedule  # planned, not given
     assert cfg["training"]["augmentations"] == str(Augment.parse(run.plan.augment)) and "gamma" in run.plan.augment
     # what was planned, not given: the plan's tile for 96 px images (at most the smallest side, a multiple of 32)
-    planned = train_unet(ds, tmp_path / "planned", **TINY)
+    planned = train_unet(ds, tmp_path / "planned", auto=True, **TINY)
     assert planned.plan.tile_size == json.loads((tmp_path / "planned" / "config.json").read_text())["tile_size"]
     assert planned.plan.tile_size == 96 and "tile_size" not in planned.plan.given
-    # --no-auto: min-max, the architecture's defaults, no plan
-    train_unet(ds, tmp_path / "off", auto=False, **TINY)
+    # without auto (the default): min-max, the architecture's defaults, no plan
+    train_unet(ds, tmp_path / "off", **TINY)  # the default
     off = json.loads((tmp_path / "off" / "config.json").read_text())
     assert off["normalization"] == {"method": "minmax", "scope": "image", "channels": 1}
     assert off["training"]["auto"] is False and off["training"]["schedule"] == "plateau"
@@ -156,7 +156,7 @@ def test_cli_train_prints_the_plan_and_writes_plan_json(tmp_path):
     write_cvat(ds, export / "annotations.xml")
     res = CliRunner().invoke(app, ["train", "unet", str(export), "--out", str(tmp_path / "model"), "--max-steps", "2",
                                    "--epochs", "1", "--batch-size", "2", "--base-filters", "4", "--depth", "2",
-                                   "--val-split", "0", "--no-plot", "--device", "cpu"], env={"COLUMNS": "200"})
+                                   "--val-split", "0", "--no-plot", "--device", "cpu", "--auto"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "Plan" in res.output and "tile_size" in res.output and "percentile 0.5–99.5 per image" in res.output
     doc = json.loads((tmp_path / "model" / "plan.json").read_text())

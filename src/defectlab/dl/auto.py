@@ -1,4 +1,4 @@
-"""``train --auto`` (the default): the set is measured and planned first, and the plan fills the
+"""``train --auto`` (opt-in): the set is measured and planned first, and the plan fills the
 training options left to defaults.
 
 :func:`plan_training` runs :mod:`defectlab.plan` (fingerprint → :class:`~defectlab.plan.Plan`)

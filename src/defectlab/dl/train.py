@@ -11,7 +11,8 @@ training-curve picture and a last-epoch checkpoint beside the best weights.
   validation ``val/``, and ``test/`` is never read. Images are normalized as prediction
   normalizes them (:class:`~defectlab.imaging.io.MinMax`, per whole image: min-max, or
   ``normalization="percentile"``, recorded in ``config.json``).
-* **auto** (``auto=True``, the default; ``--no-auto`` on the command line): the training data
+* **auto** (``auto=True``; ``--auto`` on the command line; off by default, since at short CPU
+  budgets the plan does not yet beat the fixed defaults, ``benchmarks/bench_auto.py``): the training data
   are measured and planned first (:mod:`defectlab.plan`, :mod:`defectlab.dl.auto`); the plan
   sets the tile, overlap, normalization (percentile clipping per image, full bit depth),
   augmentations, batch size and schedule (one-cycle) the options leave to defaults — an option
@@ -416,7 +417,7 @@ def train(
     callback : callable, optional
         Called with each epoch's history entry.
     on_plan : callable, optional
-        With ``auto`` (the default): called with the :class:`~defectlab.plan.Plan` before
+        With ``auto``: called with the :class:`~defectlab.plan.Plan` before
         training starts (the command line prints it as a table).
 
     Returns
