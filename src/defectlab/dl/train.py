@@ -86,6 +86,7 @@ from . import archs
 from .archs.base import Architecture, Setup, count_parameters
 from .data import TrainingData, manifest_sha256, training_sources
 from .model_io import Model, ModelConfig, resolve_device, with_training, write_model_files
+from .warm_start import warm_start
 from .options import TrainOptions
 
 __all__ = ["PROBE_STEPS", "TrainResult", "default_budget_s", "seed_everything", "train", "train_maskrcnn",
@@ -415,6 +416,10 @@ def train(
     notes: list[str] = []
     d = _load(arch, data, images, options.val_split, rng, notes)
     job = arch.start(d.setup(options, params, dev, notes))
+    started = None
+    if options.init is not None:
+        started = warm_start(job.net, job.config, options.init, head=arch.class_weights)
+        notes.append(started.note())
     net, epochs, batch_size = job.net, options.epochs, options.batch_size
     train_pixels = sum(h * w for h, w in (d.train.sizes_hw[i] for i in d.train_idx))
     steps = options.steps_per_epoch or max(options.min_steps,
@@ -555,6 +560,7 @@ def train(
         **{f"best_{k}": v for k, v in best_entry.items() if k.startswith("val_") and k != "val_loss"},
         "lr": options.lr, "schedule": options.schedule, "batch_size": batch_size, "steps_per_epoch": steps,
         "seed": options.seed, "device": str(dev), "parameters": count_parameters(net), "augment": options.augment,
+        "init": None if started is None else started.to_dict(),
         **job.info(), "stopped_early": stopped_early, "interrupted": interrupted, "out_of_time": out_of_time,
         "time_budget_s": budget if math.isfinite(budget) else None, "step_seconds": clock.step_s,
         "validation_seconds": round(clock.val_s, 3), "notes": notes,
