@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,9 @@ def plain(tmp_path_factory):
                             "-w", str(tmp / "dist"), str(source)], capture_output=True, text=True, env=env, timeout=300)
     assert built.returncode == 0, built.stderr
     (wheel,) = (tmp / "dist").glob("defectlab-*.whl")
+    with zipfile.ZipFile(wheel) as z:  # the weights `train --init synthetic` starts from travel in the wheel
+        shipped = {n for n in z.namelist() if n.startswith("defectlab/dl/weights/unet-synthetic/")}
+    assert {f"defectlab/dl/weights/unet-synthetic/{f}" for f in ("config.json", "weights.pt", "README.md")} <= shipped
     venv.create(tmp / "venv", with_pip=True)
     python = tmp / "venv" / "bin" / "python"
     installed = subprocess.run([str(python), "-m", "pip", "install", "-q", str(wheel)], capture_output=True,

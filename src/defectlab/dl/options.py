@@ -155,6 +155,11 @@ class TrainOptions(Options):
         None, help="Time budget of the whole run: 90s, 10min, 1h, or off (default: 10min on a CPU, 20min on a "
                    "GPU). Epochs, the one-cycle schedule and stopping are fitted to it.", cli="--time",
         convert=time_budget, metavar="DURATION")
+    init: str | None = option(
+        None, help="Start from trained weights: 'synthetic' (the U-Net pretrained on defectlab's synthetic "
+                   "micrographs, shipped with the package) or a model folder of the same architecture and net "
+                   "shape. Head rows of classes of the same kind are kept (a bubble or a void is a cavity).",
+        cli="--init", metavar="MODEL")
 
     def missing(self) -> list[str]:
         """The fields still None that an architecture must give a default for."""

@@ -97,6 +97,7 @@ from .archs.base import Architecture, Setup, count_parameters
 from .data import Source, TrainingData, manifest_sha256, training_sources
 from .model_io import Model, ModelConfig, resolve_device, with_training, write_model_files
 from .reference import REFERENCE_FILE, reference_from_training
+from .warm_start import warm_start
 from .options import TrainOptions
 
 __all__ = ["PROBE_STEPS", "TrainResult", "default_budget_s", "seed_everything", "train", "train_maskrcnn",
@@ -446,6 +447,10 @@ def train(
             on_plan(auto_plan.plan)
     d = _load(arch, train_src, val_src, options, rng, notes)
     job = arch.start(d.setup(options, params, dev, notes))
+    started = None
+    if options.init is not None:
+        started = warm_start(job.net, job.config, options.init, head=arch.class_weights)
+        notes.append(started.note())
     net, epochs, batch_size = job.net, options.epochs, options.batch_size
     train_pixels = sum(h * w for h, w in (d.train.sizes_hw[i] for i in d.train_idx))
     steps = options.steps_per_epoch or max(options.min_steps,
@@ -587,7 +592,7 @@ def train(
         "lr": options.lr, "schedule": options.schedule, "batch_size": batch_size, "steps_per_epoch": steps,
         "seed": options.seed, "device": str(dev), "parameters": count_parameters(net), "augment": options.augment,
         "auto": auto_plan is not None, "planned": dict(auto_plan.changes) if auto_plan is not None else None,
-        "given": sorted(given),
+        "given": sorted(given), "init": None if started is None else started.to_dict(),
         **job.info(), "stopped_early": stopped_early, "interrupted": interrupted, "out_of_time": out_of_time,
         "time_budget_s": budget if math.isfinite(budget) else None, "step_seconds": clock.step_s,
         "validation_seconds": round(clock.val_s, 3), "notes": notes,
