@@ -2,8 +2,8 @@
 
 ``check``, its report and ``convert`` do the same independent work for every image; on a
 2-core machine two processes halve the wall time. :func:`ordered_map` runs a module-level
-function over the items in worker processes (forked where the platform can, so nothing is
-imported again) and yields the results in the items' order, one at a time (memory stays that of
+function over the items in worker processes (forked where that is safe, so nothing is
+imported again; :func:`start_method`) and yields the results in the items' order, one at a time (memory stays that of
 a few items); with one worker, or one item, it is a plain loop in this process, the reference
 path the tests compare the pool with.
 
@@ -18,12 +18,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["BackgroundWrites", "background_writes", "default_workers", "ordered_map", "resolve_workers"]
+__all__ = ["BackgroundWrites", "background_writes", "default_workers", "ordered_map", "resolve_workers",
+           "start_method"]
 
 
 def default_workers() -> int:
@@ -40,6 +42,23 @@ def resolve_workers(workers: int | None, n_items: int) -> int:
         raise ValueError(f"expected workers >= 1 (an integer) or None, got {workers!r}")
     n = default_workers() if workers is None else int(workers)
     return max(1, min(n, n_items))
+
+
+def start_method() -> str:
+    """How worker processes start: ``"fork"`` while that is safe, else ``"forkserver"`` (or
+    ``"spawn"``).
+
+    A forked child gets a copy of every lock of this process but none of its other threads: a
+    lock held by one of them at the fork stays held forever, and the worker hangs. That is the
+    case once torch has run here (its OpenMP and oneDNN thread pools; in a notebook, training and
+    then ``prepare`` in the same kernel), or while any other thread runs (writer threads, a
+    progress bar's monitor). Then the workers start from a fresh interpreter instead: about half
+    a second of imports each, instead of a hang.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1 and "torch" not in sys.modules:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
 
 
 _TASK: tuple[Callable[..., Any], tuple[Any, ...]] | None = None
@@ -96,8 +115,7 @@ def ordered_map(fn: Callable[..., Any], items: Iterable[Any], *, n_items: int, w
     if n == 1:
         yield (fn(*shared, item) for item in items)
         return
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    ctx = multiprocessing.get_context(start_method())
     with ctx.Pool(n, initializer=_init, initargs=(fn, shared)) as pool:
         yield pool.imap(_call, items, chunksize=1)
 
