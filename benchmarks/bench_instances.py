@@ -16,9 +16,12 @@ training process, all its threads — fair on a machine others share; ``--budget
 
 Methods:
 
-* **stardist** (ours): :func:`defectlab.dl.stardist.train_stardist` with ``time_budget_s`` =
-  the budget (CPU clock), thresholds tuned on its validation part; predicted polygons are the
-  pre-labels (overlaps kept).
+* **stardist** (ours): the one training loop, :func:`defectlab.dl.train.train` of ``"stardist"``
+  (one-cycle schedule fitted to its wall-clock ``time_budget_s``: the budget divided by the CPU
+  seconds per wall second a short probe measures just before, so that the schedule anneals
+  about when the CPU budget ends; the budget's epoch callback stops it at the CPU budget in
+  any case), thresholds tuned on its validation part (a single image: its held-out strip);
+  predicted polygons are the pre-labels (overlaps kept).
 * **U-Net + watershed** (today's ``defectlab train unet`` + predict): ``bench_train.py``'s
   recipe — ``prepare`` (tiles 256, stride 128, flip/rot90) then ``train_unet`` (lr 2e-3), stopped at
   the budget (an epoch callback), then ``predict`` with CVAT pre-labels (watershed split, neck
@@ -91,19 +94,34 @@ def scores(pred: Any, truth: Any) -> dict[str, float]:
 # The methods: each returns (predictions as a Dataset of shapes, train wall s, train CPU s, predict s/image)
 
 
+def cpu_per_wall(seconds: float = 2.0) -> float:
+    """CPU seconds this process gets per wall second now (torch's threads on a shared machine):
+    a short convolution probe, timed on both clocks."""
+    import torch
+
+    x = torch.randn(4, 16, 128, 128)
+    conv = torch.nn.Conv2d(16, 16, 3, padding=1)
+    t0, c0 = time.perf_counter(), time.process_time()
+    while time.perf_counter() - t0 < seconds:
+        conv(x).sum().backward()
+    return max(0.1, (time.process_time() - c0) / (time.perf_counter() - t0))
+
+
 def run_stardist(train_ds: Any, test_ds: Any, work: Path, args: argparse.Namespace) -> tuple[Any, float, float, float]:
     import defectlab
-    from defectlab.dl.stardist import train_stardist
     from defectlab.dl.stardist.outputs import predict_star_images
+    from defectlab.dl.train import train
 
+    ratio = cpu_per_wall()
     t0, c0 = time.perf_counter(), time.process_time()
-    run = train_stardist(train_ds, work / "model", epochs=10_000, steps_per_epoch=args.steps_per_epoch,
-                         time_budget_s=args.budget, budget_clock="cpu", seed=args.seed, device=args.device,
-                         progress=False, plot=False, base_filters=args.base_filters, lr=args.lr,
-                         batch_size=args.batch_size)
+    run = train("stardist", train_ds, work / "model", epochs=10_000, steps_per_epoch=args.steps_per_epoch,
+                time_budget_s=args.budget / ratio, patience=10_000, seed=args.seed, device=args.device,
+                progress=False, plot=False, base_filters=args.base_filters, lr=args.lr, batch_size=args.batch_size,
+                callback=budget_callback(args.budget))
     train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"  stardist: {len(run.history)} epochs, {run.model.config.training['steps']} steps; " + "; ".join(run.notes),
-          flush=True)
+    steps = sum(h["steps"] for h in run.history)
+    print(f"  stardist: {len(run.history)} epochs, {steps} steps (wall budget {args.budget / ratio:.0f} s at "
+          f"{ratio:.2f} CPU s per s); " + "; ".join(run.notes), flush=True)
     report = predict_star_images(run.model, image_paths(test_ds), work / "pred", prelabels="cvat", progress=False)
     return defectlab.read(report.prelabels), train_s, train_cpu, float(np.mean([i["seconds"] for i in report.images])), run.model
 

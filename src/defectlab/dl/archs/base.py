@@ -304,6 +304,12 @@ class Architecture:
         """One training run on ``setup``."""
         raise NotImplementedError
 
+    def hold_out(self, data: TrainingData, val_split: float) -> tuple[TrainingData, TrainingData, str] | None:
+        """A single image's spatial split: ``(train, val, note)``, the validation part a strip
+        of the image (its last ``val_split`` along the longer side) that no training sample
+        reaches into; None (the default): this architecture validates on the training image."""
+        return None
+
     # -- prediction ------------------------------------------------------------------------
 
     def predict(self, model: Model, image: np.ndarray, options: PredictOptions, *,
