@@ -483,6 +483,22 @@ def test_cli_trains_and_predicts(export: Path, tmp_path: Path) -> None:
     assert len([s for s in first.shapes if s.kind in ("ellipse", "polygon")]) == len(polys["stars"])
     coco = COCO(str(out / "prelabels" / "coco" / "annotations" / "instances_default.json"))
     assert len(coco.getImgIds()) == 3
+    # the stored thresholds overridden: what predict_star gives at those thresholds, said in summary.json
+    r = _cli("predict", str(model), str(export / "images"), "--out", str(tmp_path / "p0"), "--device", "cpu",
+             "--prob-thresh", "0.05", "--nms-thresh", "0.7")
+    assert r.returncode == 0, r.stderr
+    over = json.loads((tmp_path / "p0" / "summary.json").read_text())
+    assert over["thresholds"]["prob"] == 0.05 and over["thresholds"]["nms"] == 0.7
+    assert over["thresholds"]["overridden"] == ["nms", "prob"] and "overridden" not in summary["thresholds"]
+    from defectlab.imaging.io import read_image
+
+    loaded = load_star_model(model, device="cpu")
+    for name, info in zip(names, over["images"]):
+        low = loaded.predict_star(read_image(export / "images" / name), prob_thresh=0.05, nms_thresh=0.7)
+        stars = json.loads((tmp_path / "p0" / "polygons" / (name.rsplit(".", 1)[0] + ".json")).read_text())["stars"]
+        assert len(stars) == low.n_stars and info["name"] == name
+    r = _cli("predict", str(model), str(export / "images"), "--out", str(tmp_path / "p1"), "--prob-thresh", "1.5")
+    assert r.returncode == 1 and "--prob-thresh: expected a number in [0, 1]" in r.stderr and "Traceback" not in r.stderr
     # bad input: one line, exit 1
     r = _cli("predict", str(tmp_path / "nothing"), str(export / "images"), "--out", str(tmp_path / "p2"))
     assert r.returncode == 1 and "error:" in r.stderr and "Traceback" not in r.stderr
@@ -519,3 +535,16 @@ def test_registered_architecture_trains_loads_and_predicts(export: Path, tmp_pat
         loaded.predict(image, probabilities=True)
     with pytest.raises(DefectlabError, match="nothing-here: no such file or folder"):
         api.train("stardist", export / "nothing-here", tmp_path / "m2", epochs=1, progress=False, plot=False)
+
+
+@pytest.mark.parametrize("name", ["unet", "maskrcnn"])
+def test_other_architectures_refuse_the_star_thresholds(name: str) -> None:
+    from defectlab.dl import archs
+    from defectlab.dl.options import PredictOptions
+
+    arch = archs.get(name)
+    arch.check_predict_options(PredictOptions())
+    for field in ("prob_thresh", "nms_thresh"):
+        with pytest.raises(ValueError, match=f"{field} .* is for stardist models"):
+            arch.check_predict_options(PredictOptions(**{field: 0.5}))
+    archs.get("stardist").check_predict_options(PredictOptions(prob_thresh=0.5, nms_thresh=0.3))

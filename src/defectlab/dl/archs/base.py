@@ -312,6 +312,17 @@ class Architecture:
 
     # -- prediction ------------------------------------------------------------------------
 
+    #: The :class:`~defectlab.dl.options.PredictOptions` only some architectures take (default
+    #: None), and the architectures that do; another refuses them (:meth:`check_predict_options`).
+    own_predict_options: ClassVar[Mapping[str, str]] = {"prob_thresh": "stardist", "nms_thresh": "stardist"}
+
+    def check_predict_options(self, options: PredictOptions) -> None:
+        """ValueError if ``options`` sets one that is another architecture's own."""
+        for name, owner in self.own_predict_options.items():
+            if owner != self.name and getattr(options, name) is not None:
+                raise ValueError(f"{name} (--{name.replace('_', '-')}) is for {owner} models; this is a "
+                                 f"{self.title or self.name} model")
+
     def predict(self, model: Model, image: np.ndarray, options: PredictOptions, *,
                 probabilities_dtype: Any = np.float32, progress: bool = False) -> Prediction:
         """``model``'s prediction of a checked (H, W) or (H, W, 3) ``image`` (instances included)."""

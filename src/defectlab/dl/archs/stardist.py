@@ -218,6 +218,14 @@ def _min_area_px(options: PredictOptions) -> int:
     return int(options.min_area_px) if options.min_area_px is not None else DEFAULT_MIN_AREA_PX
 
 
+def _star_options(options: PredictOptions) -> dict[str, Any]:
+    """What :meth:`~defectlab.dl.stardist.model.StarModel.predict_star` takes of ``options``
+    (thresholds left at None: the model's)."""
+    return {"tile": options.tile_size, "overlap": options.overlap, "prob_thresh": options.prob_thresh,
+            "nms_thresh": options.nms_thresh, "min_area_px": _min_area_px(options),
+            "batch_size": options.batch_size or 1, "engine": options.engine}
+
+
 def _no_probabilities(options: PredictOptions) -> None:
     if options.probabilities:
         raise ValueError("a star-convex model gives polygons with scores, not per-pixel class probabilities; "
@@ -296,9 +304,7 @@ class StarArchitecture(Architecture):
         if not isinstance(model, StarModel):
             model = self.on_load(model, Path(model.path)) if model.path is not None else StarModel(
                 model.net, model.config, device=model.device)
-        return model.predict_star(image, tile=options.tile_size, overlap=options.overlap,
-                                  min_area_px=_min_area_px(options), batch_size=options.batch_size or 1,
-                                  engine=options.engine, progress=progress)
+        return model.predict_star(image, **_star_options(options), progress=progress)
 
     def predict_images(self, model: Model, images: Any, out: Any, options: PredictOptions, *,
                        prelabels: Any = None, overwrite: bool = False, progress: bool = True) -> Any:
@@ -309,5 +315,4 @@ class StarArchitecture(Architecture):
 
         _no_probabilities(options)
         return predict_star_images(model, images, out, prelabels=prelabels, overwrite=overwrite, progress=progress,
-                                   tile=options.tile_size, overlap=options.overlap, min_area_px=_min_area_px(options),
-                                   batch_size=options.batch_size or 1, engine=options.engine)
+                                   **_star_options(options))
