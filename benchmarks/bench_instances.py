@@ -32,8 +32,9 @@ Methods:
 
 Scores (all from :func:`defectlab.evaluate`, one-to-one matching at IoU ≥ 0.5, overlapping
 instances kept on both sides, class-agnostic): pixel IoU, object F1, count error
-``(n_pred − n_true) / n_true``, and the mean relative error of the equivalent diameter over
-matched pairs. Timings: training wall and CPU seconds, and the prediction of one 1024² image
+``(n_pred − n_true) / n_true``, the mean relative error of the equivalent diameter over
+matched pairs, and the true objects found per equivalent-diameter bin (where the misses are).
+Timings: training wall and CPU seconds, and the prediction of one 1024² image
 (four synthetic 512² tiles' worth of bubbles), split into net and NMS for ours.
 """
 
@@ -87,7 +88,25 @@ def scores(pred: Any, truth: Any) -> dict[str, float]:
     else:
         diam = math.nan
     return {"pixel_iou": o["pixel_iou"], "f1": o["f1"], "count_error": (n_pred - n_true) / n_true if n_true else math.nan,
-            "diameter_error": diam, "n_true": n_true, "n_pred": n_pred}
+            "diameter_error": diam, "n_true": n_true, "n_pred": n_pred, "recall_by_size": recall_by_size(e.true_defects)}
+
+
+#: Equivalent-diameter bins (px) of the per-size recall.
+SIZE_BINS = (0, 10, 15, 20, 30, 50, math.inf)
+
+
+def recall_by_size(true_defects: Any) -> str:
+    """Recall of the true objects per equivalent-diameter bin: ``"d 10-15: 12/49"`` … (where the
+    misses are: small, faint or large objects)."""
+    rows = true_defects.rows()
+    d = np.array([r["diameter_px"] for r in rows], float)
+    hit = np.array([r["matched"] >= 0 for r in rows], bool)
+    parts = []
+    for lo, hi in zip(SIZE_BINS[:-1], SIZE_BINS[1:]):
+        m = (d >= lo) & (d < hi)
+        if m.any():
+            parts.append(f"d {lo}-{hi if math.isfinite(hi) else ''}: {int(hit[m].sum())}/{int(m.sum())}")
+    return "; ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 rows.append((task, name, s, train_s, train_cpu, pred_s))
                 print(f"  {name}: F1 {s['f1']:.3f}, IoU {s['pixel_iou']:.3f}, count {s['count_error']:+.1%}, "
                       f"diameter {s['diameter_error']:.1%}; train {train_s:.0f} s ({train_cpu:.0f} CPU s)", flush=True)
+                print(f"    found by equivalent diameter (px): {s['recall_by_size']}", flush=True)
                 if name == "stardist" and task.startswith("synthetic"):
                     timing = timing_1024(out[4], work)
     finally:
