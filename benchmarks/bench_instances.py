@@ -16,9 +16,12 @@ training process, all its threads — fair on a machine others share; ``--budget
 
 Methods:
 
-* **stardist** (ours): :func:`defectlab.dl.stardist.train_stardist` with ``time_budget_s`` =
-  the budget (CPU clock), thresholds tuned on its validation part; predicted polygons are the
-  pre-labels (overlaps kept).
+* **stardist** (ours): the one training loop, :func:`defectlab.dl.train.train` of ``"stardist"``
+  (one-cycle schedule fitted to its wall-clock ``time_budget_s``: the budget divided by the CPU
+  seconds per wall second a short probe measures just before, so that the schedule anneals
+  about when the CPU budget ends; the budget's epoch callback stops it at the CPU budget in
+  any case), thresholds tuned on its validation part (a single image: its held-out strip);
+  predicted polygons are the pre-labels (overlaps kept).
 * **U-Net + watershed** (today's ``defectlab train unet`` + predict): ``bench_train.py``'s
   recipe — ``prepare`` (tiles 256, stride 128, flip/rot90) then ``train_unet`` (lr 2e-3), stopped at
   the budget (an epoch callback), then ``predict`` with CVAT pre-labels (watershed split, neck
@@ -29,8 +32,9 @@ Methods:
 
 Scores (all from :func:`defectlab.evaluate`, one-to-one matching at IoU ≥ 0.5, overlapping
 instances kept on both sides, class-agnostic): pixel IoU, object F1, count error
-``(n_pred − n_true) / n_true``, and the mean relative error of the equivalent diameter over
-matched pairs. Timings: training wall and CPU seconds, and the prediction of one 1024² image
+``(n_pred − n_true) / n_true``, the mean relative error of the equivalent diameter over
+matched pairs, and the true objects found per equivalent-diameter bin (where the misses are).
+Timings: training wall and CPU seconds, and the prediction of one 1024² image
 (four synthetic 512² tiles' worth of bubbles), split into net and NMS for ours.
 """
 
@@ -84,26 +88,59 @@ def scores(pred: Any, truth: Any) -> dict[str, float]:
     else:
         diam = math.nan
     return {"pixel_iou": o["pixel_iou"], "f1": o["f1"], "count_error": (n_pred - n_true) / n_true if n_true else math.nan,
-            "diameter_error": diam, "n_true": n_true, "n_pred": n_pred}
+            "diameter_error": diam, "n_true": n_true, "n_pred": n_pred, "recall_by_size": recall_by_size(e.true_defects)}
+
+
+#: Equivalent-diameter bins (px) of the per-size recall.
+SIZE_BINS = (0, 10, 15, 20, 30, 50, math.inf)
+
+
+def recall_by_size(true_defects: Any) -> str:
+    """Recall of the true objects per equivalent-diameter bin: ``"d 10-15: 12/49"`` … (where the
+    misses are: small, faint or large objects)."""
+    rows = true_defects.rows()
+    d = np.array([r["diameter_px"] for r in rows], float)
+    hit = np.array([r["matched"] >= 0 for r in rows], bool)
+    parts = []
+    for lo, hi in zip(SIZE_BINS[:-1], SIZE_BINS[1:]):
+        m = (d >= lo) & (d < hi)
+        if m.any():
+            parts.append(f"d {lo}-{hi if math.isfinite(hi) else ''}: {int(hit[m].sum())}/{int(m.sum())}")
+    return "; ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------
 # The methods: each returns (predictions as a Dataset of shapes, train wall s, train CPU s, predict s/image)
 
 
+def cpu_per_wall(seconds: float = 2.0) -> float:
+    """CPU seconds this process gets per wall second now (torch's threads on a shared machine):
+    a short convolution probe, timed on both clocks."""
+    import torch
+
+    x = torch.randn(4, 16, 128, 128)
+    conv = torch.nn.Conv2d(16, 16, 3, padding=1)
+    t0, c0 = time.perf_counter(), time.process_time()
+    while time.perf_counter() - t0 < seconds:
+        conv(x).sum().backward()
+    return max(0.1, (time.process_time() - c0) / (time.perf_counter() - t0))
+
+
 def run_stardist(train_ds: Any, test_ds: Any, work: Path, args: argparse.Namespace) -> tuple[Any, float, float, float]:
     import defectlab
-    from defectlab.dl.stardist import train_stardist
     from defectlab.dl.stardist.outputs import predict_star_images
+    from defectlab.dl.train import train
 
+    ratio = cpu_per_wall()
     t0, c0 = time.perf_counter(), time.process_time()
-    run = train_stardist(train_ds, work / "model", epochs=10_000, steps_per_epoch=args.steps_per_epoch,
-                         time_budget_s=args.budget, budget_clock="cpu", seed=args.seed, device=args.device,
-                         progress=False, plot=False, base_filters=args.base_filters, lr=args.lr,
-                         batch_size=args.batch_size)
+    run = train("stardist", train_ds, work / "model", epochs=10_000, steps_per_epoch=args.steps_per_epoch,
+                time_budget_s=args.budget / ratio, patience=10_000, seed=args.seed, device=args.device,
+                progress=False, plot=False, base_filters=args.base_filters, lr=args.lr, batch_size=args.batch_size,
+                callback=budget_callback(args.budget))
     train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"  stardist: {len(run.history)} epochs, {run.model.config.training['steps']} steps; " + "; ".join(run.notes),
-          flush=True)
+    steps = sum(h["steps"] for h in run.history)
+    print(f"  stardist: {len(run.history)} epochs, {steps} steps (wall budget {args.budget / ratio:.0f} s at "
+          f"{ratio:.2f} CPU s per s); " + "; ".join(run.notes), flush=True)
     report = predict_star_images(run.model, image_paths(test_ds), work / "pred", prelabels="cvat", progress=False)
     return defectlab.read(report.prelabels), train_s, train_cpu, float(np.mean([i["seconds"] for i in report.images])), run.model
 
@@ -237,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 rows.append((task, name, s, train_s, train_cpu, pred_s))
                 print(f"  {name}: F1 {s['f1']:.3f}, IoU {s['pixel_iou']:.3f}, count {s['count_error']:+.1%}, "
                       f"diameter {s['diameter_error']:.1%}; train {train_s:.0f} s ({train_cpu:.0f} CPU s)", flush=True)
+                print(f"    found by equivalent diameter (px): {s['recall_by_size']}", flush=True)
                 if name == "stardist" and task.startswith("synthetic"):
                     timing = timing_1024(out[4], work)
     finally:

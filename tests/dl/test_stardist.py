@@ -27,9 +27,10 @@ from defectlab.dl.stardist.net import StarNet, StarNetConfig  # noqa: E402
 from defectlab.dl.stardist.outputs import fit_ellipse, star_item  # noqa: E402
 from defectlab.dl.stardist.predict import assemble, predict_stars, star_candidates  # noqa: E402
 from defectlab.dl.stardist.thresholds import match_stars, optimize_thresholds  # noqa: E402
-from defectlab.dl.stardist.train import StarTrainOptions, star_loss, train_stardist  # noqa: E402
+from defectlab.dl.stardist.train import star_loss  # noqa: E402
+from defectlab.dl.train import train  # noqa: E402
 from defectlab.errors import DefectlabError, ParseError  # noqa: E402
-from defectlab.model import Dataset, Ellipse, Item, Label, Polygon, Polyline  # noqa: E402
+from defectlab.model import Dataset, Ellipse, ImageSource, Item, Label, Polygon, Polyline  # noqa: E402
 from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset  # noqa: E402
 from defectlab.raster import Crop, ellipse_crop, ellipse_polygon, polygon_crop  # noqa: E402
 from defectlab.raster.stars import star_targets  # noqa: E402
@@ -294,7 +295,12 @@ def test_measure_keeps_overlapping_polygons() -> None:
 
 
 TINY = dict(epochs=1, steps_per_epoch=2, batch_size=2, tile_size=64, base_filters=4, depth=2, head_filters=8,
-            n_rays=K, progress=False, plot=False)
+            n_rays=K, device="cpu", progress=False, plot=False)
+
+
+def train_stardist(data, out, **changes):
+    """The one training loop, for the star-convex model."""
+    return train("stardist", data, out, **changes)
 
 
 @pytest.fixture(scope="module")
@@ -381,7 +387,6 @@ def test_refuses_a_prepared_folder_and_data_without_stars(tmp_path: Path) -> Non
     from defectlab.imaging.io import write_image
 
     write_image(tmp_path / "l.png", np.zeros((64, 64), np.uint8))
-    from defectlab.model import ImageSource
 
     ds = Dataset((Label("dislocation line", type="polyline"),),
                  (Item("l.png", (64, 64), (Polyline(label="dislocation line", points_xy=np.array([[5.0, 5], [50, 40]])),),
@@ -390,18 +395,58 @@ def test_refuses_a_prepared_folder_and_data_without_stars(tmp_path: Path) -> Non
         train_stardist(ds, tmp_path / "m2", **TINY)
 
 
-def test_options_are_validated() -> None:
+def test_options_are_validated(export: Path, tmp_path: Path) -> None:
+    from defectlab.dl import archs
+    from defectlab.dl.archs.stardist import StarParams
+
     with pytest.raises(ValueError, match="tile_size: expected a multiple of 16"):
-        StarTrainOptions(tile_size=100)
+        train_stardist(export / "annotations.xml", tmp_path / "m", **{**TINY, "tile_size": 100, "depth": 3})
+    arch = archs.get("stardist")
     with pytest.raises(ValueError, match="val_split"):
-        StarTrainOptions(val_split=1.0)
+        arch.train_options(val_split=1.0)
     with pytest.raises(ValueError, match="n_rays"):
-        StarTrainOptions(n_rays=10)
-    assert StarTrainOptions(time_budget_s="90").time_budget_s == 90.0
+        StarParams(n_rays=10)
+    with pytest.raises(ValueError, match="grid"):
+        StarParams(grid=3)
+    assert arch.train_options(time_budget_s="90s").time_budget_s == 90.0
     with pytest.raises(ValueError, match="time_budget_s"):
-        StarTrainOptions(time_budget_s=-1)
+        arch.train_options(time_budget_s=-1)
     with pytest.raises(TypeError, match="no option 'epoch'"):
         train_stardist("x", "y", epoch=3)
+
+
+def test_one_image_validates_on_a_held_out_strip_no_training_crop_reaches(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """One image: the validation part is its right ``val_split`` (the longer side), and no training
+    crop reaches into it. The image's gray value is its column (0..W-1), so a crop's largest
+    normalized value says how far right it reached, whatever flip or rotation it got."""
+    from defectlab.dl.archs import stardist as arch_mod
+    from defectlab.imaging.io import write_image
+
+    h, w, val_split = 64, 160, 0.25
+    cut = int(round(w * (1 - val_split)))  # 120: the strip is x >= 120
+    write_image(tmp_path / "g.png", np.tile(np.arange(w, dtype=np.uint8), (h, 1)))
+    discs = tuple(Ellipse(label="cavity", cx=x, cy=32.0, rx=7.0, ry=7.0) for x in (20.0, 60.0, 100.0, 140.0))
+    ds = Dataset((Label("cavity", type="ellipse"),), (Item("g.png", (h, w), discs, image=ImageSource(tmp_path / "g.png")),))
+    reached: list[float] = []
+    real = arch_mod.crop_batch
+
+    def spy(samples, *args, **kwargs):
+        out = real(samples, *args, **kwargs)
+        reached.append(float(out[0].max()))
+        assert all(s.image.shape == (h, cut) for s in samples)
+        return out
+
+    monkeypatch.setattr(arch_mod, "crop_batch", spy)
+    run = train_stardist(ds, tmp_path / "m", **{**TINY, "steps_per_epoch": 6, "val_split": val_split})
+    assert len(reached) == 6 and max(reached) <= (cut - 1) / (w - 1) + 1e-6
+    training = json.loads((run.path / "config.json").read_text())["training"]
+    assert training["validated_on_training_images"] is False
+    assert any("split spatially" in n and f"x >= {cut}" in n for n in run.notes)
+    assert not any("validation on the training images" in n for n in run.notes)
+    assert json.loads((run.path / THRESHOLDS_FILE).read_text())["on_training_images"] is False
+    # the validation strip holds the one disc right of the cut (the one at 100 ends at 107 < 120)
+    assert run.history[0]["val_tp"] + run.history[0]["val_fn"] == 1
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -438,6 +483,22 @@ def test_cli_trains_and_predicts(export: Path, tmp_path: Path) -> None:
     assert len([s for s in first.shapes if s.kind in ("ellipse", "polygon")]) == len(polys["stars"])
     coco = COCO(str(out / "prelabels" / "coco" / "annotations" / "instances_default.json"))
     assert len(coco.getImgIds()) == 3
+    # the stored thresholds overridden: what predict_star gives at those thresholds, said in summary.json
+    r = _cli("predict", str(model), str(export / "images"), "--out", str(tmp_path / "p0"), "--device", "cpu",
+             "--prob-thresh", "0.05", "--nms-thresh", "0.7")
+    assert r.returncode == 0, r.stderr
+    over = json.loads((tmp_path / "p0" / "summary.json").read_text())
+    assert over["thresholds"]["prob"] == 0.05 and over["thresholds"]["nms"] == 0.7
+    assert over["thresholds"]["overridden"] == ["nms", "prob"] and "overridden" not in summary["thresholds"]
+    from defectlab.imaging.io import read_image
+
+    loaded = load_star_model(model, device="cpu")
+    for name, info in zip(names, over["images"]):
+        low = loaded.predict_star(read_image(export / "images" / name), prob_thresh=0.05, nms_thresh=0.7)
+        stars = json.loads((tmp_path / "p0" / "polygons" / (name.rsplit(".", 1)[0] + ".json")).read_text())["stars"]
+        assert len(stars) == low.n_stars and info["name"] == name
+    r = _cli("predict", str(model), str(export / "images"), "--out", str(tmp_path / "p1"), "--prob-thresh", "1.5")
+    assert r.returncode == 1 and "--prob-thresh: expected a number in [0, 1]" in r.stderr and "Traceback" not in r.stderr
     # bad input: one line, exit 1
     r = _cli("predict", str(tmp_path / "nothing"), str(export / "images"), "--out", str(tmp_path / "p2"))
     assert r.returncode == 1 and "error:" in r.stderr and "Traceback" not in r.stderr
@@ -474,3 +535,16 @@ def test_registered_architecture_trains_loads_and_predicts(export: Path, tmp_pat
         loaded.predict(image, probabilities=True)
     with pytest.raises(DefectlabError, match="nothing-here: no such file or folder"):
         api.train("stardist", export / "nothing-here", tmp_path / "m2", epochs=1, progress=False, plot=False)
+
+
+@pytest.mark.parametrize("name", ["unet", "maskrcnn"])
+def test_other_architectures_refuse_the_star_thresholds(name: str) -> None:
+    from defectlab.dl import archs
+    from defectlab.dl.options import PredictOptions
+
+    arch = archs.get(name)
+    arch.check_predict_options(PredictOptions())
+    for field in ("prob_thresh", "nms_thresh"):
+        with pytest.raises(ValueError, match=f"{field} .* is for stardist models"):
+            arch.check_predict_options(PredictOptions(**{field: 0.5}))
+    archs.get("stardist").check_predict_options(PredictOptions(prob_thresh=0.5, nms_thresh=0.3))

@@ -206,6 +206,14 @@ class PredictOptions(Options):
                                     min=0, max=1)
     mask_threshold: float = option(0.5, help="Mask R-CNN: mask probability cut.", cli="--mask-threshold", min=0,
                                    max=1)
+    prob_thresh: float | None = option(
+        None, help="StarDist: least object probability of a kept star (default: the model's, tuned on its "
+                   "validation images, thresholds.json). Lower finds more faint or small defects.",
+        cli="--prob-thresh", convert=number, min=0, max=1, metavar="P")
+    nms_thresh: float | None = option(
+        None, help="StarDist: largest overlap (intersection over the smaller star) of two kept stars (default: the "
+                   "model's, thresholds.json). Higher keeps more overlapping defects.", cli="--nms-thresh",
+        convert=number, min=0, max=1, metavar="T")
     tolerance: float = option(0.5, help="Pre-labels: polygon simplification tried first, px (halved until the "
                                         "polygon keeps the instance's pixels).", min=0, metavar="PX")
     max_area_change: float = option(0.01, help="Pre-labels: largest relative change of an instance's pixel count "

@@ -162,6 +162,7 @@ def predict_image(model: Model, image: np.ndarray | str | Path, options: Predict
     """
     options = PredictOptions.build(options, **changes)
     check_tta(model, options)
+    model.arch.check_predict_options(options)
     t0 = time.perf_counter()
     arr = _as_image(image)
     if arr.ndim not in (2, 3) or min(arr.shape[:2]) < 1:
@@ -274,6 +275,7 @@ def predict_images(
     """
     options = PredictOptions.build(options, **changes)
     check_tta(model, options)
+    model.arch.check_predict_options(options)
     own = getattr(model.arch, "predict_images", None)  # an architecture that writes more (stardist: polygons)
     if own is not None:
         return own(model, images, out, options, prelabels=prelabels, overwrite=overwrite, progress=progress)

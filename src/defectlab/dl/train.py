@@ -20,8 +20,11 @@ training-curve picture and a last-epoch checkpoint beside the best weights.
   model folder; ``config.json``'s ``training`` says ``auto`` and what was planned.
   ``auto=False`` trains exactly as before it existed.
 * **split**: without validation data of its own, ``val_split`` of the images (at least one)
-  are held out, chosen by the seed; with a single image, or ``val_split=0``, the training
-  images are also the validation images (and the notes say so).
+  are held out, chosen by the seed. A single image is split spatially where the
+  architecture can (:meth:`~defectlab.dl.archs.base.Architecture.hold_out`; ``stardist``):
+  its last ``val_split`` along the longer side is the validation part, and no training crop
+  reaches into it. Otherwise (the U-Net and Mask R-CNN on one image, or ``val_split=0``) the
+  training images are also the validation images, and the notes say so.
 * **steps**: an epoch is about one pass over the training pixels in samples of the
   architecture's size (a crop of ``tile_size`` px), at least ``min_steps`` batches, or
   ``steps_per_epoch``; ``max_steps`` ends training after that many in all.
@@ -363,6 +366,10 @@ def _load(arch: Architecture, train_src: Source, val_src: Source | None, options
     if not len(train_data):
         raise DatasetError(f"{train_src.description}: no images to train on")
     if val_src is None:
+        held = arch.hold_out(train_data, val_split) if len(train_data) == 1 and val_split > 0 else None
+        if held is not None:  # one image, split spatially (the architecture's own cut)
+            notes.append(held[2])
+            return _Data(held[0], held[1], [0], [0], False, train_data.description)
         train_idx, val_idx, same = _split(len(train_data), val_split, rng)
         if same:
             notes.append("validation on the training images (one image, or val_split=0): the IoU is not a "

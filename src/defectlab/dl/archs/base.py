@@ -328,7 +328,24 @@ class Architecture:
         """One training run on ``setup``."""
         raise NotImplementedError
 
+    def hold_out(self, data: TrainingData, val_split: float) -> tuple[TrainingData, TrainingData, str] | None:
+        """A single image's spatial split: ``(train, val, note)``, the validation part a strip
+        of the image (its last ``val_split`` along the longer side) that no training sample
+        reaches into; None (the default): this architecture validates on the training image."""
+        return None
+
     # -- prediction ------------------------------------------------------------------------
+
+    #: The :class:`~defectlab.dl.options.PredictOptions` only some architectures take (default
+    #: None), and the architectures that do; another refuses them (:meth:`check_predict_options`).
+    own_predict_options: ClassVar[Mapping[str, str]] = {"prob_thresh": "stardist", "nms_thresh": "stardist"}
+
+    def check_predict_options(self, options: PredictOptions) -> None:
+        """ValueError if ``options`` sets one that is another architecture's own."""
+        for name, owner in self.own_predict_options.items():
+            if owner != self.name and getattr(options, name) is not None:
+                raise ValueError(f"{name} (--{name.replace('_', '-')}) is for {owner} models; this is a "
+                                 f"{self.title or self.name} model")
 
     def predict(self, model: Model, image: np.ndarray, options: PredictOptions, *,
                 probabilities_dtype: Any = np.float32, progress: bool = False) -> Prediction:

@@ -10,7 +10,9 @@ one model folder (:mod:`defectlab.dl.model_io`):
 * **step**: random crops (flips, 90-degree rotations, rays permuted to match), the star loss
   (:func:`~defectlab.dl.stardist.train.star_loss`); Adam.
 * **validation**: each validation image predicted whole (tiled), object F1 at IoU >= 0.5 and
-  the foreground IoU; the best epoch has the highest F1 (then IoU).
+  the foreground IoU; the best epoch has the highest F1 (then IoU). A single image is split
+  spatially (:meth:`StarArchitecture.hold_out`): its last ``val_split`` along the longer side
+  is the validation strip, and the training crops come from the rest only.
 * **after training**: the probability and NMS thresholds tuned on the validation images,
   written to ``thresholds.json`` beside ``config.json`` and ``weights.pt`` (and said in a note).
 * **prediction**: :class:`~defectlab.dl.stardist.model.StarModel` (what
@@ -42,10 +44,10 @@ from ..model_io import ModelConfig
 from ..options import PredictOptions
 from ..postprocess import DEFAULT_MIN_AREA_PX
 from ..predict import Prediction
-from ..stardist.data import crop_batch, item_sample, line_class_indices, star_classes
+from ..stardist.data import crop_batch, item_sample, line_class_indices, star_classes, window_sample
 from ..stardist.model import THRESHOLDS_FILE, StarModel, read_thresholds
 from ..stardist.net import GRIDS, StarNet, StarNetConfig
-from ..stardist.train import _validate, star_loss
+from ..stardist.train import star_loss, validate_stars
 from ..stardist.thresholds import optimize_thresholds
 from . import register
 from .base import Architecture, Job, ParamError, Setup
@@ -82,14 +84,36 @@ class StarParams(Options):
 
 @dataclass
 class _Pending:
-    """An image of the training data, its targets computed when the number of rays is known."""
+    """An image of the training data, its targets computed when the number of rays is known;
+    with a ``window`` (rows, cols), only that part of it (the targets computed on the whole image)."""
 
     item: Any
     index: dict[str, int]
     line_width: float
+    window: tuple[slice, slice] | None = None
 
     def sample(self, n_rays: int) -> Any:
-        return item_sample(self.item, self.index, n_rays=n_rays, line_width=self.line_width)[0]
+        s = item_sample(self.item, self.index, n_rays=n_rays, line_width=self.line_width)[0]
+        return s if self.window is None else window_sample(s, *self.window)
+
+
+#: The least size of each part of a single image split spatially, px.
+MIN_SPLIT_PX = 32
+
+
+def strip_split(size_hw: tuple[int, int], val_split: float) -> tuple[tuple[slice, slice], tuple[slice, slice], str] | None:
+    """``(train window, validation window, where)`` of an image of ``size_hw`` (H, W): the
+    validation part its last ``val_split`` along the longer side (the right, or the bottom);
+    None if a part would be under :data:`MIN_SPLIT_PX`."""
+    h, w = size_hw
+    along_x = w >= h
+    length = w if along_x else h
+    cut = int(round(length * (1 - val_split)))
+    if cut < MIN_SPLIT_PX or length - cut < MIN_SPLIT_PX:
+        return None
+    if along_x:
+        return (slice(0, h), slice(0, cut)), (slice(0, h), slice(cut, w)), f"x >= {cut} (the right {w - cut} px)"
+    return (slice(0, cut), slice(0, w)), (slice(cut, h), slice(0, w)), f"y >= {cut} (the bottom {h - cut} px)"
 
 
 class _StarJob(Job):
@@ -99,7 +123,8 @@ class _StarJob(Job):
         self.notes = setup.notes
         self.train_s = [p.sample(params.n_rays) for p in setup.train]  # type: ignore[attr-defined]
         self.val_s = [p.sample(params.n_rays) for p in setup.val]  # type: ignore[attr-defined]
-        self.same = setup.train is setup.val or [s.name for s in self.train_s] == [s.name for s in self.val_s]
+        self.same = setup.train is setup.val or ([s.name for s in self.train_s] == [s.name for s in self.val_s]
+                                                 and not any(p.window for p in setup.val))  # type: ignore[attr-defined]
         if not any(s.crops for s in self.train_s):
             raise DatasetError("no star-convex instance in the training images: nothing for this architecture to "
                                "learn (line classes alone train the U-Net: defectlab train unet)")
@@ -152,7 +177,8 @@ class _StarJob(Job):
                          lambda_class=p.lambda_class)[0]  # type: ignore[attr-defined]
 
     def validate(self, model: Model) -> dict[str, Any]:
-        scores, _ = _validate(model.net, self.device, self.val_s, self.classes, self.lines, self.tile, self.overlap)
+        scores, _ = validate_stars(model.net, self.device, self.val_s, self.classes, self.lines, self.tile,
+                                   self.overlap)
         return {"val_loss": None, **scores}
 
     def score(self, entry: dict[str, Any]) -> float:
@@ -171,7 +197,7 @@ class _StarJob(Job):
             self.notes.append(f"thresholds: StarDist's defaults prob {DEFAULT_PROB_THRESH:g}, nms "
                               f"{DEFAULT_NMS_THRESH:g} (not tuned) -> {THRESHOLDS_FILE}")
             return model.config
-        _, cands = _validate(model.net, self.device, self.val_s, self.classes, self.lines, self.tile, self.overlap,
+        _, cands = validate_stars(model.net, self.device, self.val_s, self.classes, self.lines, self.tile, self.overlap,
                              keep_candidates=True)
         found = optimize_thresholds(cands, [s.crops for s in self.val_s])
         self.thresholds = {"prob": found["prob"], "nms": found["nms"], "tuned": True, "val_f1": found["f1"],
@@ -190,6 +216,14 @@ def _min_area_px(options: PredictOptions) -> int:
     """The minimum object area: ``options``' if given, else the fixed default (a star model
     keeps no ``postprocess.json``: its thresholds are tuned instead)."""
     return int(options.min_area_px) if options.min_area_px is not None else DEFAULT_MIN_AREA_PX
+
+
+def _star_options(options: PredictOptions) -> dict[str, Any]:
+    """What :meth:`~defectlab.dl.stardist.model.StarModel.predict_star` takes of ``options``
+    (thresholds left at None: the model's)."""
+    return {"tile": options.tile_size, "overlap": options.overlap, "prob_thresh": options.prob_thresh,
+            "nms_thresh": options.nms_thresh, "min_area_px": _min_area_px(options),
+            "batch_size": options.batch_size or 1, "engine": options.engine}
 
 
 def _no_probabilities(options: PredictOptions) -> None:
@@ -248,15 +282,29 @@ class StarArchitecture(Architecture):
     def start(self, setup: Setup) -> Job:
         return _StarJob(self, setup)
 
+    def hold_out(self, data: TrainingData, val_split: float) -> tuple[TrainingData, TrainingData, str] | None:
+        """One image split spatially (:func:`strip_split`): training crops are drawn from the
+        training window only, so they never reach into the validation strip."""
+        split = strip_split(data.sizes_hw[0], val_split)
+        if split is None:
+            return None
+        train_w, val_w, where = split
+        (pending,) = data.samples
+        parts = []
+        for (rows, cols) in (train_w, val_w):
+            sample = _Pending(pending.item, pending.index, pending.line_width, (rows, cols))
+            parts.append(TrainingData([sample], list(data.names), [(rows.stop - rows.start, cols.stop - cols.start)],
+                                      data.classes, list(data.manifest), data.description, []))
+        return parts[0], parts[1], (f"one image, split spatially: validation on its strip {where} (val_split "
+                                    f"{val_split:g}); no training crop reaches into it")
+
     def predict(self, model: Model, image: np.ndarray, options: PredictOptions, *,
                 probabilities_dtype: Any = np.float32, progress: bool = False) -> Prediction:
         _no_probabilities(options)
         if not isinstance(model, StarModel):
             model = self.on_load(model, Path(model.path)) if model.path is not None else StarModel(
                 model.net, model.config, device=model.device)
-        return model.predict_star(image, tile=options.tile_size, overlap=options.overlap,
-                                  min_area_px=_min_area_px(options), batch_size=options.batch_size or 1,
-                                  engine=options.engine, progress=progress)
+        return model.predict_star(image, **_star_options(options), progress=progress)
 
     def predict_images(self, model: Model, images: Any, out: Any, options: PredictOptions, *,
                        prelabels: Any = None, overwrite: bool = False, progress: bool = True) -> Any:
@@ -267,5 +315,4 @@ class StarArchitecture(Architecture):
 
         _no_probabilities(options)
         return predict_star_images(model, images, out, prelabels=prelabels, overwrite=overwrite, progress=progress,
-                                   tile=options.tile_size, overlap=options.overlap, min_area_px=_min_area_px(options),
-                                   batch_size=options.batch_size or 1, engine=options.engine)
+                                   **_star_options(options))

@@ -8,8 +8,9 @@ labels stay overlapping: the targets are computed per instance (:mod:`defectlab.
 the NMS keeps polygons that overlap less than its threshold (:mod:`defectlab.raster.nms`),
 and the outputs keep the polygons themselves.
 
-Modules: :mod:`.net` (the net), :mod:`.data` (targets, crops), :mod:`.train`
-(:func:`train_stardist`), :mod:`.predict` (tiles, candidates, NMS), :mod:`.thresholds`
+Modules: :mod:`.net` (the net), :mod:`.data` (targets, crops), :mod:`.train` (the loss and
+the validation; training itself is the one loop, :func:`defectlab.dl.train.train` of
+``"stardist"``, see :mod:`defectlab.dl.archs.stardist`), :mod:`.predict` (tiles, candidates, NMS), :mod:`.thresholds`
 (matching, threshold tuning), :mod:`.model` (the model folder), :mod:`.outputs`
 (pre-labels, written predictions).
 """
@@ -17,7 +18,5 @@ Modules: :mod:`.net` (the net), :mod:`.data` (targets, crops), :mod:`.train`
 from .model import StarModel, load_star_model
 from .net import StarNet, StarNetConfig
 from .predict import StarPrediction
-from .train import StarTrainOptions, train_stardist
 
-__all__ = ["StarModel", "StarNet", "StarNetConfig", "StarPrediction", "StarTrainOptions", "load_star_model",
-           "train_stardist"]
+__all__ = ["StarModel", "StarNet", "StarNetConfig", "StarPrediction", "load_star_model"]

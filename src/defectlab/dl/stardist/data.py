@@ -29,7 +29,7 @@ from ...raster import DEFAULT_LINE_WIDTH, Crop, instances, rasterize
 from ...raster.stars import star_targets
 from ..model_io import ClassInfo
 
-__all__ = ["StarSample", "load_star_samples", "ray_permutation", "crop_batch", "line_class_indices"]
+__all__ = ["StarSample", "load_star_samples", "ray_permutation", "crop_batch", "line_class_indices", "window_sample"]
 
 
 @dataclass
@@ -134,6 +134,24 @@ def item_sample(item: Item, index: dict[str, int], *, n_rays: int = 32,
     cls[inside] = star_cls[t.owner[inside]]
     return (StarSample(item.key, normalize_minmax(image), t.prob, t.dist.astype(np.float16), cls,
                        [i.crop for i in stars], star_cls), list(item_notes))
+
+
+def window_sample(s: StarSample, rows: slice, cols: slice) -> StarSample:
+    """The part of ``s`` in the window ``rows`` x ``cols`` (bounded slices): its pixels and
+    targets (the distances as computed on the whole image), its instances clipped to the window
+    (those left with no pixel dropped)."""
+    crops, kinds = [], []
+    for crop, c in zip(s.crops, s.crop_classes):
+        r = slice(max(rows.start, crop.y0), min(rows.stop, crop.y0 + crop.bitmap.shape[0]))
+        q = slice(max(cols.start, crop.x0), min(cols.stop, crop.x0 + crop.bitmap.shape[1]))
+        if r.stop <= r.start or q.stop <= q.start:
+            continue
+        bm = crop.bitmap[r.start - crop.y0:r.stop - crop.y0, q.start - crop.x0:q.stop - crop.x0]
+        if bm.any():
+            crops.append(Crop(q.start - cols.start, r.start - rows.start, bm).tight())
+            kinds.append(c)
+    return StarSample(s.name, s.image[rows, cols], s.prob[rows, cols], s.dist[rows, cols], s.classes[rows, cols],
+                      crops, np.asarray(kinds, np.uint8))
 
 
 def ray_permutation(n_rays: int, *, flip_x: bool = False, flip_y: bool = False, rot90: int = 0) -> np.ndarray:

@@ -213,9 +213,17 @@ def predict_star_images(
                 report.prelabels_coco = Path(out) / "prelabels" / "coco" / "annotations" / "instances_default.json"
         (tmp / "summary.json").write_text(json.dumps({
             "model": str(model.path) if model.path else None, "architecture": model.architecture,
-            "classes": model.classes, "thresholds": getattr(model, "thresholds", None), "images": report.images,
+            "classes": model.classes, "thresholds": _used_thresholds(model.thresholds, options),
+            "images": report.images,
         }, indent=2) + "\n", encoding="utf-8")
     return report
+
+
+def _used_thresholds(stored: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The model's thresholds as the prediction used them: ``prob`` / ``nms`` given in ``options``
+    replace the stored ones (and ``overridden`` names them)."""
+    given = {k: options[f"{k}_thresh"] for k in ("prob", "nms") if options.get(f"{k}_thresh") is not None}
+    return {**stored, **given, "overridden": sorted(given)} if given else dict(stored)
 
 
 def _as_label(c: ClassInfo) -> Any:
