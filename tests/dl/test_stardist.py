@@ -317,7 +317,7 @@ def trained(export: Path, tmp_path_factory: pytest.TempPathFactory):
 
 def test_training_writes_the_model_folder(trained) -> None:
     files = sorted(p.name for p in trained.path.iterdir())
-    assert files == ["checkpoint.pt", "config.json", "history.json", THRESHOLDS_FILE, "weights.pt"]
+    assert files == ["checkpoint.pt", "config.json", "history.json", "reference.json", THRESHOLDS_FILE, "weights.pt"]
     cfg = json.loads((trained.path / "config.json").read_text())
     assert cfg["architecture"]["name"] == "stardist" and cfg["architecture"]["params"]["n_rays"] == K
     assert [c["name"] for c in cfg["classes"]] == ["background", "cavity", "loop", "precipitate", "dislocation line"]
