@@ -29,12 +29,7 @@ from test_train import TINY, cavities  # noqa: E402
 STEPS = dict(epochs=1, steps_per_epoch=2, batch_size=2, time_budget_s=float("inf"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/dl/conftest.py
 
 
 @pytest.fixture(scope="module")
