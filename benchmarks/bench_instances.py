@@ -136,7 +136,7 @@ def run_stardist(train_ds: Any, test_ds: Any, work: Path, args: argparse.Namespa
     run = train("stardist", train_ds, work / "model", epochs=10_000, steps_per_epoch=args.steps_per_epoch,
                 time_budget_s=args.budget / ratio, patience=10_000, seed=args.seed, device=args.device,
                 progress=False, plot=False, base_filters=args.base_filters, lr=args.lr, batch_size=args.batch_size,
-                callback=budget_callback(args.budget))
+                grid=args.grid, callback=budget_callback(args.budget))
     train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
     steps = sum(h["steps"] for h in run.history)
     print(f"  stardist: {len(run.history)} epochs, {steps} steps (wall budget {args.budget / ratio:.0f} s at "
@@ -239,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps-per-epoch", type=int, default=50, help="stardist: steps between validations")
     p.add_argument("--base-filters", type=int, default=16, help="stardist backbone width")
+    p.add_argument("--grid", type=int, default=2, help="stardist output subsampling (1, 2 or 4)")
     p.add_argument("--batch-size", type=int, default=4, help="stardist crops per step")
     p.add_argument("--lr", type=float, default=3e-3, help="stardist peak learning rate")
     p.add_argument("--methods", default="stardist,unet,maskrcnn")
