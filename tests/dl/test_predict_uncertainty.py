@@ -21,7 +21,7 @@ import defectlab.api as dl  # noqa: E402
 from defectlab.cli import app  # noqa: E402
 from defectlab.dl import archs  # noqa: E402
 from defectlab.dl.options import PredictOptions  # noqa: E402
-from defectlab.dl.predict import TTAError, check_tta  # noqa: E402
+from defectlab.dl.predict import TTAError, check_options  # noqa: E402
 from defectlab.dl.reference import compare, image_stats, read_reference, training_reference  # noqa: E402
 from defectlab.dl.tiles import predict_semantic  # noqa: E402
 from defectlab.dl.uncertainty import object_uncertainty, reliability, tta_forward  # noqa: E402
@@ -158,8 +158,8 @@ def test_tta_is_refused_by_architectures_that_do_not_do_it():
     for name, title in (("maskrcnn", "Mask R-CNN"), ("stardist", "star")):
         fake = SimpleNamespace(arch=archs.get(name), architecture=name)
         with pytest.raises(TTAError, match=f"(?i){title}.*does not do it"):
-            check_tta(fake, PredictOptions(tta=True))
-        check_tta(fake, PredictOptions())  # without --tta they predict as before
+            check_options(fake, PredictOptions(tta=True))
+        check_options(fake, PredictOptions())  # without --tta they predict as before
 
 
 def test_image_stats_and_the_reference_round_trip(tmp_path):

@@ -161,8 +161,7 @@ def predict_image(model: Model, image: np.ndarray | str | Path, options: Predict
     Prediction
     """
     options = PredictOptions.build(options, **changes)
-    check_tta(model, options)
-    model.arch.check_predict_options(options)
+    check_options(model, options)
     t0 = time.perf_counter()
     arr = _as_image(image)
     if arr.ndim not in (2, 3) or min(arr.shape[:2]) < 1:
@@ -178,11 +177,13 @@ def predict_image(model: Model, image: np.ndarray | str | Path, options: Predict
     return pred
 
 
-def check_tta(model: Model, options: PredictOptions) -> None:
-    """Refuse ``options.tta`` for an architecture that does not do it (a :class:`TTAError`)."""
+def check_options(model: Model, options: PredictOptions) -> None:
+    """Refuse what ``model``'s architecture does not do: ``options.tta`` (a :class:`TTAError`),
+    or another architecture's own options (``Architecture.check_predict_options``)."""
     if options.tta and not getattr(model.arch, "tta", False):
         raise TTAError(f"--tta (test-time augmentation): the {model.arch.title} ({model.architecture!r}) does not do "
                        "it; predict without --tta, or train a U-Net (defectlab train unet)")
+    model.arch.check_predict_options(options)
 
 
 def model_reference(model: Model) -> Any:
@@ -274,8 +275,7 @@ def predict_images(
     no reference).
     """
     options = PredictOptions.build(options, **changes)
-    check_tta(model, options)
-    model.arch.check_predict_options(options)
+    check_options(model, options)
     own = getattr(model.arch, "predict_images", None)  # an architecture that writes more (stardist: polygons)
     if own is not None:
         return own(model, images, out, options, prelabels=prelabels, overwrite=overwrite, progress=progress)

@@ -40,7 +40,7 @@ from ..errors import DefectlabError
 from ..imaging.io import read_image
 from ..model import ImageSource
 from .options import PredictOptions
-from .predict import (PredictReport, check_tta, find_images, model_reference, predict_image, prelabel_item,
+from .predict import (PredictReport, check_options, find_images, model_reference, predict_image, prelabel_item,
                       write_prediction, write_prelabels)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -98,7 +98,7 @@ def suggest_images(model: Model, unlabeled: str | Path, out: str | Path, *, n: i
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise SuggestError(f"suggest: --n: expected a number of images >= 1, got {n!r}")
     options = PredictOptions.build(options, **{**changes, "tta": True})
-    check_tta(model, options)
+    check_options(model, options)
     found = find_images([unlabeled])
     report = SuggestReport(Path(out), n=min(int(n), len(found)))
     if model_reference(model) is None:
