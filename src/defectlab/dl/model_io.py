@@ -79,7 +79,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "CONFIG_VERSION", "ClassInfo", "Model", "ModelConfig", "ModelError", "build_net", "load_model",
-    "read_config", "resolve_device", "save_model", "with_training", "write_model_files",
+    "read_config", "read_weights", "resolve_device", "save_model", "with_training", "write_model_files",
 ]
 
 #: The version of ``config.json`` this defectlab writes and reads.
@@ -447,6 +447,25 @@ def load_model(path: str | Path, *, device: str | torch.device = "auto",
     folder = Path(path)
     folder = folder.parent if folder.name == CONFIG_FILE else folder
     weights = folder / WEIGHTS_FILE
+    state = read_weights(folder)
+    net = build_net(config)
+    _load_state(net, state, weights, config)
+    model = Model(net, config, path=folder, device=device, calibration=_read_calibration(folder / CALIBRATION_FILE))
+    model = archs.get(config.architecture).on_load(model, folder)
+    if classes is not None:
+        model.check_classes(classes)
+    return model
+
+
+def read_weights(folder: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict in a model folder's ``weights.pt``, on the CPU (``weights_only``: no code runs).
+
+    Raises
+    ------
+    ModelError
+        The file is missing, not readable by torch, or not a state dict of tensors.
+    """
+    weights = Path(folder) / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelError(f"{weights}: missing; the model folder holds {CONFIG_FILE} but no weights "
                          "(was training interrupted before the first epoch ended?)")
@@ -456,13 +475,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "auto",
         raise ModelError(f"{weights}: not readable as torch weights ({type(err).__name__}: {err})") from err
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{weights}: expected a state dict of tensors (torch.save(net.state_dict()))")
-    net = build_net(config)
-    _load_state(net, state, weights, config)
-    model = Model(net, config, path=folder, device=device, calibration=_read_calibration(folder / CALIBRATION_FILE))
-    model = archs.get(config.architecture).on_load(model, folder)
-    if classes is not None:
-        model.check_classes(classes)
-    return model
+    return state
 
 
 def _read_calibration(path: Path) -> np.ndarray | None:

@@ -23,10 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 
-from .model_io import WEIGHTS_FILE, ModelConfig, ModelError, read_config
+from .model_io import WEIGHTS_FILE, ModelConfig, ModelError, read_config, read_weights
 
 __all__ = ["SAME_KIND", "SHIPPED", "WarmStart", "resolve_init", "warm_start"]
 
@@ -108,13 +107,10 @@ def warm_start(net: nn.Module, config: ModelConfig, init: str | Path, *, head: s
     if src_config.architecture != config.architecture:
         raise ModelError(f"--init {init}: {folder} is a {src_config.architecture} model; this run trains a "
                          f"{config.architecture}")
-    weights = folder / WEIGHTS_FILE
     try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelError(f"--init {init}: {weights}: missing") from None
-    except Exception as err:  # torch raises many kinds for a corrupt file
-        raise ModelError(f"--init {init}: {weights}: not readable as torch weights ({err})") from err
+        state = read_weights(folder)
+    except ModelError as err:
+        raise ModelError(f"--init {init}: {err}") from err
     head_keys = set() if head is None else {head, head.rsplit(".", 1)[0] + ".bias"}
     own = net.state_dict()
     differ = [f"{k} {list(state[k].shape)} vs {list(t.shape)}" for k, t in own.items()
