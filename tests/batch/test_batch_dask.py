@@ -14,7 +14,7 @@ import pytest
 from scipy import ndimage
 from typer.testing import CliRunner
 
-from .batchkit import SlowMeasure, assert_tables_equal
+from .batchkit import SlowMeasure, assert_tables_equal, tiny_unet
 from defectlab import batch
 from defectlab.batch.records import read_record
 from defectlab.cli import app
@@ -49,26 +49,13 @@ def test_local_cluster_equals_the_single_process_run(export, local_cluster, tmp_
     assert workers <= set(local_cluster.scheduler_info["workers"])
 
 
-def _tiny_unet(folder):
-    import torch
-
-    from defectlab.dl.archs.unet import UNet, UNetConfig, model_config
-    from defectlab.dl.model_io import ClassInfo, Model, save_model
-
-    torch.manual_seed(0)  # untrained: small random blobs, enough to compare runs
-    net = UNet(UNetConfig(n_classes=2, base_filters=4, depth=2, bottleneck_dilations=(1,)))
-    save_model(Model(net, model_config(net.config, classes=[ClassInfo(1, "cavity", edge="inner")],
-                                       tile_size=96, overlap=16)), folder)
-    return folder
-
-
 def test_predict_on_a_local_cluster_loads_the_model_once_per_worker(export, local_cluster, tmp_path):
     from distributed import Client
 
     from defectlab.batch import tasks
     from defectlab.dl.model_io import load_model
 
-    model = _tiny_unet(tmp_path / "model")
+    model = tiny_unet(tmp_path / "model")
     report = batch.predict(model, [export / "images"], out=tmp_path / "pred", scheduler=local_cluster,
                            pixel_size="0.5nm", progress=False, figures=False)
     assert report.ok and report.counts["done"] == 6, report.failed

@@ -184,3 +184,33 @@ def test_an_unreadable_export_is_recorded_and_the_others_are_measured(export, tm
     assert report.counts["done"] == 6 and report.counts["failed"] == 1 and not report.ok
     (failure,) = report.failed
     assert failure["key"] == "broken" and "broken.xml" in failure["error"] and failure["error_type"] == "ParseError"
+
+
+def test_batch_predict_takes_the_predict_options_of_defectlab_predict(export, tmp_path):
+    from defectlab.dl.model_io import load_model
+    from defectlab.dl.predict import predict_image
+
+    from .batchkit import tiny_unet
+
+    model = tiny_unet(tmp_path / "model")
+    report = batch.predict(model, [export / "images"], out=tmp_path / "pred", scheduler="sync", progress=False,
+                           figures=False, pixel_size="0.5nm", tta=True, min_area_px=3, engine="torch")
+    assert report.ok and report.counts["done"] == 6, report.failed
+    loaded = load_model(model, device="cpu")
+    for key in KEYS[:2]:  # the same call by hand, in this process and engine: the same arrays
+        ref = predict_image(loaded, export / "images" / f"{key}.png", tta=True, min_area_px=3, engine="torch")
+        np.testing.assert_array_equal(read_image(tmp_path / "pred" / key / "mask.png"), ref.semantic)
+        np.testing.assert_array_equal(read_image(tmp_path / "pred" / key / "instances.tif"), ref.instances)
+        np.testing.assert_array_equal(read_image(tmp_path / "pred" / key / "uncertainty.tif"), ref.uncertainty)
+    assert read_record(tmp_path / "pred" / KEYS[0])["params"]["tta"] is True
+    again = batch.predict(model, [export / "images"], out=tmp_path / "pred", scheduler="sync", progress=False,
+                          figures=False, pixel_size="0.5nm", tta=True, min_area_px=3, engine="torch")
+    assert again.counts["skipped"] == 6
+    other = batch.predict(model, [export / "images"], out=tmp_path / "pred", scheduler="sync", progress=False,
+                          figures=False, pixel_size="0.5nm", min_area_px=3, engine="torch")
+    assert other.counts["done"] == 6 and not (tmp_path / "pred" / KEYS[0] / "uncertainty.tif").exists()
+
+    result = CliRunner().invoke(app, ["batch", "predict", str(model), str(export / "images"), "--out",
+                                      str(tmp_path / "star"), "--scheduler", "sync", "--prob-thresh", "0.4"])
+    assert result.exit_code == 1 and "is for stardist models" in result.output, result.output
+    assert not (tmp_path / "star").exists()

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..conversion import ConvertOptions
+from ..dl.options import PredictOptions
 from ..measurement.options import MeasureOptions
 from ..reading import ReadOptions
 from .inputs import BatchError, Unit, expand_inputs
@@ -90,13 +91,8 @@ def predict(
     options: MeasureOptions | None = None,
     *,
     out: str | Path,
+    prediction: PredictOptions | None = None,
     device: str = "auto",
-    tile: int | None = None,
-    overlap: int | None = None,
-    batch_size: int | None = None,
-    min_area_px: int | None = None,
-    score_threshold: float = 0.5,
-    mask_threshold: float = 0.5,
     overlays: bool = True,
     figures: bool = True,
     scheduler: Any = None,
@@ -109,15 +105,26 @@ def predict(
 
     ``inputs`` are micrographs (files, folders searched recursively, globs, list files).
     Each worker loads the model once. ``out/<stem>/`` gets ``mask.png``, ``instances.tif``,
-    ``overlay.png`` and the image's defect table; ``out/_batch/`` the batch's tables and
-    statistics. The prediction parameters are those of :func:`defectlab.dl.predict.predict_image`;
-    ``options`` (or its fields by name) are :class:`~defectlab.measurement.options.MeasureOptions`
-    (``pixel_size`` overrides the micrographs' calibration); the others are :func:`run_batch`'s.
+    ``overlay.png`` (and ``uncertainty.tif`` with ``tta``) and the image's defect table;
+    ``out/_batch/`` the batch's tables and statistics. ``prediction``
+    (:class:`~defectlab.dl.options.PredictOptions`) says how to predict, as for
+    :func:`defectlab.dl.predict.predict_image`; ``options`` are
+    :class:`~defectlab.measurement.options.MeasureOptions` (``pixel_size`` overrides the
+    micrographs' calibration); either's fields may be given by name (``tile_size=512``,
+    ``tta=True``, ``pixel_size="0.5nm"``); the others are :func:`run_batch`'s.
     """
-    task = PredictTask(model=Path(model), device=device, tile=tile, overlap=overlap, batch_size=batch_size,
-                       min_area_px=min_area_px, score_threshold=score_threshold, mask_threshold=mask_threshold,
-                       overlays=overlays, options=MeasureOptions.build(options, **changes), figures=figures)
+    predict_changes, measure_changes = split_changes(changes, PredictOptions)
+    task = PredictTask(model=Path(model), device=device, prediction=PredictOptions.build(prediction, **predict_changes),
+                       overlays=overlays, options=MeasureOptions.build(options, **measure_changes), figures=figures)
     return run_batch(inputs, task, out=out, scheduler=scheduler, workers=workers, force=force, progress=progress)
+
+
+def split_changes(changes: dict[str, Any], cls: type) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``changes`` split into the fields of the options class ``cls`` and the rest."""
+    from ..options import option_fields
+
+    names = {f.name for f in option_fields(cls)}
+    return ({k: v for k, v in changes.items() if k in names}, {k: v for k, v in changes.items() if k not in names})
 
 
 def convert(

@@ -45,6 +45,7 @@ from typing import Any, ClassVar, Sequence
 
 from ..errors import DefectlabError
 from ..conversion import ConvertOptions
+from ..dl.options import PredictOptions
 from ..measurement.options import MeasureOptions
 from ..reading import ReadOptions
 from .inputs import BatchError, Unit, check_keys, expand_inputs, key_of
@@ -333,9 +334,11 @@ class PredictTask(BatchTask):
         A model folder (``config.json`` + ``weights.pt``), reachable by every worker.
     device : str
         ``"auto"`` (CUDA > MPS > CPU on each worker), ``"cpu"``, ``"cuda"``, …
-    tile, overlap, batch_size, min_area_px, score_threshold, mask_threshold
-        As in :func:`defectlab.dl.predict.predict_image`; ``batch_size`` bounds a worker's
-        memory (tiles through the net at once; default about a megapixel), whatever the image size.
+    prediction : PredictOptions
+        How to predict, as for :func:`defectlab.dl.predict.predict_image` (tiles, engine,
+        ``tta``, minimum area, the architecture's own thresholds, …); ``batch_size`` bounds a
+        worker's memory (tiles through the net at once; default about a megapixel), whatever
+        the image size. With ``tta`` each image also gets ``uncertainty.tif``.
     overlays : bool
         Also write ``overlay.png`` (classes in color over the micrograph).
     options : MeasureOptions
@@ -352,12 +355,7 @@ class PredictTask(BatchTask):
 
     model: Path
     device: str = "auto"
-    tile: int | None = None
-    overlap: int | None = None
-    batch_size: int | None = None
-    min_area_px: int | None = None  # None: the model's (postprocess.json), else 4
-    score_threshold: float = 0.5
-    mask_threshold: float = 0.5
+    prediction: PredictOptions = PredictOptions()
     overlays: bool = True
     options: MeasureOptions = MeasureOptions()
     figures: bool = True
@@ -365,9 +363,8 @@ class PredictTask(BatchTask):
 
     def params(self) -> dict[str, Any]:
         # batch_size and device change speed, not results, and are left out on purpose
-        return {"pixel_size_nm": self.options.pixel_size, "tile": self.tile, "overlap": self.overlap,
-                "min_area_px": self.min_area_px, "score_threshold": self.score_threshold,
-                "mask_threshold": self.mask_threshold, "overlays": self.overlays}
+        prediction = {k: v for k, v in self.prediction.to_dict().items() if k != "batch_size"}
+        return {"pixel_size_nm": self.options.pixel_size, **prediction, "overlays": self.overlays}
 
     def model_digest(self) -> str | None:
         return self.model_sha256
@@ -378,10 +375,12 @@ class PredictTask(BatchTask):
     def plan(self, inputs: Sequence[str | Path]) -> Plan:
         try:
             from ..dl.model_io import load_model
+            from ..dl.predict import check_options
         except ImportError as err:
             raise BatchError(f"batch predict needs torch: pip install 'defectlab[torch]' ({err})") from err
         folder = Path(self.model).absolute()
         model = load_model(folder, device="cpu")  # checks the folder now, not on every worker
+        check_options(model, self.prediction)  # and what the architecture does not do (--tta, others' options)
         digest = model_sha256(folder)
         paths = expand_inputs(inputs, kind="micrographs")
         units = [Unit(key_of(p.name), p) for p in paths]
@@ -403,11 +402,11 @@ class PredictTask(BatchTask):
             raise BatchError("a predict task runs after plan() (it needs the model digest and a file)")
         model = cached_model(self.model, self.model_sha256, self.device)
         m = read_micrograph(unit.path, pixel_size=self.options.pixel_size)
-        pred = predict_image(model, m.array, tile_size=self.tile, overlap=self.overlap, batch_size=self.batch_size,
-                             min_area_px=self.min_area_px, score_threshold=self.score_threshold,
-                             mask_threshold=self.mask_threshold)
+        pred = predict_image(model, m.array, self.prediction)
         write_image(dest / "mask.png", pred.semantic)
         write_image(dest / "instances.tif", pred.instances)
+        if pred.uncertainty is not None:
+            write_image(dest / "uncertainty.tif", pred.uncertainty)
         if self.overlays:
             from ..viz import overlay
 

@@ -139,7 +139,7 @@ def with_options(exclude: tuple[str, ...] = (), **classes: type[Options]) -> Cal
     Parameters
     ----------
     exclude : tuple of str
-        Field names left off the command line (they keep their defaults).
+        Field names (of any of the classes) left off the command line (they keep their defaults).
     **classes
         Parameter name of the command -> options class; the command's parameter of that name
         receives the instance.
@@ -154,6 +154,11 @@ def with_options(exclude: tuple[str, ...] = (), **classes: type[Options]) -> Cal
         missing = [name for name in classes if name not in sig.parameters]
         if missing:
             raise TypeError(f"{fn.__name__} has no parameter {missing}")
+        owned = {name: {f.name for f in dataclasses.fields(cls)} for name, cls in classes.items()}
+        unknown = set(exclude).difference(*owned.values())
+        if unknown:
+            raise TypeError(f"{fn.__name__}: no options class has a field {sorted(unknown)}")
+        excluded = {name: tuple(e for e in exclude if e in owned[name]) for name in classes}
         generated: dict[str, list[str]] = {}
         taken = {name for name in sig.parameters if name not in classes}
         params: list[inspect.Parameter] = []
@@ -161,7 +166,7 @@ def with_options(exclude: tuple[str, ...] = (), **classes: type[Options]) -> Cal
             if name not in classes:
                 params.append(p)
                 continue
-            fields = cli_fields(classes[name], exclude)
+            fields = cli_fields(classes[name], excluded[name])
             clash = [f.name for f in fields if f.name in taken]
             if clash:
                 raise TypeError(f"{fn.__name__}: option {clash} of {classes[name].__name__} clashes with a parameter")
@@ -184,7 +189,7 @@ def with_options(exclude: tuple[str, ...] = (), **classes: type[Options]) -> Cal
                 warnings.simplefilter("always", UserWarning)
                 for pname, names in generated.items():
                     try:
-                        built[pname] = from_cli(classes[pname], {n: kwargs.pop(n) for n in names}, exclude)
+                        built[pname] = from_cli(classes[pname], {n: kwargs.pop(n) for n in names}, excluded[pname])
                     except ValueError as err:
                         fail(err)
             for w in caught:

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Callable, List, Optional
 import typer
 
 from ..conversion import ConvertOptions
+from ..dl.options import PredictOptions
 from ..measurement.options import MeasureOptions
 from ..reading import ReadOptions
 from .._pages import fmt as _fmt
@@ -31,6 +32,8 @@ batch_app = typer.Typer(
 _SCHED = ("An existing Dask cluster's scheduler, tcp://HOST:PORT (default: $DASK_SCHEDULER_ADDRESS, else a local "
           "cluster on this machine; 'sync' runs in this process without Dask).")
 _WORKERS = "Worker processes of the local cluster (default: one per CPU core)."
+#: Predict options of pre-labels and probability files, which a batch does not write.
+_PRELABEL_ONLY = ("probabilities", "tolerance", "max_area_change")
 _FORCE = "Redo every input, even those whose outputs are complete and current."
 _FIGS = "Draw the size histograms of the batch (PNG)."
 _PROGRESS = "Show a progress bar (and the Dask dashboard's address)."
@@ -116,20 +119,15 @@ def measure(
 
 
 @batch_app.command("predict")
-@with_options(options=MeasureOptions)
+@with_options(options=MeasureOptions, prediction=PredictOptions, exclude=_PRELABEL_ONLY)
 def predict(
     model: Annotated[Path, typer.Argument(help="A model folder (config.json + weights.pt), reachable by every worker.",
                                           metavar="MODEL")],
     inputs: Inputs,
     out: Out,
     options: MeasureOptions,
+    prediction: PredictOptions,
     device: Annotated[str, typer.Option("--device", help="auto (CUDA > MPS > CPU on each worker), cpu, cuda, cuda:N or mps.")] = "auto",
-    tile: Annotated[Optional[int], typer.Option(help="Tile size, px (default: the model's).", metavar="PX")] = None,
-    overlap: Annotated[Optional[int], typer.Option(help="Least tile overlap, px (default: the model's).",
-                                                   metavar="PX")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Tiles through the net at once (bounds a worker's memory; default: about a megapixel's worth).", metavar="N")] = None,
-    min_area: Annotated[Optional[int], typer.Option("--min-area", min=1, help="unet: objects under this many px get no instance (default: the model's, chosen on its validation images; else 4).", metavar="PX")] = None,
-    score_threshold: Annotated[float, typer.Option("--score-threshold", min=0.0, max=1.0, help="maskrcnn: least detection score kept.")] = 0.5,
     overlays: Annotated[bool, typer.Option("--overlays/--no-overlays", help="Write overlay.png per image.")] = True,
     figures: Figures = True,
     scheduler: Sched = None,
@@ -140,8 +138,7 @@ def predict(
     """Predict micrographs with a trained model and measure every defect: one task per image, the model loaded once per worker."""
     from defectlab import batch
 
-    _run(lambda: batch.predict(model, inputs, options, out=out, device=device, tile=tile, overlap=overlap,
-                               batch_size=batch_size, min_area_px=min_area, score_threshold=score_threshold,
+    _run(lambda: batch.predict(model, inputs, options, out=out, prediction=prediction, device=device,
                                overlays=overlays, figures=figures, scheduler=scheduler, workers=workers, force=force,
                                progress=progress))
 
