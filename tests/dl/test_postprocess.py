@@ -54,10 +54,44 @@ def test_the_chosen_minimum_area_beats_the_default_on_specks():
     assert clean["min_area_px"] == 1 and clean["count_error"] == 0
 
 
+def _discs(mask, rng, n, r, value, size):
+    yy, xx = np.mgrid[:size, :size]
+    placed = 0
+    while placed < n:
+        cy, cx = rng.integers(r + 3, size - r - 3, 2)
+        box = mask[cy - r - 3:cy + r + 4, cx - r - 3:cx + r + 4]
+        if not box.any():
+            mask[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = value
+            placed += 1
+
+
+def test_each_class_gets_the_minimum_area_its_objects_need():
+    # class 1: small cavities of radius 3 (29 px); class 2: loops of radius 12 (~450 px), whose
+    # prediction has extra fragments of radius 5 (81 px), larger than the cavities: no single
+    # minimum area both keeps the cavities and drops the fragments; one per class does
+    rng = np.random.default_rng(0)
+    pairs = []
+    for _ in range(3):
+        truth = np.zeros((160, 160), np.uint8)
+        _discs(truth, rng, 4, 3, 1, 160)
+        _discs(truth, rng, 3, 12, 2, 160)
+        pred = truth.copy()
+        _discs(pred, rng, 3, 5, 2, 160)
+        pairs.append((pred, truth))
+    choice = choose_min_area(pairs, split=[1, 2])
+    least = {int(c): a for c, a in choice["min_area_px_by_class"].items()}
+    assert least[1] <= 29 and 81 < least[2] <= 453 // 2
+    assert choice["count_error"] == 0 and choice["size_error"] < 1e-9
+    assert choice["default_count_error"] == pytest.approx(9 / 21)
+
+
 def test_a_bad_postprocess_file_names_itself(tmp_path):
     assert read_postprocess(tmp_path) == {}
     (tmp_path / "postprocess.json").write_text('{"min_area_px": 0}')
     with pytest.raises(ParseError, match="postprocess.json.*min_area_px an integer >= 1"):
+        read_postprocess(tmp_path)
+    (tmp_path / "postprocess.json").write_text('{"min_area_px": 4, "min_area_px_by_class": {"1": -3}}')
+    with pytest.raises(ParseError, match="postprocess.json.*class index -> an integer >= 1"):
         read_postprocess(tmp_path)
 
 
@@ -89,6 +123,7 @@ def test_training_stores_the_choice_and_prediction_uses_it(tmp_path):
     assert model.postprocess["min_area_px"] == chosen["min_area_px"] == result.model.postprocess["min_area_px"]
     image = ds.items[0].image.path
     n = len(model.predict(image).instance_classes)
-    model.postprocess = {"min_area_px": 10 ** 6}  # the model's choice is used ...
+    assert set(chosen["min_area_px_by_class"]) == {"1"}
+    model.postprocess = {"min_area_px": 1, "min_area_px_by_class": {"1": 10 ** 6}}  # the model's choice is used ...
     assert len(model.predict(image).instance_classes) == 0
     assert len(model.predict(image, min_area_px=1).instance_classes) >= n > 0  # ... unless one is given

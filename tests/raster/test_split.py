@@ -147,6 +147,24 @@ def test_small_objects_are_left_out_of_the_ids():
     assert labels.max() == 1 and labels[10, 10] == 0 and len(classes) == 1
 
 
+def test_each_class_may_have_its_own_minimum_area():
+    m = np.zeros((H, W), np.uint8)
+    m[disc(30, 30, 4)] = 1  # ~50 px: kept at class 1's 20 px
+    m[disc(60, 30, 2)] = 1  # ~13 px: dropped
+    m[disc(100, 60, 15) | disc(124, 60, 15)] = 2  # two touching, ~700 px each: kept at 200 px
+    m[disc(170, 90, 6)] = 2  # ~113 px: dropped
+    labels, classes = split_instances(m, split=True, min_area_px=1, min_area_by_class={1: 20, 2: 200})
+    assert classes.tolist() == [1, 2, 2]
+    for c, least in ((1, 20), (2, 200)):  # the same as each class alone with its own minimum
+        alone, _ = split_instances(np.where(m == c, m, 0), split=True, min_area_px=least)
+        mine = np.where(np.isin(labels, np.flatnonzero(classes == c) + 1), labels, 0)
+        assert (mine > 0).sum() == (alone > 0).sum()
+        np.testing.assert_array_equal(np.unique(mine[mine > 0], return_counts=True)[1],
+                                      np.unique(alone[alone > 0], return_counts=True)[1])
+    with pytest.raises(ValueError, match="min_area_by_class"):
+        split_instances(m, min_area_by_class={1: 0})
+
+
 def test_empty_and_bad_input():
     labels, classes = split_instances(np.zeros((5, 6), np.uint8))
     assert labels.shape == (5, 6) and labels.dtype == np.int32 and classes.size == 0

@@ -50,9 +50,15 @@ def _print_result(result: Any) -> None:
     console.print(f"  validation IoU at the best epoch: {escape(ious) or '-'}{extra}", highlight=False)
     chosen = getattr(result.model, "postprocess", None)
     if chosen:
-        console.print(f"  minimum object area {chosen['min_area_px']} px, chosen on the validation images: count "
-                      f"error {chosen['count_error']:.1%}, size error {chosen['size_error']:.1%} (the default "
-                      f"{chosen['default_min_area_px']} px: {chosen['default_count_error']:.1%}, "
+        from ..dl.postprocess import min_areas
+
+        least, by_class = min_areas(chosen)
+        names = result.model.config.class_names
+        areas = ", ".join(f"{names[c]} {a} px" for c, a in sorted(by_class.items()) if c in names)
+        others = f"; {least} px for the others" if set(names) - set(by_class) else ""
+        console.print(f"  minimum object area {escape(areas) or f'{least} px'}{others}, chosen on the validation "
+                      f"images: count error {chosen['count_error']:.1%}, size error {chosen['size_error']:.1%} (the "
+                      f"default {chosen['default_min_area_px']} px: {chosen['default_count_error']:.1%}, "
                       f"{chosen['default_size_error']:.1%})", highlight=False)
 
 

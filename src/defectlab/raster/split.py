@@ -50,7 +50,7 @@ Examples
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -75,6 +75,7 @@ def split_instances(
     min_area_px: int = 1,
     min_distance_px: int = 2,
     neck_ratio: float = DEFAULT_NECK_RATIO,
+    min_area_by_class: Mapping[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One id per object of a class-index mask, touching round objects split apart.
 
@@ -93,6 +94,9 @@ def split_instances(
         Smallest distance in px between two markers (``peak_local_max(min_distance=)``).
     neck_ratio : float
         In (0, 1]: see the module docstring; lower splits less.
+    min_area_by_class : mapping of int to int, optional
+        Class index -> its own minimum object area (instead of ``min_area_px``), for the
+        classes listed.
 
     Returns
     -------
@@ -120,6 +124,9 @@ def split_instances(
         raise ValueError(f"expected 0 < neck_ratio <= 1, got {neck_ratio!r}")
     if min_area_px < 1 or min_distance_px < 1:
         raise ValueError(f"expected min_area_px and min_distance_px >= 1, got {min_area_px}, {min_distance_px}")
+    by_class = {int(c): int(a) for c, a in (min_area_by_class or {}).items()}
+    if any(a < 1 for a in by_class.values()):
+        raise ValueError(f"expected every min_area_by_class >= 1, got {min_area_by_class}")
     present = _classes_present(sem)
     wanted = present if classes is None else [int(c) for c in classes if int(c) in present]
     split_set = set(wanted) if split is True else set() if split is False else {int(c) for c in split}
@@ -128,7 +135,11 @@ def split_instances(
     comp, comp_class = _components(sem, sorted(wanted), present)
     n = len(comp_class) - 1
     areas = np.bincount(comp.ravel(), minlength=n + 1)
-    kept = areas >= min_area_px
+    least = np.full(int(comp_class.max()) + 1, int(min_area_px), dtype=np.int64)  # class -> least area
+    for c, a in by_class.items():
+        if c < len(least):
+            least[c] = a
+    kept = areas >= least[comp_class]
     kept[0] = False
     splittable = kept & np.isin(comp_class, sorted(split_set))
     # a key per object, ordered as the ids will be: component i -> key i, unless it is split,
@@ -163,7 +174,7 @@ def split_instances(
             inside = which > 0
             # a pixel that no basin reached (joined to the rest only diagonally) gets no id, as before
             keys[inside] = root[basins[inside]]
-    keep = np.bincount(keys.ravel(), minlength=len(key_class)) >= min_area_px
+    keep = np.bincount(keys.ravel(), minlength=len(key_class)) >= least[key_class]
     keep[0] = False
     ids = np.zeros(len(keep), dtype=np.int32)
     ids[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)

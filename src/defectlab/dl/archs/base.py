@@ -60,7 +60,7 @@ from ..engine import Forward, model_forward, softmax_forward
 from ..metrics import iou_counts
 from ..model_io import ClassInfo, ModelConfig, ModelError
 from ..options import LOSSES, PredictOptions, TrainOptions
-from ..postprocess import DEFAULT_MIN_AREA_PX, POSTPROCESS_FILE, choose_min_area, read_postprocess
+from ..postprocess import POSTPROCESS_FILE, choose_min_area, min_areas, read_postprocess
 from ..predict import Prediction
 from ..tiles import predict_semantic, round_up
 
@@ -640,7 +640,8 @@ class SemanticArchitecture(Architecture):
         sem, conf, probs, unc, used = self._semantic(model, image, options, probabilities_dtype=probabilities_dtype,
                                                      progress=progress)
         split = [c.index for c in cfg.classes[1:] if not c.is_line] if options.split else False
-        inst, cls = split_instances(sem, split=split, min_area_px=self.min_area_px(model, options),
+        least, by_class = self.min_areas(model, options)
+        inst, cls = split_instances(sem, split=split, min_area_px=least, min_area_by_class=by_class,
                                     neck_ratio=options.neck_ratio)
         scores = instance_scores(inst, len(cls), conf)
         pred = Prediction(sem, inst, cls.astype(np.uint8), scores, cfg.class_names, confidence=conf,
@@ -653,12 +654,13 @@ class SemanticArchitecture(Architecture):
             pred.object_uncertainty = object_uncertainty(inst, len(cls), unc)
         return pred
 
-    def min_area_px(self, model: Model, options: PredictOptions) -> int:
-        """The minimum object area: ``options``' if given, else the one training chose on the
-        validation images (``postprocess.json``), else the fixed default."""
+    def min_areas(self, model: Model, options: PredictOptions) -> tuple[int, dict[int, int]]:
+        """The minimum object area, and class index -> its own: ``options.min_area_px`` for every
+        class if given, else those training chose on the validation images (``postprocess.json``),
+        else the fixed default."""
         if options.min_area_px is not None:
-            return int(options.min_area_px)
-        return int(getattr(model, "postprocess", {}).get("min_area_px") or DEFAULT_MIN_AREA_PX)
+            return int(options.min_area_px), {}
+        return min_areas(getattr(model, "postprocess", {}))
 
     def on_load(self, model: Model, folder: Path) -> Model:
         model.postprocess = read_postprocess(folder)  # type: ignore[attr-defined]
