@@ -714,6 +714,7 @@ def measure(
     *,
     out: str | Path | None = None,
     images: str | Path | None = None,
+    members: Sequence[Dataset | str | Path] | None = None,
     figures: bool = True,
     overwrite: bool = False,
     progress: bool = True,
@@ -736,6 +737,10 @@ def measure(
         Also write the tables (CSV), ``summary.json``, figures and ``index.html`` here.
     images : str or Path, optional
         Folder of the micrographs (their calibration) if not beside the export.
+    members : sequence of Dataset, str or Path, optional
+        The ensemble members' predictions of the same images, whose spread the intervals
+        then hold (model uncertainty); default: those ``predict`` with an ensemble wrote
+        beside ``source`` (``prelabels/members/*/annotations.xml``), if any; ``()``: none.
     figures, overwrite : bool
         With ``out``: draw the PNG figures; replace an existing folder.
     progress : bool
@@ -759,7 +764,7 @@ def measure(
     """
     from .measurement import measure as run
 
-    m = run(source, options, images=images, progress=progress, **changes)
+    m = run(source, options, images=images, members=members, progress=progress, **changes)
     if out is not None:
         m.write(out, overwrite=overwrite, figures=figures)
     return m

@@ -65,11 +65,12 @@ def register(app: typer.Typer) -> None:
         """Measure every defect in px and nm; counts, densities, size distributions, area fraction, swelling."""
         from ..errors import DefectlabError
         from ..measurement import measure as run
+        from ..measurement.run import members_beside
 
         try:
             with warnings.catch_warnings(record=True) as caught:  # each warning once, as one line
                 warnings.simplefilter("always", UserWarning)
-                m = run(read.read(source), options, progress=True)
+                m = run(read.read(source), options, members=members_beside(source), progress=True)
                 m.write(out, overwrite=overwrite, figures=figures)
         except (DefectlabError, ValueError) as err:
             fail(err)
@@ -92,8 +93,10 @@ def register(app: typer.Typer) -> None:
             per = "per µm²" if m.calibrated else "per px²"
             ci = "; ".join(f"{r['label']} {_fmt(r[dens], 3)} [{_fmt(r[dens + '_lo'], 3)}, {_fmt(r[dens + '_hi'], 3)}]"
                            for r in m.intervals.rows())
-            console.print(f"density {per}, {float(m.intervals.rows()[0]['level']):.0%} intervals: {_escape(ci)} "
-                          "(intervals.csv: count, size, swelling too)", highlight=False)
+            k = int(m.intervals.rows()[0]["members"])
+            model = f", with the spread of {k} ensemble members" if k > 1 else ""
+            console.print(f"density {per}, {float(m.intervals.rows()[0]['level']):.0%} intervals{model}: "
+                          f"{_escape(ci)} (intervals.csv: count, size, swelling too)", highlight=False)
         _print_notes([n for n in m.notes if n.code != "no-calibration"],
                      _messages(caught))
         console.print(f"[green]wrote[/] {len(m.defects)} defects of {len(m.images)} image(s) -> "

@@ -174,9 +174,13 @@ def _intervals_html(m: "Measurement") -> str:
     rows = [{"label": r["label"], **{name: cell(r, name) for name in values}, "count from": r["count_bound_by"]}
             for r in m.intervals.rows()]
     level = float(m.intervals.rows()[0]["level"])
+    k = int(m.intervals.rows()[0]["members"])
+    model = (f" Model uncertainty: each replicate first draws one of the {k} ensemble members that predicted these "
+             "images, so the intervals hold the spread between them too; the values are the members' mean."
+             if k > 1 else "")
     return (f"<h2>{level:.0%} confidence intervals</h2><p>Bootstrap over defects (counting statistics) and over "
             "images (variation between them, with 3 images or more); the count's interval is never narrower than "
-            "its Poisson interval. <code>intervals.csv</code> holds every bound.</p>" + scroll(table(rows)))
+            f"its Poisson interval.{model} <code>intervals.csv</code> holds every bound.</p>" + scroll(table(rows)))
 
 
 def write_measurement(m: "Measurement", out: str | Path, *, overwrite: bool = False, figures: bool = True) -> Path:

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ImageError
+from ..errors import DatasetError, ImageError
 from ..imaging.micrograph import CalibrationWarning, read_micrograph, read_pixel_size
 from ..model import Dataset, Item, Note
 from ..raster import DEFAULT_LINE_WIDTH, instances
@@ -37,8 +37,8 @@ from .stats import ImageInfo, histogram, size_measures, statistics
 from .table import Table
 
 __all__ = [
-    "PLAUSIBLE_SIZE_NM", "Measurement", "implausible_sizes", "item_calibration", "load_dataset", "measure",
-    "reported_labels",
+    "MEMBERS_FOLDER", "PLAUSIBLE_SIZE_NM", "Measurement", "implausible_sizes", "item_calibration", "load_dataset",
+    "measure", "members_beside", "reported_labels",
 ]
 
 
@@ -231,11 +231,58 @@ def reported_labels(dataset: Dataset) -> list[str]:
     return declared + sorted(used - set(declared))
 
 
+#: Where ``predict`` with an ensemble puts each member's own pre-labels, beside the ensemble's
+#: (``prelabels/members/<member>/annotations.xml``).
+MEMBERS_FOLDER = "members"
+
+
+def members_beside(source: Dataset | str | Path) -> list[Path]:
+    """The ensemble members' pre-labels beside a predictions export, in name order: for
+    ``…/prelabels/annotations.xml`` (or its folder), ``…/prelabels/members/*/annotations.xml``;
+    none for anything else."""
+    if isinstance(source, Dataset):
+        return []
+    path = Path(source)
+    folder = path if path.is_dir() else path.parent
+    if path.is_file() and path.name != "annotations.xml":
+        return []
+    return sorted((folder / MEMBERS_FOLDER).glob("*/annotations.xml"))
+
+
+def _member_tables(ds: Dataset, members: Sequence[Dataset | str | Path], opts: MeasureOptions,
+                   progress: bool) -> list[Table]:
+    """The per-defect table of each ensemble member's predictions of ``ds``' images, measured
+    as ``ds`` is (a member's items take ``ds``' image files, for the calibration and the
+    intensities)."""
+    by_key = {it.key: it for it in ds.items}
+    tables = []
+    for j, member in enumerate(members):
+        mds = load_dataset(member)
+        where = mds.source or str(member)
+        keys = [it.key for it in mds.items]
+        if sorted(keys) != sorted(by_key):
+            missing, extra = sorted(set(by_key) - set(keys)), sorted(set(keys) - set(by_key))
+            raise DatasetError(f"{where}: an ensemble member must predict the same images as the ensemble; "
+                               f"missing {missing[:5]}, not in the ensemble's {extra[:5]}")
+        for it in mds.items:
+            if it.size_hw != by_key[it.key].size_hw:
+                raise DatasetError(f"{where}: image {it.name!r} is {it.size_hw[1]}x{it.size_hw[0]} px (WxH), "
+                                   f"the ensemble's is {by_key[it.key].size_hw[1]}x{by_key[it.key].size_hw[0]}")
+        items = [dataclasses.replace(it, image=by_key[it.key].image) for it in mds.items]
+        defects, _, _ = measure_dataset(dataclasses.replace(mds, items=tuple(items)), pixel_size_nm=opts.pixel_size,
+                                        intensity=opts.intensity, visible_only=opts.visible_only,
+                                        line_width=opts.line_width, progress=progress,
+                                        desc=f"member {j + 1}/{len(members)}")
+        tables.append(defects)
+    return tables
+
+
 def measure(
     source: Dataset | str | Path,
     options: MeasureOptions | None = None,
     *,
     images: str | Path | None = None,
+    members: Sequence[Dataset | str | Path] | None = None,
     progress: bool = False,
     **changes: Any,
 ) -> Measurement:
@@ -251,6 +298,12 @@ def measure(
         (:class:`~defectlab.measurement.options.MeasureOptions`; default: its defaults).
     images : path, optional
         Folder of the micrographs, if not beside the export (their calibration and intensities).
+    members : sequence of Dataset or path, optional
+        The predictions of the same images by each member of the ensemble that predicted
+        ``source`` (model uncertainty): the intervals then mix the members (see
+        :mod:`~defectlab.measurement.uncertainty`). Default: the members' pre-labels that
+        ``predict`` with an ensemble writes beside ``source`` (:func:`members_beside`), if any;
+        ``()`` for none.
     progress : bool
         Show a progress bar.
     **changes
@@ -284,12 +337,18 @@ def measure(
         if note.code == "implausible-size":
             warnings.warn(note.message, SizeWarning, stacklevel=2)
     settings = {"source": ds.source if isinstance(source, Dataset) else str(source), **opts.settings(labels)}
+    members = members_beside(source) if members is None else list(members)
+    tables = _member_tables(ds, members, opts, progress) if members and infos else []
+    if tables:
+        settings["members"] = [m.source if isinstance(m, Dataset) else str(m) for m in members]
+        notes.append(Note("model-uncertainty", f"the intervals include the spread between the {len(tables)} "
+                                               f"ensemble members that predicted these images (model uncertainty)"))
     m = Measurement(defects, per_image, per_set, tuple(infos), tuple(labels), hists, settings, tuple(notes))
     if not infos:
         return m
     from .uncertainty import measurement_intervals
 
-    return dataclasses.replace(m, intervals=measurement_intervals(m))
+    return dataclasses.replace(m, intervals=measurement_intervals(m, tables))
 
 
 #: Median defect sizes a TEM shows, nm: from a few atoms (a 0.1 nm cluster) to 5 µm (large
