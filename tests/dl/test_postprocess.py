@@ -49,9 +49,10 @@ def test_the_chosen_minimum_area_beats_the_default_on_specks():
     assert 12 < choice["min_area_px"] <= 113 // 2
     assert choice["count_error"] == 0 < choice["default_count_error"]
     assert abs(choice["size_error"]) < 1e-9 < choice["default_size_error"]
-    # a prediction without specks keeps the smallest candidate of equal score: nothing to drop
+    # a prediction without specks scores every candidate alike (1 px to half the median disc,
+    # 113 // 2): the choice keeps a margin from both ends, about sqrt(1 · 56) ≈ 7.5 px
     clean = choose_min_area([(t, t) for _, t, _ in pairs], split=[1])
-    assert clean["min_area_px"] == 1 and clean["count_error"] == 0
+    assert 5 <= clean["min_area_px"] <= 11 and clean["count_error"] == 0
 
 
 def _discs(mask, rng, n, r, value, size):

@@ -18,9 +18,10 @@ object kept), over the images:
 Each class labeled on the validation images gets its own choice (loops are ten times larger
 than the cavities whose rim fragments a net may call loops); the candidates run from 1 px to
 half the class's median labeled area (never so large that a typical defect would be dropped),
-and the smallest whose score is within one object's worth (``1 / n_labeled``) of the best wins:
-a handful of validation objects cannot tell two close areas apart, and a smaller minimum keeps
-the small defects. Other classes take one area chosen so on all classes pooled. Training
+and of those whose score is within one object's worth (``1 / n_labeled``) of the best, the one
+nearest the geometric middle of their range wins: a handful of validation objects cannot tell
+close areas apart, and the middle keeps a margin both from the specks new images may have and
+from the smallest defects. Other classes take one area chosen so on all classes pooled. Training
 stores the choice in the model folder (``postprocess.json``, :data:`POSTPROCESS_FILE`) and
 prediction uses it, unless ``PredictOptions.min_area_px`` is given. No torch here.
 
@@ -31,12 +32,13 @@ Examples
 >>> pred = truth.copy(); pred[2:5, 30:33] = 1; pred[30:32, 2:5] = 1   # two specks, 9 and 6 px
 >>> choice = choose_min_area([(pred, truth)], split=[1])
 >>> choice["min_area_px_by_class"], choice["count_error"], choice["default_count_error"]
-({'1': 12}, 0.0, 1.0)
+({'1': 24}, 0.0, 1.0)
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -110,11 +112,14 @@ def _pooled(terms: Iterable[np.ndarray]) -> tuple[float, float]:
     return float(diff / n), float(size / n)
 
 
-def _smallest_near_best(candidates: Sequence[int], score: dict[int, float], n_labeled: float) -> int:
-    """The smallest candidate scoring within one object's worth (1 / n_labeled) of the best."""
+def _middle_near_best(candidates: Sequence[int], score: dict[int, float], n_labeled: float) -> int:
+    """Of the candidates scoring within one object's worth (1 / n_labeled) of the best, the one
+    nearest the geometric middle of their range."""
     best = min(score[a] for a in candidates)
     slack = 1.0 / n_labeled if n_labeled else 0.0
-    return min(a for a in candidates if score[a] <= best + slack + 1e-12)
+    near = [a for a in candidates if score[a] <= best + slack + 1e-12]
+    middle = math.sqrt(min(near) * max(near))
+    return min(near, key=lambda a: (abs(math.log(a / middle)), a))
 
 
 def choose_min_area(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *, split: bool | Iterable[int] = True,
@@ -123,10 +128,11 @@ def choose_min_area(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *, split: bo
 
     Each class labeled on the validation images gets its own minimum area (a speck that is
     no cavity is not a loop either, but loops are ten times larger): among the class's
-    candidates (1 px to half its median labeled area), the smallest whose count error + size
-    error is within one object's worth (``1 / n`` for ``n`` labeled objects of the class) of the
-    best — a few validation objects cannot tell two close areas apart, and a smaller minimum
-    keeps the small defects. Classes not labeled on the validation images take one minimum area
+    candidates (1 px to half its median labeled area), of those whose count error + size error
+    is within one object's worth (``1 / n`` for ``n`` labeled objects of the class) of the best,
+    the one nearest the geometric middle of their range — a few validation objects cannot tell
+    close areas apart (a clean validation image scores 1 px as well as 20), and the middle keeps
+    a margin from the specks of new images and from the smallest defects alike. Classes not labeled on the validation images take one minimum area
     chosen the same way on all classes pooled (``min_area_px``).
 
     Parameters
@@ -158,11 +164,11 @@ def choose_min_area(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *, split: bo
     terms = {a: _errors_by_class([_objects(p, split, a, neck_ratio) for p in preds], truths) for a in tried}
     pooled = {a: sum(_pooled(terms[a].values())) for a in tried}
     n_all = sum(len(a) for t in truths for a in t.values())
-    single = _smallest_near_best(candidates, pooled, n_all)
+    single = _middle_near_best(candidates, pooled, n_all)
     by_class = {}
     for c in labeled:
         score = {a: sum(_pooled([terms[a][c]])) for a in own[c]}
-        by_class[c] = _smallest_near_best(own[c], score, sum(len(t.get(c, ())) for t in truths))
+        by_class[c] = _middle_near_best(own[c], score, sum(len(t.get(c, ())) for t in truths))
     chosen = [terms[by_class.get(c, single)].get(c, np.zeros(3)) for c in set().union(*terms.values())]
     count, size = _pooled(chosen)
     d_count, d_size = _pooled(terms[DEFAULT_MIN_AREA_PX].values())
@@ -171,8 +177,8 @@ def choose_min_area(pairs: Iterable[tuple[np.ndarray, np.ndarray]], *, split: bo
             "default_min_area_px": DEFAULT_MIN_AREA_PX, "default_count_error": round(d_count, 6),
             "default_size_error": round(d_size, 6), "candidates": [int(a) for a in tried],
             "n_labeled": int(n_all), "n_images": len(preds), "neck_ratio": float(neck_ratio),
-            "method": "per class: the smallest minimum area within one object's worth of the least count error + "
-                      "size error on the validation images"}
+            "method": "per class: the geometric middle of the minimum areas within one object's worth of the "
+                      "least count error + size error on the validation images"}
 
 
 def min_areas(chosen: dict[str, Any]) -> tuple[int, dict[int, int]]:
