@@ -94,6 +94,20 @@ def test_zero_count_has_the_exact_upper_bound():
     assert math.isnan(ci["size_mean_px"]) and math.isnan(ci["size_mean_px_lo"])
 
 
+def test_no_bound_falls_below_zero_when_few_images_widen_the_interval():
+    # every defect in one of 3 images: the between-images replicates run from 0 to 3x the
+    # count, and the t-widening for 3 images (sqrt(3/2) t(2) / z = 2.69) would put the lower
+    # bound at 10 - 2.69 * 10 < 0; a count, a density and a size are never negative
+    images = [ImageInfo(k, (100, 100), 0.5) for k in "abc"]
+    ci = one_row(intervals(defect_table(["a"] * 10, np.linspace(4, 8, 10)), images, ["cavity"]))
+    assert ci["count_bound_by"] == "images"
+    widened = 10 - math.sqrt(1.5) * scipy.stats.t.ppf(0.975, 2) / scipy.stats.norm.ppf(0.975) * 10
+    assert widened < 0
+    for name in ("count", "density_per_px2", "density_per_um2", "size_mean_px"):
+        assert ci[f"{name}_lo"] >= 0, name
+    assert ci["count_lo"] == 0.0 and ci["count_hi"] > 20
+
+
 # ----------------------------------------------------------------------------------------
 # Model uncertainty: a mixture over ensemble members
 

@@ -234,7 +234,7 @@ def _bounds(values: np.ndarray, level: float, point: float, spread: float) -> tu
         return math.nan, math.nan
     alpha = 1.0 - level
     lo, hi = np.percentile(point + spread * (finite - point), [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return float(lo), float(hi)
+    return max(0.0, float(lo)), float(hi)  # every value is >= 0: the widening may not take a bound below
 
 
 def _label_row(members: Sequence[_Member], area_px: np.ndarray, area_nm2: np.ndarray, *,
