@@ -99,3 +99,17 @@ def test_the_command_line_says_the_intervals_hold_the_members(predictions, tmp_p
     assert f"with the spread of {MEMBERS} ensemble members" in " ".join(res.output.split())
     page = (tmp_path / "m" / "index.html").read_text(encoding="utf-8")
     assert f"one of the {MEMBERS} ensemble members" in page
+
+
+def test_members_given_on_the_command_line(predictions, tmp_path):
+    tmp, _, _ = predictions
+    pre = tmp / "pred" / "prelabels"
+    res = CliRunner().invoke(app, ["measure", str(pre / "annotations.xml"), "--images", str(tmp / "export" / "images"),
+                                   "--pixel-size", "0.5nm", "--out", str(tmp_path / "m"),
+                                   "--member", str(pre / "members" / "fold_1" / "annotations.xml"),
+                                   "--member", str(pre / "members" / "fold_2" / "annotations.xml")])
+    assert res.exit_code == 0, res.output
+    assert "with the spread of 2 ensemble members" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, ["measure", str(pre / "annotations.xml"), "--images", str(tmp / "export" / "images"),
+                                   "--out", str(tmp_path / "bad"), "--member", str(tmp / "export" / "nope.xml")])
+    assert res.exit_code == 1 and "Traceback" not in res.output and "nope.xml" in res.output, res.output

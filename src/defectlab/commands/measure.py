@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -61,6 +61,11 @@ def register(app: typer.Typer) -> None:
         read: ReadOptions,
         figures: Figures = True,
         overwrite: Overwrite = False,
+        member: Annotated[Optional[List[Path]], typer.Option(
+            "--member", metavar="PATH",
+            help="The predictions of the same images by one member of the ensemble that predicted SOURCE "
+                 "(repeat for each): the intervals then hold the spread between members. Default: "
+                 "members/*/annotations.xml beside SOURCE, if any.")] = None,
     ) -> None:
         """Measure every defect in px and nm; counts, densities, size distributions, area fraction, swelling."""
         from ..errors import DefectlabError
@@ -70,7 +75,7 @@ def register(app: typer.Typer) -> None:
         try:
             with warnings.catch_warnings(record=True) as caught:  # each warning once, as one line
                 warnings.simplefilter("always", UserWarning)
-                m = run(read.read(source), options, members=members_beside(source), progress=True)
+                m = run(read.read(source), options, members=member or members_beside(source), progress=True)
                 m.write(out, overwrite=overwrite, figures=figures)
         except (DefectlabError, ValueError) as err:
             fail(err)
