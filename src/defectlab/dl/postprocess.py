@@ -66,19 +66,7 @@ def _objects(semantic: np.ndarray, split: bool | Iterable[int], min_area_px: int
 def report_errors(predicted: Sequence[dict[int, np.ndarray]],
                   labeled: Sequence[dict[int, np.ndarray]]) -> tuple[float, float]:
     """(count error, size error) of predicted against labeled object areas (see the module docstring)."""
-    n_true = diff = size = 0.0
-    for pred, true in zip(predicted, labeled):
-        for c in set(pred) | set(true):
-            p, t = pred.get(c, np.zeros(0)), true.get(c, np.zeros(0))
-            n_true += len(t)
-            diff += abs(len(p) - len(t))
-            if len(t):
-                mean_t = float(t.mean())
-                mean_p = float(p.mean()) if len(p) else 0.0
-                size += len(t) * abs(mean_p - mean_t) / mean_t
-    if n_true == 0:
-        return (0.0 if diff == 0 else float("inf")), 0.0
-    return diff / n_true, size / n_true
+    return _pooled(_errors_by_class(predicted, labeled).values())
 
 
 def _candidates(labeled: Sequence[dict[int, np.ndarray]]) -> list[int]:
@@ -93,19 +81,23 @@ def _candidates(labeled: Sequence[dict[int, np.ndarray]]) -> list[int]:
 
 def _errors_by_class(predicted: Sequence[dict[int, np.ndarray]], labeled: Sequence[dict[int, np.ndarray]]
                      ) -> dict[int, np.ndarray]:
-    """class -> [n labeled, Σ |count difference|, Σ n_labeled · relative mean-size error] over the images
-    (the terms :func:`report_errors` pools)."""
+    """class -> [n labeled, Σ |count difference|, Σ n_labeled · relative mean-size error] over
+    the images: the terms :func:`report_errors` pools (:func:`_pooled`)."""
     out: dict[int, np.ndarray] = {}
     for pred, true in zip(predicted, labeled):
         for c in set(pred) | set(true):
-            one = report_errors([{c: pred[c]} if c in pred else {}], [{c: true[c]} if c in true else {}])
-            n = len(true.get(c, ()))
-            terms = np.array([n, abs(len(pred.get(c, ())) - n), one[1] * n], dtype=np.float64)
-            out[c] = out.get(c, np.zeros(3)) + terms
+            p, t = pred.get(c, np.zeros(0)), true.get(c, np.zeros(0))
+            size = 0.0
+            if len(t):
+                mean_t = float(t.mean())
+                mean_p = float(p.mean()) if len(p) else 0.0
+                size = len(t) * abs(mean_p - mean_t) / mean_t
+            out[c] = out.get(c, np.zeros(3)) + np.array([len(t), abs(len(p) - len(t)), size], dtype=np.float64)
     return out
 
 
 def _pooled(terms: Iterable[np.ndarray]) -> tuple[float, float]:
+    """(count error, size error) of :func:`_errors_by_class` terms summed."""
     n, diff, size = np.sum(list(terms) or [np.zeros(3)], axis=0)
     if n == 0:
         return (0.0 if diff == 0 else float("inf")), 0.0
