@@ -739,8 +739,8 @@ def measure(
         Folder of the micrographs (their calibration) if not beside the export.
     members : sequence of Dataset, str or Path, optional
         The ensemble members' predictions of the same images, whose spread the intervals
-        then hold (model uncertainty); default: those ``predict`` with an ensemble wrote
-        beside ``source`` (``prelabels/members/*/annotations.xml``), if any; ``()``: none.
+        then hold (model uncertainty); default: those in ``members/*/annotations.xml``
+        beside ``source``, if any; ``()``: none.
     figures, overwrite : bool
         With ``out``: draw the PNG figures; replace an existing folder.
     progress : bool

@@ -1,6 +1,6 @@
 """#17: ``measure`` of an ensemble's predictions puts the spread between its members into the
-intervals (model uncertainty): it finds the members' pre-labels that ``predict`` writes beside
-the ensemble's (``prelabels/members/<member>/annotations.xml``)."""
+intervals (model uncertainty): the members' pre-labels given with ``--member`` / ``members=``, or
+found beside the measured ones (``prelabels/members/<member>/annotations.xml``)."""
 
 from __future__ import annotations
 

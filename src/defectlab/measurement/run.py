@@ -231,8 +231,8 @@ def reported_labels(dataset: Dataset) -> list[str]:
     return declared + sorted(used - set(declared))
 
 
-#: Where ``predict`` with an ensemble puts each member's own pre-labels, beside the ensemble's
-#: (``prelabels/members/<member>/annotations.xml``).
+#: The folder beside measured pre-labels where :func:`measure` looks for the other members of
+#: an ensemble (``prelabels/members/<member>/annotations.xml``, one subfolder per model).
 MEMBERS_FOLDER = "members"
 
 
@@ -301,8 +301,8 @@ def measure(
     members : sequence of Dataset or path, optional
         The predictions of the same images by each member of the ensemble that predicted
         ``source`` (model uncertainty): the intervals then mix the members (see
-        :mod:`~defectlab.measurement.uncertainty`). Default: the members' pre-labels that
-        ``predict`` with an ensemble writes beside ``source`` (:func:`members_beside`), if any;
+        :mod:`~defectlab.measurement.uncertainty`). Default: the pre-labels in
+        ``members/*/annotations.xml`` beside ``source`` (:func:`members_beside`), if any;
         ``()`` for none.
     progress : bool
         Show a progress bar.
