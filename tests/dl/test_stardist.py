@@ -424,7 +424,7 @@ def test_one_image_validates_on_a_held_out_strip_no_training_crop_reaches(tmp_pa
     from defectlab.imaging.io import write_image
 
     h, w, val_split = 64, 160, 0.25
-    cut = int(round(w * (1 - val_split)))  # 120: the strip is x >= 120
+    cut = int(round(w * (1 - val_split)))  # 120: the strip is x in [120, 160)
     write_image(tmp_path / "g.png", np.tile(np.arange(w, dtype=np.uint8), (h, 1)))
     discs = tuple(Ellipse(label="cavity", cx=x, cy=32.0, rx=7.0, ry=7.0) for x in (20.0, 60.0, 100.0, 140.0))
     ds = Dataset((Label("cavity", type="ellipse"),), (Item("g.png", (h, w), discs, image=ImageSource(tmp_path / "g.png")),))
@@ -442,7 +442,7 @@ def test_one_image_validates_on_a_held_out_strip_no_training_crop_reaches(tmp_pa
     assert len(reached) == 6 and max(reached) <= (cut - 1) / (w - 1) + 1e-6
     training = json.loads((run.path / "config.json").read_text())["training"]
     assert training["validated_on_training_images"] is False
-    assert any("split spatially" in n and f"x >= {cut}" in n for n in run.notes)
+    assert any("split spatially" in n and f"x in [{cut}, {w})" in n for n in run.notes)
     assert not any("validation on the training images" in n for n in run.notes)
     assert json.loads((run.path / THRESHOLDS_FILE).read_text())["on_training_images"] is False
     # the validation strip holds the one disc right of the cut (the one at 100 ends at 107 < 120)

@@ -424,7 +424,9 @@ def read_config(path: str | Path) -> ModelConfig:
 
 def load_model(path: str | Path, *, device: str | torch.device = "auto",
                classes: Iterable[str] | None = None) -> Model:
-    """Load a model folder written by training or :func:`save_model`, checking everything.
+    """Load a model folder written by training or :func:`save_model`, checking everything; an
+    ensemble folder (``train --folds``: ``ensemble.json`` and a folder per member) gives an
+    :class:`~defectlab.dl.ensemble.EnsembleModel`.
 
     Parameters
     ----------
@@ -443,8 +445,12 @@ def load_model(path: str | Path, *, device: str | torch.device = "auto",
     ParseError
         ``config.json`` is not valid JSON or misses a field (the message gives a JSON pointer).
     """
-    config = read_config(path)
     folder = Path(path)
+    from .ensemble import ENSEMBLE_FILE, load_ensemble
+
+    if (folder / ENSEMBLE_FILE).is_file() and not (folder / CONFIG_FILE).is_file():  # train --folds
+        return load_ensemble(folder, device=device, classes=classes)
+    config = read_config(path)
     folder = folder.parent if folder.name == CONFIG_FILE else folder
     weights = folder / WEIGHTS_FILE
     state = read_weights(folder)

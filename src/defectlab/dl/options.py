@@ -155,6 +155,11 @@ class TrainOptions(Options):
         None, help="Time budget of the whole run: 90s, 10min, 1h, or off (default: 10min on a CPU, 20min on a "
                    "GPU). Epochs, the one-cycle schedule and stopping are fitted to it.", cli="--time",
         convert=time_budget, metavar="DURATION")
+    folds: int | None = option(
+        None, help="Cross-validation: train K models, each validated on its own fold of the images (one image: on "
+                   "its own strip across the longer side), the time budget shared; their scores pooled, and the "
+                   "folder predicts as their ensemble (probabilities averaged; uncertainty maps from their "
+                   "disagreement). Per-pixel architectures (unet).", convert=integer, min=2, metavar="K")
     init: str | None = option(
         None, help="Start from trained weights: 'synthetic' (the U-Net pretrained on defectlab's synthetic "
                    "micrographs, shipped with the package) or a model folder of the same architecture and net "
@@ -193,6 +198,10 @@ class PredictOptions(Options):
     tta: bool = flag(help="Test-time augmentation (U-Net): average the 8 flips and rotations by 90 degrees of each "
                           "tile, and write how unsure their mean is (uncertainty/<stem>.tif and .png, a reliability "
                           "per image, an uncertainty per object); 8 times the work.", cli="--tta")
+    members: bool = flag(True, help="With an ensemble (a model trained with --folds) and --prelabels cvat: also "
+                                    "write each member's own pre-labels (prelabels/members/<fold>/annotations.xml), "
+                                    "which measure uses for model uncertainty; one more prediction per member.",
+                         cli="--members/--no-members")
     split: bool = flag(True, help="Split touching objects at necks (not those of line classes).", cli=False)
     min_area_px: int | None = option(
         None, help="Objects under this many pixels get no instance; they stay in the class mask (default: the "

@@ -259,7 +259,12 @@ def predict_images(
         uncertainty/<stem>.tif     (H, W) float32, with ``tta=True``: the entropy of the 8 views'
                                    mean, nats (:mod:`defectlab.dl.uncertainty`)
         uncertainty/<stem>.png     with ``tta=True``: that uncertainty in color over the micrograph
+                                   (both also for an ensemble, ``train --folds``: the entropy of
+                                   its members' mean, :mod:`defectlab.dl.ensemble`)
         prelabels/annotations.xml  with ``prelabels="cvat"``: CVAT for images 1.1 pre-labels
+        prelabels/members/<fold>/annotations.xml   with an ensemble and ``prelabels="cvat"``
+                                   (unless ``members=False``): each member's own pre-labels,
+                                   post-processed alike, for ``measure``'s model uncertainty
         prelabels/coco/annotations/instances_default.json   with ``prelabels="coco"`` (or both,
                                    ``["cvat", "coco"]``): the same pre-labels as COCO (CVAT "COCO 1.0")
         summary.json               per image: size, instances per class, seconds; with ``tta=True``
@@ -283,6 +288,8 @@ def predict_images(
     found = find_images(images)
     report = PredictReport(Path(out))
     items: list[Any] = []
+    members = getattr(model, "members", None) if "cvat" in kinds and options.members else None
+    member_items: list[list[Any]] = [[] for _ in members or ()]
     frame = {name: k for k, name in enumerate(sorted(name for name, _ in found))}
     with output_dir(out, overwrite=overwrite, inputs=[p for _, p in found]) as tmp:
         it: Iterable[tuple[str, Path]] = found
@@ -296,8 +303,13 @@ def predict_images(
             report.images.append(write_prediction(tmp, name, image, pred, model))
             if kinds:  # traced now: only the polygons are kept, not the masks
                 items.append(prelabel_item(pred, name, model, options, frame[name], report))
+            for member, got in zip(members or (), member_items):  # what measure's model uncertainty draws on
+                alone = predict_image(member, image, options.replace(probabilities=False))
+                got.append(prelabel_item(alone, name, member, options, frame[name], PredictReport(Path(out))))
         if kinds:
             write_prelabels(tmp, Path(out), items, kinds, model, report)
+        for member_name, got in zip(getattr(model, "names", ()), member_items):
+            write_member_prelabels(tmp / "prelabels", member_name, got, model)
         report.unlike = unlike_notes(model, report.images)
         write_summary(tmp, model, report)
     return report
@@ -375,6 +387,18 @@ def write_prelabels(tmp: Path, out: Path, items: list[Any], kinds: Sequence[str]
 
         write_coco(ds, tmp / "prelabels" / "coco", copy_images=False)
         report.prelabels_coco = out / "prelabels" / "coco" / "annotations" / "instances_default.json"
+
+
+def write_member_prelabels(prelabels: Path, name: str, items: list[Any], model: Model) -> Path:
+    """An ensemble member's CVAT pre-labels, ``prelabels/members/<name>/annotations.xml``
+    (the folder :func:`defectlab.measure` looks in for the spread between models)."""
+    from ..measurement.run import MEMBERS_FOLDER
+    from .prelabels import prelabels_dataset, write_cvat_prelabels
+
+    dest = prelabels / MEMBERS_FOLDER / name / "annotations.xml"
+    dest.parent.mkdir(parents=True)
+    write_cvat_prelabels(prelabels_dataset(items, model.config.classes, notes=[]), dest)
+    return dest
 
 
 def unlike_notes(model: Model, entries: Sequence[dict[str, Any]]) -> list[str]:

@@ -96,7 +96,7 @@ from ..errors import DatasetError
 from ..model import Dataset
 from ..options import Options
 from . import archs, auto
-from .archs.base import Architecture, Setup, count_parameters
+from .archs.base import MIN_SPLIT_PX, Architecture, Setup, count_parameters
 from .data import Source, TrainingData, manifest_sha256, training_sources
 from .model_io import Model, ModelConfig, resolve_device, with_training, write_model_files
 from .reference import REFERENCE_FILE, reference_from_training
@@ -349,6 +349,7 @@ class _Data:
     same: bool
     description: str
     source: Any = None  # where the training samples came from (for the reference of the training images)
+    strip: str | None = None  # one image split spatially: where its validation strip is
 
     def setup(self, options: TrainOptions, params: Options, device: torch.device, notes: list[str]) -> Setup:
         return Setup(Subset(self.train.samples, self.train_idx), Subset(self.val.samples, self.val_idx),
@@ -356,32 +357,80 @@ class _Data:
                      self.train.classes, options, params, device, notes)
 
 
-def _load(arch: Architecture, train_src: Source, val_src: Source | None, options: TrainOptions,
-          rng: np.random.Generator, notes: list[str]) -> _Data:
-    val_split = options.val_split
+def fold_split(n: int, folds: int, seed: int) -> list[list[int]]:
+    """The validation images of each of ``folds`` cross-validation folds of ``n`` images: a
+    seeded permutation cut as evenly as possible, every image in exactly one fold.
+
+    Examples
+    --------
+    >>> parts = fold_split(7, 3, seed=0)
+    >>> [len(p) for p in parts], sorted(i for p in parts for i in p)
+    ([3, 2, 2], [0, 1, 2, 3, 4, 5, 6])
+    """
+    if not 2 <= folds <= n:
+        raise DatasetError(f"--folds {folds}: expected 2 to {n} folds for {n} images (each fold validates on at "
+                           "least one)")
+    order = np.random.default_rng(seed).permutation(n)
+    return [sorted(int(i) for i in part) for part in np.array_split(order, folds)]
+
+
+def load_data(arch: Architecture, source: Source, options: TrainOptions) -> TrainingData:
+    """``arch``'s training data of ``source``, normalized as ``options`` say."""
     extra = ({"normalization": arch.normalization(options.normalization)} if "normalization" in arch.planned
              else {})
-    train_data = arch.load_data(train_src, **extra)
+    return arch.load_data(source, **extra)
+
+
+def _fold_data(arch: Architecture, data: TrainingData, source: Source, fold: tuple[int, int],
+               seed: int, notes: list[str]) -> _Data:
+    """Fold ``k`` of ``K`` (0-based): its validation images, or one image's ``k``-th of ``K``
+    strips across its longer side (:meth:`Architecture.hold_out`)."""
+    k, folds = fold
+    if len(data) == 1:
+        held = arch.hold_out(data, (k / folds, (k + 1) / folds))
+        if held is None:
+            h, w = data.sizes_hw[0]
+            raise DatasetError(f"{data.description}: one {w}x{h} image cannot be cut into {folds} strips for "
+                               f"cross-validation by the {arch.title} (each at least {MIN_SPLIT_PX} px); use fewer "
+                               "--folds or label more images")
+        notes.append(f"fold {k + 1} of {folds}: one image, validated on its strip {held[2]}; no training crop reaches "
+                     "into it")
+        return _Data(held[0], held[1], list(range(len(held[0]))), [0], False, data.description, strip=held[2])
+    val_idx = fold_split(len(data), folds, seed)[k]
+    train_idx = [i for i in range(len(data)) if i not in val_idx]
+    notes.append(f"fold {k + 1} of {folds}: validated on {len(val_idx)} of {len(data)} images, trained on the others")
+    return _Data(data, data, train_idx, val_idx, False, data.description, source)
+
+
+def _load(arch: Architecture, train_src: Source, val_src: Source | None, options: TrainOptions,
+          rng: np.random.Generator, notes: list[str], fold: tuple[int, int] | None = None) -> _Data:
+    val_split = options.val_split
+    train_data = load_data(arch, train_src, options)
     notes += train_data.notes
     if not len(train_data):
         raise DatasetError(f"{train_src.description}: no images to train on")
+    if fold is not None:
+        return _fold_data(arch, train_data, train_src, fold, options.seed, notes)
     if val_src is None:
-        held = arch.hold_out(train_data, val_split) if len(train_data) == 1 and val_split > 0 else None
+        held = (arch.hold_out(train_data, (1 - val_split, 1.0))
+                if arch.spatial_validation and len(train_data) == 1 and val_split > 0 else None)
         if held is not None:  # one image, split spatially (the architecture's own cut)
-            notes.append(held[2])
-            return _Data(held[0], held[1], [0], [0], False, train_data.description)
+            notes.append(f"one image, split spatially: validation on its strip {held[2]} (val_split {val_split:g}); "
+                         "no training crop reaches into it")
+            return _Data(held[0], held[1], list(range(len(held[0]))), [0], False, train_data.description,
+                         strip=held[2])
         train_idx, val_idx, same = _split(len(train_data), val_split, rng)
         if same:
             notes.append("validation on the training images (one image, or val_split=0): the IoU is not a "
                          "held-out score")
         return _Data(train_data, train_data, train_idx, val_idx, same, train_data.description, train_src)
-    val_data = arch.load_data(val_src, **extra)
+    val_data = load_data(arch, val_src, options)
     notes += val_data.notes
+    if not len(val_data):
+        raise DatasetError(f"{val_src.description}: no validation images")
     if [c.name for c in val_data.classes] != [c.name for c in train_data.classes]:
         raise DatasetError(f"{val_src.description}: classes {[c.name for c in val_data.classes]} differ from the "
                            f"training data's {[c.name for c in train_data.classes]}")
-    if not len(val_data):
-        raise DatasetError(f"{val_src.description}: no validation images")
     return _Data(train_data, val_data, list(range(len(train_data))), list(range(len(val_data))), False,
                  f"{train_data.description}; validated on {val_data.description}", train_src)
 
@@ -399,6 +448,7 @@ def train(
     plot: bool = True,
     callback: Callable[[dict[str, Any]], None] | None = None,
     on_plan: Callable[[Any], None] | None = None,
+    fold: tuple[int, int] | None = None,
     **changes: Any,
 ) -> TrainResult:
     """Train a model of architecture ``arch`` and write it as a model folder.
@@ -427,15 +477,26 @@ def train(
     on_plan : callable, optional
         With ``auto``: called with the :class:`~defectlab.plan.Plan` before
         training starts (the command line prints it as a table).
+    fold : (int, int), optional
+        ``(k, K)``: train the ``k``-th (from 0) of ``K`` cross-validation folds, validated on its
+        own images (what ``folds`` runs for each member, :mod:`defectlab.dl.ensemble`).
 
     Returns
     -------
     TrainResult
+        With ``folds``: a :class:`~defectlab.dl.ensemble.FoldsResult` (the ensemble, each fold's
+        TrainResult and the pooled scores).
     """
     start = time.perf_counter()
     arch = archs.get(arch) if isinstance(arch, str) else arch
     given = auto.given_names(arch, options, changes)
+    asked = (options, params, dict(changes))
     options, params = arch.split_options(options, params, changes)
+    if options.folds is not None and fold is None:
+        from .ensemble import train_folds
+
+        return train_folds(arch, data, out, options, asked, images=images, overwrite=overwrite,  # type: ignore[return-value]
+                           progress=progress, plot=plot, callback=callback, on_plan=on_plan)
     auto.check_planned_options(arch, options)
     inputs = [data] if isinstance(data, (str, Path)) else ()
     check_output(out, overwrite=overwrite, inputs=inputs)  # now, not after the training
@@ -452,7 +513,7 @@ def train(
         options = options.replace(**auto_plan.changes)
         if on_plan is not None:
             on_plan(auto_plan.plan)
-    d = _load(arch, train_src, val_src, options, rng, notes)
+    d = _load(arch, train_src, val_src, options, rng, notes, fold)
     job = arch.start(d.setup(options, params, dev, notes))
     started = None
     if options.init is not None:
@@ -603,6 +664,7 @@ def train(
         **job.info(), "stopped_early": stopped_early, "interrupted": interrupted, "out_of_time": out_of_time,
         "time_budget_s": budget if math.isfinite(budget) else None, "step_seconds": clock.step_s,
         "validation_seconds": round(clock.val_s, 3), "notes": notes,
+        "fold": None if fold is None else {"k": fold[0] + 1, "of": fold[1], "strip": d.strip},
         "torch_version": torch.__version__,
     }
     config = with_training(job.finish(Model(net, job.config, device=dev)), **training)

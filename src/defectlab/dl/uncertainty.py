@@ -40,7 +40,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["BOUNDARY_PX", "N_VIEWS", "object_uncertainty", "reliability", "tta_forward", "uncertainty_picture",
+__all__ = ["BOUNDARY_PX", "N_VIEWS", "entropy_forward", "object_uncertainty", "reliability", "tta_forward", "uncertainty_picture",
            "views"]
 
 #: Views test-time augmentation averages (rotations by 0, 90, 180, 270°, each also mirrored).
@@ -98,11 +98,21 @@ def tta_forward(forward: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.nda
         for view, back in views(batch):
             p = back(np.asarray(forward(view), dtype=np.float32)).astype(np.float64)
             total = p if total is None else total + p
-        mean = total / N_VIEWS
-        h = -(mean * np.log(np.clip(mean, _EPS, 1.0))).sum(axis=1)
-        return np.concatenate([mean, np.maximum(h, 0.0)[:, None]], axis=1).astype(np.float32)
+        return _with_entropy(total / N_VIEWS)
 
     return run
+
+
+def entropy_forward(forward: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """``forward``'s class probabilities and their entropy (nats) appended: ``(B, C + 1, h, w)``,
+    as :func:`tta_forward` gives; for an ensemble's averaged members
+    (:func:`~defectlab.dl.ensemble.mean_forward`), whose entropy is high where they disagree."""
+    return lambda batch: _with_entropy(np.asarray(forward(batch), dtype=np.float64))
+
+
+def _with_entropy(mean: np.ndarray) -> np.ndarray:
+    h = -(mean * np.log(np.clip(mean, _EPS, 1.0))).sum(axis=1)
+    return np.concatenate([mean, np.maximum(h, 0.0)[:, None]], axis=1).astype(np.float32)
 
 
 def _region(semantic: np.ndarray) -> np.ndarray:

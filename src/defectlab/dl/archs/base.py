@@ -68,9 +68,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..model_io import Model
 
 __all__ = [
-    "BATCH_PIXELS", "CALIBRATION_CROPS", "PREDICT_TILE", "Architecture", "Job", "NoParams", "ParamError",
+    "BATCH_PIXELS", "CALIBRATION_CROPS", "MIN_SPLIT_PX", "PREDICT_TILE", "Architecture", "Job", "NoParams", "ParamError",
     "SemanticArchitecture", "SemanticParams", "Setup", "augment_crop", "count_parameters", "crop_augment",
-    "instance_scores",
+    "instance_scores", "strip_windows",
 ]
 
 #: A per-pixel classifier predicts in tiles of up to this many px (or its training tile size,
@@ -328,10 +328,15 @@ class Architecture:
         """One training run on ``setup``."""
         raise NotImplementedError
 
-    def hold_out(self, data: TrainingData, val_split: float) -> tuple[TrainingData, TrainingData, str] | None:
-        """A single image's spatial split: ``(train, val, note)``, the validation part a strip
-        of the image (its last ``val_split`` along the longer side) that no training sample
-        reaches into; None (the default): this architecture validates on the training image."""
+    #: Whether a single image is validated on a strip of it by default (:meth:`hold_out`); the
+    #: U-Net's validates on itself unless cross-validation (``folds``) asks for its cells.
+    spatial_validation: ClassVar[bool] = False
+
+    def hold_out(self, data: TrainingData, span: tuple[float, float]) -> tuple[TrainingData, TrainingData, str] | None:
+        """A single image's spatial split: ``(train, val, where)``, the validation part the strip
+        from ``span[0]`` to ``span[1]`` of the image's longer side (fractions: ``(0.8, 1)`` is
+        its last fifth; :func:`strip_windows`), which no training sample reaches into; None (the
+        default): this architecture cannot split an image."""
         return None
 
     # -- prediction ------------------------------------------------------------------------
@@ -355,6 +360,42 @@ class Architecture:
     def forward(self, model: Model, *, engine: str = "auto") -> Forward:
         """The forward an engine runs for ``model`` (exportable architectures)."""
         raise ValueError(f"the {self.name} architecture predicts without a forward of its own")
+
+
+#: The least size of the validation strip of a single image split spatially, and of a training
+#: part of it (a thinner one is left out), px.
+MIN_SPLIT_PX = 32
+
+Window = tuple[slice, slice]
+
+
+def strip_windows(size_hw: tuple[int, int], span: tuple[float, float]) -> tuple[list[Window], Window, str] | None:
+    """``(training windows, validation window, where)`` of an image of ``size_hw`` (H, W) cut
+    across its longer side: the validation strip from ``span[0]`` to ``span[1]`` of its length
+    (fractions), the training windows the parts before and after it (those of at least
+    :data:`MIN_SPLIT_PX`); None if the strip or every training part would be thinner.
+
+    Examples
+    --------
+    >>> strip_windows((100, 200), (0.8, 1.0))[1:]
+    ((slice(0, 100, None), slice(160, 200, None)), 'x in [160, 200)')
+    >>> [w[1] for w in strip_windows((100, 200), (0.25, 0.5))[0]]
+    [slice(0, 50, None), slice(100, 200, None)]
+    """
+    h, w = size_hw
+    along_x = w >= h
+    length = w if along_x else h
+    a, b = (int(round(length * f)) for f in span)
+    if not 0 <= a < b <= length or b - a < MIN_SPLIT_PX:
+        return None
+    parts = [(s, e) for s, e in ((0, a), (b, length)) if e - s >= MIN_SPLIT_PX]
+    if not parts:
+        return None
+
+    def window(s: int, e: int) -> Window:
+        return (slice(0, h), slice(s, e)) if along_x else (slice(s, e), slice(0, w))
+
+    return [window(s, e) for s, e in parts], window(a, b), f"{'x' if along_x else 'y'} in [{a}, {b})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -581,6 +622,22 @@ class SemanticArchitecture(Architecture):
     def start(self, setup: Setup) -> Job:
         return _SemanticJob(self, setup)
 
+    def hold_out(self, data: TrainingData, span: tuple[float, float]) -> tuple[TrainingData, TrainingData, str] | None:
+        """One image's windows (:func:`strip_windows`) cut out of its normalized image and mask:
+        training crops are drawn inside the training windows, so none reaches into the strip."""
+        split = strip_windows(data.sizes_hw[0], span)
+        if split is None:
+            return None
+        train_ws, val_w, where = split
+        (sample,) = data.samples
+
+        def part(windows: list[Window]) -> TrainingData:
+            samples = [_Sample(sample.name, sample.image[w], sample.mask[w]) for w in windows]
+            return TrainingData(samples, [s.name for s in samples], [s.mask.shape for s in samples], data.classes,
+                                list(data.manifest), data.description, [])
+
+        return part(train_ws), part([val_w]), where
+
     # -- prediction --------------------------------------------------------------------------
 
     def tile(self, model: Model, tile_size: int | None = None) -> int:
@@ -607,7 +664,8 @@ class SemanticArchitecture(Architecture):
     def _semantic(self, model: Model, image: np.ndarray, options: PredictOptions, *,
                   normalizer: MinMax | None = None, probabilities_dtype: Any = np.float32,
                   progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, str]:
-        """:meth:`semantic`, and the (H, W) float32 uncertainty with ``options.tta`` (else None)."""
+        """:meth:`semantic`, and the (H, W) float32 uncertainty with ``options.tta`` or an ensemble
+        (its members' probabilities averaged, :mod:`defectlab.dl.ensemble`), else None."""
         cfg = model.config
         m = self.multiple(cfg.params)
         t = self.tile(model, options.tile_size)
@@ -616,18 +674,30 @@ class SemanticArchitecture(Architecture):
         if batch_size is None:
             side = min(t, round_up(max(image.shape[:2]), m))  # a small image's one tile is smaller
             batch_size = max(1, BATCH_PIXELS // (side * side))
-        forward, used = model_forward(model, options.engine)
+        members = getattr(model, "members", None)  # an ensemble (train --folds): its members' mean
+        if members:
+            from ..ensemble import mean_forward
+
+            forwards = [model_forward(m, options.engine) for m in members]
+            forward, used = mean_forward([f for f, _ in forwards]), forwards[0][1]
+        else:
+            forward, used = model_forward(model, options.engine)
+        unsure = options.tta or bool(members)
         if options.tta:
             from ..uncertainty import tta_forward
 
             forward = tta_forward(forward)
+        elif members:
+            from ..uncertainty import entropy_forward
+
+            forward = entropy_forward(forward)
         out = predict_semantic(
             forward, image, n_classes=len(cfg.classes), multiple=m, tile=t, overlap=overlap, margin=options.margin,
             batch_size=batch_size, probabilities=options.probabilities, probabilities_dtype=probabilities_dtype,
             normalizer=normalizer if normalizer is not None else cfg.normalizer(image), progress=progress,
-            extra=1 if options.tta else 0,
+            extra=1 if unsure else 0,
         )
-        uncertainty = out[3][0] if options.tta else None
+        uncertainty = out[3][0] if unsure else None
         return out[0], out[1], out[2], uncertainty, used
 
     def predict(self, model: Model, image: np.ndarray, options: PredictOptions, *,

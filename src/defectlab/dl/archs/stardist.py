@@ -50,7 +50,7 @@ from ..stardist.net import GRIDS, StarNet, StarNetConfig
 from ..stardist.train import star_loss, validate_stars
 from ..stardist.thresholds import optimize_thresholds
 from . import register
-from .base import Architecture, Job, ParamError, Setup
+from .base import Architecture, Job, ParamError, Setup, strip_windows
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..model_io import Model
@@ -95,25 +95,6 @@ class _Pending:
     def sample(self, n_rays: int) -> Any:
         s = item_sample(self.item, self.index, n_rays=n_rays, line_width=self.line_width)[0]
         return s if self.window is None else window_sample(s, *self.window)
-
-
-#: The least size of each part of a single image split spatially, px.
-MIN_SPLIT_PX = 32
-
-
-def strip_split(size_hw: tuple[int, int], val_split: float) -> tuple[tuple[slice, slice], tuple[slice, slice], str] | None:
-    """``(train window, validation window, where)`` of an image of ``size_hw`` (H, W): the
-    validation part its last ``val_split`` along the longer side (the right, or the bottom);
-    None if a part would be under :data:`MIN_SPLIT_PX`."""
-    h, w = size_hw
-    along_x = w >= h
-    length = w if along_x else h
-    cut = int(round(length * (1 - val_split)))
-    if cut < MIN_SPLIT_PX or length - cut < MIN_SPLIT_PX:
-        return None
-    if along_x:
-        return (slice(0, h), slice(0, cut)), (slice(0, h), slice(cut, w)), f"x >= {cut} (the right {w - cut} px)"
-    return (slice(0, cut), slice(0, w)), (slice(cut, h), slice(0, w)), f"y >= {cut} (the bottom {h - cut} px)"
 
 
 class _StarJob(Job):
@@ -282,21 +263,25 @@ class StarArchitecture(Architecture):
     def start(self, setup: Setup) -> Job:
         return _StarJob(self, setup)
 
-    def hold_out(self, data: TrainingData, val_split: float) -> tuple[TrainingData, TrainingData, str] | None:
-        """One image split spatially (:func:`strip_split`): training crops are drawn from the
-        training window only, so they never reach into the validation strip."""
-        split = strip_split(data.sizes_hw[0], val_split)
+    #: A single image is validated on a strip of it by default (the U-Net's validates on itself).
+    spatial_validation: ClassVar[bool] = True
+
+    def hold_out(self, data: TrainingData, span: tuple[float, float]) -> tuple[TrainingData, TrainingData, str] | None:
+        """One image split spatially (:func:`~defectlab.dl.archs.base.strip_windows`): training
+        crops are drawn from the training windows only, so they never reach into the validation strip."""
+        split = strip_windows(data.sizes_hw[0], span)
         if split is None:
             return None
-        train_w, val_w, where = split
+        train_ws, val_w, where = split
         (pending,) = data.samples
-        parts = []
-        for (rows, cols) in (train_w, val_w):
-            sample = _Pending(pending.item, pending.index, pending.line_width, (rows, cols))
-            parts.append(TrainingData([sample], list(data.names), [(rows.stop - rows.start, cols.stop - cols.start)],
-                                      data.classes, list(data.manifest), data.description, []))
-        return parts[0], parts[1], (f"one image, split spatially: validation on its strip {where} (val_split "
-                                    f"{val_split:g}); no training crop reaches into it")
+
+        def part(windows: list[tuple[slice, slice]]) -> TrainingData:
+            samples = [_Pending(pending.item, pending.index, pending.line_width, w) for w in windows]
+            return TrainingData(samples, [data.names[0]] * len(windows),
+                                [(r.stop - r.start, c.stop - c.start) for r, c in windows], data.classes,
+                                list(data.manifest), data.description, [])
+
+        return part(train_ws), part([val_w]), where
 
     def predict(self, model: Model, image: np.ndarray, options: PredictOptions, *,
                 probabilities_dtype: Any = np.float32, progress: bool = False) -> Prediction:
