@@ -37,9 +37,59 @@ Images = Annotated[Optional[Path], typer.Option("--images", help="Folder holding
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output folder.")]
 
 
+def _print_folds(result: Any) -> None:
+    """``train --folds``: a row per fold (what it validated on, its scores), then the pooled mean ± sd."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    for fold in result.folds:
+        for note in fold.notes:
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    summary = result.summary
+    classes = list(summary["pooled"]["val_iou"])
+    table = Table(title="cross-validation: each model scored on the images it never saw (names: ensemble.json)",
+                  title_justify="left")
+    for name in ("fold", "validated on", *[f"IoU {c}" for c in classes], "mean IoU", "count error", "size error"):
+        table.add_column(escape(name), justify="left" if name in ("fold", "validated on") else "right")
+
+    def cell(value: Any, pct: bool = False) -> str:
+        return "–" if value is None else f"{value:.1%}" if pct else f"{value:.3f}"
+
+    for m in summary["members"]:
+        n = len(m["validated_on"])
+        where = m["strip"] or f"{n} image{'s' if n > 1 else ''}"
+        table.add_row(m["name"], escape(where), *[cell(m["val_iou"].get(c)) for c in classes],
+                      cell(m["val_mean_iou"]), cell(m["count_error"], True), cell(m["size_error"], True))
+    pooled = summary["pooled"]
+
+    def spread(s: dict[str, Any], pct: bool = False) -> str:
+        return "–" if s["mean"] is None else f"{cell(s['mean'], pct)} ± {cell(s['sd'], pct)}"
+
+    table.add_row("[bold]mean ± sd[/]", "", *[spread(pooled["val_iou"][c]) for c in classes],
+                  spread(pooled["val_mean_iou"]), spread(pooled["count_error"], True),
+                  spread(pooled["size_error"], True))
+    console.print(table)
+    chosen = result.model.postprocess
+    if chosen:
+        from ..dl.postprocess import min_areas
+
+        least, by_class = min_areas(chosen)
+        names = result.model.config.class_names
+        areas = ", ".join(f"{names[c]} {a} px" for c, a in sorted(by_class.items()) if c in names)
+        console.print(f"  minimum object area (the median of the folds' choices): {escape(areas) or f'{least} px'}",
+                      highlight=False)
+    console.print(f"[green]trained[/] {escape(str(result))}; predict with the folder: its models' mean, with "
+                  "uncertainty maps from their disagreement", highlight=False)
+
+
 def _print_result(result: Any) -> None:
     from rich.markup import escape
 
+    if hasattr(result, "folds"):
+        _print_folds(result)
+        return
     for note in result.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     best = result.best
