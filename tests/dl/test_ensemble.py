@@ -134,6 +134,11 @@ def test_an_ensemble_of_identical_members_predicts_what_one_does(tmp_path):
         # members that agree: the uncertainty is each pixel's own entropy, as test-time augmentation would give
         # for views that agree
         assert p3.uncertainty is not None
+    from defectlab.dl.bioimageio import export_bioimageio
+    from defectlab.errors import FormatError
+
+    with pytest.raises(FormatError, match="an ensemble of 3 models.*export a member"):
+        export_bioimageio(same, tmp_path / "same.zip")
 
 
 def test_two_members_average_their_own_probabilities(tmp_path):

@@ -329,6 +329,9 @@ def export_bioimageio(model: Any, out: str | Path, options: BioimageioOptions | 
     if isinstance(model, (str, Path)):
         model = load_model(model, device="cpu")
     cfg = model.config
+    if getattr(model, "members", None):
+        raise FormatError(f"{model.path}: an ensemble of {len(model.members)} models (train --folds); a bioimage.io "
+                          f"package holds one net: export a member, e.g. {model.path / model.names[0]}")
     if cfg.architecture != "unet":
         raise FormatError(f"only U-Net models can be exported to bioimage.io here, got {cfg.architecture!r} "
                           "(instance detections have no bioimage.io output form that deepImageJ runs)")
