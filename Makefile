@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO := demo_out
 
-.PHONY: install demo test bench clean chromium
+.PHONY: install demo test bench bench-nnunet-env clean chromium
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -67,6 +67,18 @@ test: $(STAMP) chromium
 ## bench: CVAT XML -> U-Net masks + Mask R-CNN targets, ours vs the workshop notebook's approach
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_convert.py
+
+## bench-nnunet-env: nnU-Net v2, the peer of benchmarks/bench_auto.py --nnunet, in a venv of its own
+## (.venv-nnunet; never part of install/test). torch pinned to the project's, so nnunetv2 cannot swap it.
+NNUNET_VENV := .venv-nnunet
+NNUNET_STAMP := $(NNUNET_VENV)/.installed-stamp
+$(NNUNET_STAMP):
+	$(PY) -m venv $(NNUNET_VENV)
+	$(NNUNET_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(NNUNET_VENV)/bin/python -m pip install --quiet 'nnunetv2==2.8.1' 'torch==2.14.1'
+	touch $(NNUNET_STAMP)
+
+bench-nnunet-env: $(NNUNET_STAMP)
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .hypothesis build *.egg-info src/*.egg-info
