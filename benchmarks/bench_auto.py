@@ -19,9 +19,20 @@ Two tasks, both methods trained with ``defectlab.train_unet`` straight on the la
 Methods: **auto** (``train_unet(data, out, time_budget_s=B)``: tile, overlap, percentile
 normalization, augmentations, batch size and one-cycle schedule from the plan) and
 **defaults** (``auto=False``: 256 px crops, batch 8, min–max, flips/turns, plateau schedule).
-Both keep every other default (50 epochs at most, patience 10, seed 0). **nnU-Net v2**
-(``nnunetv2``, its 2-D configuration): not run — it is not installed here (see
-benchmarks/README.md).
+Both keep every other default (50 epochs at most, patience 10, seed 0).
+
+**nnU-Net v2** (``--nnunet PYTHON``, the Python of ``.venv-nnunet``: ``make bench-nnunet-env``):
+its ``2d`` configuration, fold ``all``, on the same training images, trained for the same
+``--budget`` (``--nnunet-3x``: once more with three times it) by ``benchmarks/peer_nnunet.py`` in
+a subprocess of that Python (nnU-Net's own plan, patch, augmentation and loss; only the stopping
+changes). It gets the training images as PNG and their class-index masks
+(:func:`defectlab.raster.semantic_mask`, what ``write_unet`` writes), and gives back a class
+mask per test image. Those masks become objects exactly as ours do in ``defectlab.predict``:
+:func:`~defectlab.raster.split.split_instances` (touching objects split at necks, default neck
+ratio; line classes never split), objects under the default minimum area (4 px) dropped — ours
+use the minimum area their training chose on the validation images, nnU-Net has no such step —,
+traced into polygons by :func:`~defectlab.dl.prelabels.prediction_item`, then scored by the same
+``score``. Its minutes are training only (planning, preprocessing and prediction are printed apart).
 
 Printed per task and method: per-class pixel IoU and object F1, count error
 ``(n_pred − n_true) / n_true``, mean-size error (relative error of the mean equivalent
@@ -31,8 +42,10 @@ diameter), training minutes, epochs, and for auto the plan's tile, batch and nor
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -90,6 +103,72 @@ def run(method: str, train_ds: Any, test_ds: Any, work: Path, args: argparse.Nam
     return {"method": method, "per": per, "overall": overall, "minutes": train_s / 60, "epochs": len(result.history)}
 
 
+def export_for_nnunet(train_ds: Any, test_ds: Any, folder: Path) -> None:
+    """``folder/{train/images,train/masks,test/images}/*.png`` and ``classes.json``: what
+    ``peer_nnunet.py`` reads (gray images; masks: class index, 0 = background)."""
+    from defectlab.imaging.io import read_image, to_gray, write_image
+    from defectlab.raster import semantic_mask
+
+    index = train_ds.class_index()
+    for ds, sub in ((train_ds, "train"), (test_ds, "test")):
+        for sub_folder in ("images", "masks") if sub == "train" else ("images",):
+            (folder / sub / sub_folder).mkdir(parents=True, exist_ok=True)
+        for item in ds.items:
+            write_image(folder / sub / "images" / f"{item.key}.png", to_gray(read_image(item.image)))
+            if sub == "train":
+                write_image(folder / sub / "masks" / f"{item.key}.png", semantic_mask(item, index))
+    (folder / "classes.json").write_text(json.dumps(index))
+
+
+def masks_as_prelabels(masks: Path, train_ds: Any, test_ds: Any) -> Any:
+    """The class masks ``masks/<key>.png`` of the test images as a Dataset of traced objects, made
+    as ``defectlab.predict`` makes ours from its class mask (see the module docstring)."""
+    from defectlab.dl.postprocess import DEFAULT_MIN_AREA_PX
+    from defectlab.dl.prelabels import prediction_item, prelabels_dataset
+    from defectlab.imaging.io import read_image
+    from defectlab.raster.split import DEFAULT_NECK_RATIO, split_instances
+
+    index = train_ds.class_index()
+    names = {i: name for name, i in index.items()}
+    lines = {index[lab.name] for lab in train_ds.labels if lab.name in index and lab.type == "polyline"}
+    items = []
+    for item in test_ds.items:
+        sem = np.asarray(read_image(masks / f"{item.key}.png"))
+        if sem.shape != tuple(item.size_hw):
+            raise RuntimeError(f"{masks / item.key}.png: shape {sem.shape}, expected {tuple(item.size_hw)}")
+        sem = sem.astype(np.uint8)
+        inst, cls = split_instances(sem, split=sorted(set(names) - lines), min_area_px=DEFAULT_MIN_AREA_PX,
+                                    neck_ratio=DEFAULT_NECK_RATIO)
+        items.append(prediction_item(sem, inst, cls, item.name, names, source="nnunet")[0])
+    return prelabels_dataset(items, list(train_ds.labels))
+
+
+def run_nnunet(python: Path, budget: float, train_ds: Any, test_ds: Any, work: Path, args: argparse.Namespace,
+               label: str = "nnU-Net") -> dict[str, Any]:
+    """``peer_nnunet.py`` under ``python`` with a ``budget`` of training seconds; its masks scored."""
+    data, out = work / "nnunet_data", work / f"nnunet_{budget:g}"
+    if not data.is_dir():
+        export_for_nnunet(train_ds, test_ds, data)
+    peer = Path(__file__).resolve().parent / "peer_nnunet.py"
+    cmd = [str(python), str(peer), str(data), "--out", str(out), "--budget", f"{budget:g}"]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    (work / f"nnunet_{budget:g}.log").write_text(done.stdout + done.stderr)
+    if done.returncode:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
+        raise RuntimeError(f"peer_nnunet.py exited {done.returncode}:\n{tail}")
+    summary = json.loads((out / "summary.json").read_text())
+    per, overall = scores(masks_as_prelabels(out / "masks", train_ds, test_ds), test_ds)
+    print(f"  {label}: {summary['iterations']} iterations ({summary['epochs']} full epochs of "
+          f"{summary['iterations_per_epoch']}; default {summary['default_epochs']}), {summary['train_minutes']:.1f} min "
+          f"training; patch {summary['patch_size']}, batch {summary['batch_size']}; planning + preprocessing "
+          f"{summary['preprocess_minutes']:.1f} min, prediction {summary['predict_minutes']:.1f} min; "
+          f"{wall / 60:.1f} min in all", flush=True)
+    return {"method": label, "per": per, "overall": overall, "minutes": summary["train_minutes"],
+            "epochs": summary["epochs"], "iterations": summary["iterations"]}
+
+
 def synthetic(work: Path, args: argparse.Namespace) -> tuple[Any, Any]:
     from defectlab.preparation.synthetic import SyntheticConfig, make_synthetic_dataset
 
@@ -100,11 +179,11 @@ def synthetic(work: Path, args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def table(task: str, rows: Sequence[dict[str, Any]]) -> list[str]:
-    lines = [f"{task}", f"  {'method':9} {'class':18} {'IoU':>6} {'F1':>6} {'count err':>10} {'size err':>9} "
+    lines = [f"{task}", f"  {'method':12} {'class':18} {'IoU':>6} {'F1':>6} {'count err':>10} {'size err':>9} "
                         f"{'n pred/true':>12} {'min':>5}"]
     for r in rows:
         for name, s in [*r["per"].items(), ("(all)", r["overall"])]:
-            lines.append(f"  {r['method']:9} {name:18} {s['iou']:6.3f} {s['f1']:6.3f} {s['count_error']:+10.1%} "
+            lines.append(f"  {r['method']:12} {name:18} {s['iou']:6.3f} {s['f1']:6.3f} {s['count_error']:+10.1%} "
                          f"{s['size_error']:+9.1%} {s['n_pred']:>5}/{s['n_true']:<6} {r['minutes']:5.1f}")
     return lines
 
@@ -120,7 +199,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workshop", type=Path, default=WORKSHOP_LABELS)
     p.add_argument("--skip-synthetic", action="store_true")
     p.add_argument("--skip-workshop", action="store_true")
-    return p.parse_args(argv)
+    p.add_argument("--nnunet", type=Path, metavar="PYTHON",
+                   help="also nnU-Net v2 (2d), run by this Python (.venv-nnunet/bin/python: make bench-nnunet-env)")
+    p.add_argument("--nnunet-3x", action="store_true",
+                   help="with --nnunet: once more with 3x the budget, on the workshop task only")
+    p.add_argument("--skip-ours", action="store_true", help="only nnU-Net (with --nnunet)")
+    args = p.parse_args(argv)
+    if args.nnunet is not None and not args.nnunet.is_file():
+        p.error(f"--nnunet {args.nnunet}: no such file; give the Python of .venv-nnunet (make bench-nnunet-env)")
+    if (args.nnunet_3x or args.skip_ours) and args.nnunet is None:
+        p.error("--nnunet-3x and --skip-ours need --nnunet PYTHON")
+    if not args.skip_workshop and not args.workshop.is_file():
+        p.error(f"--workshop {args.workshop}: no such file; the workshop data lives in ../shared/data, "
+                "or run with --skip-workshop")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -139,9 +231,21 @@ def main(argv: Sequence[str] | None = None) -> None:
             tasks.append((f"synthetic {args.n_test} held-out {args.size}² images", *synthetic(work / "synth", args)))
         for task, train_ds, test_ds in tasks:
             print(task, flush=True)
-            rows = [run(m, train_ds, test_ds, work / task.split()[0], args) for m in ("auto", "defaults")]
+            folder = work / task.split()[0]
+            jobs = [] if args.skip_ours else [lambda m=m: run(m, train_ds, test_ds, folder, args)
+                                              for m in ("auto", "defaults")]
+            if args.nnunet is not None:
+                jobs.append(lambda: run_nnunet(args.nnunet, args.budget, train_ds, test_ds, folder, args))
+                if args.nnunet_3x and task.startswith("workshop"):
+                    jobs.append(lambda: run_nnunet(args.nnunet, 3 * args.budget, train_ds, test_ds, folder, args,
+                                                   label="nnU-Net 3x"))
+            rows = []
+            for job in jobs:
+                rows.append(job())
+                print("\n".join(table(task, rows[-1:])[1:]), flush=True)  # each method's rows as soon as it is done
             lines += table(task, rows)
-        lines.append("nnU-Net v2 (2-D): not run (nnunetv2 is not installed here; an optional bench extra)")
+        if args.nnunet is None:
+            lines.append("nnU-Net v2 (2-D): not run (give --nnunet .venv-nnunet/bin/python; make bench-nnunet-env)")
         print("\n".join(lines))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     pre = base / "preprocessed" / name
     plans = load_json(str(pre / "nnUNetPlans.json"))
     dataset_json = load_json(str(pre / "dataset.json"))
+    plans["continue_training"] = False  # as nnunetv2.run.run_training.get_trainer_from_args sets it
     trainer_cls = budget_trainer(args.budget)
     trainer = trainer_cls(plans=plans, configuration="2d", fold="all", dataset_json=dataset_json,
                           device=torch.device("cpu"))
@@ -204,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     checkpoint = torch.load(Path(trainer.output_folder) / "checkpoint_final.pth", map_location="cpu",
                             weights_only=False)
     predictor = nnUNetPredictor(device=torch.device("cpu"), perform_everything_on_device=False, allow_tqdm=False)
+    trainer.set_deep_supervision_enabled(False)  # as its perform_actual_validation does: one output
     network = trainer.network._orig_mod if hasattr(trainer.network, "_orig_mod") else trainer.network
     network.load_state_dict(checkpoint["network_weights"])
     plans_manager = PlansManager(plans)
