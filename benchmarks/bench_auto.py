@@ -4,6 +4,8 @@ defaults (``--no-auto``) at the same time budget, in one run.
 Run::
 
     nice -n 10 .venv/bin/python benchmarks/bench_auto.py [--budget 300] [--skip-synthetic] [--workshop XML]
+    make bench-nnunet-env && nice -n 10 .venv/bin/python benchmarks/bench_auto.py --budget 600 \
+        --nnunet .venv-nnunet/bin/python [--nnunet-3x] [--skip-ours]
 
 Two tasks, both methods trained with ``defectlab.train_unet`` straight on the labeled export
 (as ``defectlab train unet DATA --out M`` does), with the same wall-clock ``--time`` budget
