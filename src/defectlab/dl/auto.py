@@ -15,6 +15,7 @@ plan choice       training option                        taken when
                                                          ``--no-augment`` given
 ``batch_size``    ``batch_size``                         not given (``--batch-size``)
 ``schedule``      ``schedule`` (``onecycle``)            not given (``--schedule``)
+``init``          ``init`` (``synthetic``, ``scratch``)    not given (``--init``)
 ================  =====================================  ========================================
 
 Only the choices the architecture lists in ``Architecture.planned`` are taken (the U-Net: all
@@ -43,7 +44,8 @@ __all__ = ["AutoPlan", "PLAN_TO_OPTION", "check_planned_options", "given_names",
 
 #: A plan's choice -> the training option it sets.
 PLAN_TO_OPTION: dict[str, str] = {"tile_size": "tile_size", "overlap": "overlap", "normalization": "normalization",
-                                  "augment": "augmentations", "batch_size": "batch_size", "schedule": "schedule"}
+                                  "augment": "augmentations", "batch_size": "batch_size", "schedule": "schedule",
+                                  "init": "init"}
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ def _plan_options(arch: Any, options: TrainOptions, given: set[str], device: Any
               "normalization": options.normalization if "normalization" in given else None,
               "batch_size": options.batch_size if "batch_size" in given else None,
               "augment": augment, "arch": arch.name if arch.name in ARCHITECTURES else None,
+              "init": options.init if "init" in given else None,
               "time_budget_s": budget if budget is not None and math.isfinite(budget) else None}
     return PlanOptions(device=kind, **{k: v for k, v in values.items() if v is not None})
 

@@ -162,8 +162,10 @@ class TrainOptions(Options):
                    "disagreement). Per-pixel architectures (unet).", convert=integer, min=2, metavar="K")
     init: str | None = option(
         None, help="Start from trained weights: 'synthetic' (the U-Net pretrained on defectlab's synthetic "
-                   "micrographs, shipped with the package) or a model folder of the same architecture and net "
-                   "shape. Head rows of classes of the same kind are kept (a bubble or a void is a cavity).",
+                   "micrographs, shipped with the package), a model folder of the same architecture and net "
+                   "shape, or 'scratch' (fresh weights; the default, but with --auto the plan's: synthetic for "
+                   "defects it learned). Head rows of classes of the same kind are kept (a bubble or a void is a "
+                   "cavity).",
         cli="--init", metavar="MODEL")
 
     def missing(self) -> list[str]:

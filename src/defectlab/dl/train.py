@@ -25,6 +25,9 @@ training-curve picture and a last-epoch checkpoint beside the best weights.
   its last ``val_split`` along the longer side is the validation part, and no training crop
   reaches into it. Otherwise (the U-Net and Mask R-CNN on one image, or ``val_split=0``) the
   training images are also the validation images, and the notes say so.
+* **folds** (``folds=K``, ``--folds K``; per-pixel architectures): K models instead, each
+  validated on its own fold of the images (one image: its own strip, for the U-Net too), the
+  time budget shared; written as an ensemble folder (:mod:`defectlab.dl.ensemble`).
 * **steps**: an epoch is about one pass over the training pixels in samples of the
   architecture's size (a crop of ``tile_size`` px), at least ``min_steps`` batches, or
   ``steps_per_epoch``; ``max_steps`` ends training after that many in all.
@@ -98,9 +101,9 @@ from ..options import Options
 from . import archs, auto
 from .archs.base import MIN_SPLIT_PX, Architecture, Setup, count_parameters
 from .data import Source, TrainingData, manifest_sha256, training_sources
-from .model_io import Model, ModelConfig, resolve_device, with_training, write_model_files
+from .model_io import Model, ModelConfig, ModelError, resolve_device, with_training, write_model_files
 from .reference import REFERENCE_FILE, reference_from_training
-from .warm_start import warm_start
+from .warm_start import FROM_SCRATCH, warm_start
 from .options import TrainOptions
 
 __all__ = ["PROBE_STEPS", "TrainResult", "default_budget_s", "seed_everything", "train", "train_maskrcnn",
@@ -516,9 +519,14 @@ def train(
     d = _load(arch, train_src, val_src, options, rng, notes, fold)
     job = arch.start(d.setup(options, params, dev, notes))
     started = None
-    if options.init is not None:
-        started = warm_start(job.net, job.config, options.init, head=arch.class_weights)
-        notes.append(started.note())
+    if options.init not in (None, FROM_SCRATCH):
+        try:
+            started = warm_start(job.net, job.config, options.init, head=arch.class_weights)
+            notes.append(started.note())
+        except ModelError as err:
+            if "init" in given or auto_plan is None:
+                raise
+            notes.append(f"the plan's --init {options.init} does not fit this net ({err}): trained from scratch")
     net, epochs, batch_size = job.net, options.epochs, options.batch_size
     train_pixels = sum(h * w for h, w in (d.train.sizes_hw[i] for i in d.train_idx))
     steps = options.steps_per_epoch or max(options.min_steps,
