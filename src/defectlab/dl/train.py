@@ -570,7 +570,7 @@ def train(
         entry["elapsed_s"] = round(now - start, 3)
         return entry
 
-    bar = _epoch_bar(epochs, progress, f"train {job.title}")
+    bar = _epoch_bar(epochs, progress, f"train {job.title}" + (f", fold {fold[0] + 1}/{fold[1]}" if fold else ""))
     try:
         epoch = 0
         while epoch < last_epoch:
