@@ -1,4 +1,4 @@
-"""``train --auto`` (opt-in): the plan's normalization reaches the net at full bit depth and
+"""``train --auto`` (the default): the plan's normalization reaches the net at full bit depth and
 prediction repeats it; options given win over the plan; ``--no-auto`` is training as before;
 the sampler's augmentations keep the masks; the command line prints the plan and writes plan.json."""
 
@@ -113,11 +113,11 @@ def test_given_options_win_over_the_plan_and_no_auto_is_training_as_before(tmp_p
     assert cfg["training"]["schedule"] == "onecycle" == run.plan.schedule  # planned, not given
     assert cfg["training"]["augmentations"] == str(Augment.parse(run.plan.augment)) and "gamma" in run.plan.augment
     # what was planned, not given: the plan's tile for 96 px images (at most the smallest side, a multiple of 32)
-    planned = train_unet(ds, tmp_path / "planned", auto=True, **TINY)
+    planned = train_unet(ds, tmp_path / "planned", **TINY)  # --auto is the default
     assert planned.plan.tile_size == json.loads((tmp_path / "planned" / "config.json").read_text())["tile_size"]
     assert planned.plan.tile_size == 96 and "tile_size" not in planned.plan.given
-    # without auto (the default): min-max, the architecture's defaults, no plan
-    train_unet(ds, tmp_path / "off", **TINY)  # the default
+    # without auto (--no-auto): min-max, the architecture's defaults, no plan
+    train_unet(ds, tmp_path / "off", auto=False, **TINY)
     off = json.loads((tmp_path / "off" / "config.json").read_text())
     assert off["normalization"] == {"method": "minmax", "scope": "image", "channels": 1}
     assert off["training"]["auto"] is False and off["training"]["schedule"] == "plateau"

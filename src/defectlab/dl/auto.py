@@ -1,5 +1,5 @@
-"""``train --auto`` (opt-in): the set is measured and planned first, and the plan fills the
-training options left to defaults.
+"""``train --auto`` (the default; ``--no-auto`` turns it off): the set is measured and planned
+first, and the plan fills the training options left to defaults.
 
 :func:`plan_training` runs :mod:`defectlab.plan` (fingerprint → :class:`~defectlab.plan.Plan`)
 on the training data and returns the changes it makes to the
@@ -148,6 +148,9 @@ def plan_training(arch: Any, source: Source, options: TrainOptions, given: set[s
     if arch.name not in ARCHITECTURES:
         plan = replace(plan, arch=arch.name, reasons={**plan.reasons, "arch": "given"},
                        given=tuple(dict.fromkeys((*plan.given, "arch"))))
+        if "init" not in given:
+            plan = replace(plan, init="scratch", reasons={**plan.reasons,
+                                                          "init": f"no pretrained {arch.name} is shipped: from scratch"})
     if "overlap" not in given and plan.overlap % multiple:
         up = -(-plan.overlap // multiple) * multiple
         if up < plan.tile_size:

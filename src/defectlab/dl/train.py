@@ -11,14 +11,16 @@ training-curve picture and a last-epoch checkpoint beside the best weights.
   validation ``val/``, and ``test/`` is never read. Images are normalized as prediction
   normalizes them (:class:`~defectlab.imaging.io.MinMax`, per whole image: min-max, or
   ``normalization="percentile"``, recorded in ``config.json``).
-* **auto** (``auto=True``; ``--auto`` on the command line; off by default, since at short CPU
-  budgets the plan does not yet beat the fixed defaults, ``benchmarks/bench_auto.py``): the training data
-  are measured and planned first (:mod:`defectlab.plan`, :mod:`defectlab.dl.auto`); the plan
-  sets the tile, overlap, normalization (percentile clipping per image, full bit depth),
-  augmentations, batch size and schedule (one-cycle) the options leave to defaults — an option
-  given explicitly wins — and is written as ``plan.json`` (with the fingerprint) into the
-  model folder; ``config.json``'s ``training`` says ``auto`` and what was planned.
-  ``auto=False`` trains exactly as before it existed.
+* **auto** (``auto=True``, the default; ``--no-auto`` on the command line turns it off): the
+  training data are measured and planned first (:mod:`defectlab.plan`, :mod:`defectlab.dl.auto`);
+  the plan sets the tile, overlap, normalization (percentile clipping per image, full bit depth),
+  augmentations, batch size, schedule (one-cycle) and starting weights (the shipped pretrained
+  U-Net for defects it learned) the options leave to defaults — an option given explicitly
+  wins — and is written as ``plan.json`` (with the fingerprint) into the model folder;
+  ``config.json``'s ``training`` says ``auto`` and what was planned. A written training folder
+  has no shapes to plan from: it trains with the fixed defaults (a note says so).
+  ``auto=False`` trains exactly as before the plan existed (``benchmarks/bench_auto.py``
+  compares the two).
 * **split**: without validation data of its own, ``val_split`` of the images (at least one)
   are held out, chosen by the seed. A single image is split spatially where the
   architecture can (:meth:`~defectlab.dl.archs.base.Architecture.hold_out`; ``stardist``):
@@ -72,7 +74,7 @@ Examples
 >>> result = train_unet(ds, tmp / "model", epochs=1, steps_per_epoch=1, batch_size=2, tile_size=64,
 ...                     base_filters=4, progress=False, plot=False)
 >>> sorted(p.name for p in (tmp / "model").iterdir())
-['calibration.npy', 'checkpoint.pt', 'config.json', 'history.json', 'postprocess.json', 'reference.json', 'weights.pt']
+['calibration.npy', 'checkpoint.pt', 'config.json', 'history.json', 'plan.json', 'postprocess.json', 'reference.json', 'weights.pt']
 """
 
 from __future__ import annotations
