@@ -48,6 +48,7 @@ from .._output import output_dir
 from .._parallel import BackgroundWrites, background_writes
 from ..errors import DatasetError, ImageError
 from ..model import Dataset, ImageSource, Item, Note
+from ..raster import semantic_mask
 from .augment import Augment
 from .options import NORMALIZATIONS, PrepareOptions
 from .resize import fit as fit_item
@@ -348,7 +349,10 @@ def prepare(
     if isinstance(export, (str, Path)) or ds.source:  # the export itself is never replaced
         inputs.append(Path(export if isinstance(export, (str, Path)) else ds.source))
     with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
-        tiler = _Tiler(opts, plan, ds, tmp / ".staging", preview=preview)
+        # the writer's masks are cut from each source image's (the same pixels, see tiling.py), unless
+        # the writer is to draw lines of another width
+        hand_masks = opts.to == "unet" and dict(write_options or {}).get("line_width", opts.line_width) == opts.line_width
+        tiler = _Tiler(opts, plan, ds, tmp / ".staging", preview=preview, masks=hand_masks)
         # the tiles' PNGs are encoded in threads (both cores) while the next tiles are cut; all are
         # on disk when the block ends, before the writer reads them
         with background_writes() as tiler.writes:
@@ -432,8 +436,11 @@ class _Tiler:
     """Cuts each source image into its tiles and augmented copies, in a staging folder, and
     keeps what the manifest and the pictures need."""
 
-    def __init__(self, opts: PrepareOptions, plan: _Plan, ds: Dataset, stage: Path, *, preview: bool) -> None:
+    def __init__(self, opts: PrepareOptions, plan: _Plan, ds: Dataset, stage: Path, *, preview: bool,
+                 masks: bool = False) -> None:
         self.opts, self.plan, self.ds, self.stage, self.preview = opts, plan, ds, stage, preview
+        #: split -> tile key -> its class mask PNG in the staging folder (``masks=True``), for write_unet
+        self.masks: dict[str, dict[str, Path]] | None = {s: {} for s in SPLITS} if masks else None
         self.notes: list[Note] = list(ds.notes) + plan.split_notes + ([plan.task_note] if plan.task_note else [])
         self.spatial_splits: dict[str, SpatialSplit] = {}
         self.tiles: dict[str, list[Item]] = {s: [] for s in SPLITS}
@@ -483,6 +490,10 @@ class _Tiler:
             self.counts[s]["source_images"] += 1
         tiles, tile_notes = tile_item(work, [w for _, w in placed], min_visible=plan.min_visible,
                                       line_width=opts.line_width, suffix=suffix)
+        # every label pixel of the source lands in the same pixel of each tile without a dropped
+        # remainder: such a tile's mask is the source's, cut by the window
+        class_mask = (semantic_mask(work, self.class_index, line_width=opts.line_width)
+                      if self.masks is not None else None)
         self.notes.extend(tile_notes)
         if opts.tile is None:  # whole images keep their names
             tiles = [type(t)(Item(work.stem + suffix, t.item.size_hw, t.item.shapes), t.source, t.window,
@@ -502,7 +513,8 @@ class _Tiler:
             if t.is_empty:
                 c["empty_tiles_kept"] += 1
             kept.append((s, win))
-            self._write_tile(s, t, tile_image(pixels, win, fill=opts.fill), suffix)
+            mask = tile_image(class_mask, win) if class_mask is not None and not t.dropped else None
+            self._write_tile(s, t, tile_image(pixels, win, fill=opts.fill), suffix, mask)
         if n_dropped:
             self.notes.append(Note("tile-remainder-dropped",
                                    f"{n_dropped} clipped remainder(s) below min_visible={plan.min_visible:g} left out "
@@ -511,15 +523,22 @@ class _Tiler:
         if self.preview and len(self.previews) < 4:
             self.previews.append((work.stem, _source_preview(self.ds, work, pixels, kept, opts.line_width)))
 
-    def _write_tile(self, split: str, t: Any, img: np.ndarray, suffix: str) -> None:
-        """One kept tile into the staging folder, and its augmented copies when it is a training tile."""
+    def _write_tile(self, split: str, t: Any, img: np.ndarray, suffix: str, mask: np.ndarray | None) -> None:
+        """One kept tile (and its class mask, when given) into the staging folder, and its augmented
+        copies when it is a training tile."""
         from ..imaging.io import write_image
 
         opts, plan, c = self.opts, self.plan, self.counts[split]
         path = self.stage / split / t.item.name
         path.parent.mkdir(parents=True, exist_ok=True)
         self.writes.submit(write_image, path, img)  # encoded in a thread while the next tile is cut
-        self.tiles[split].append(Item(t.item.name, t.item.size_hw, t.item.shapes, image=ImageSource(path)))
+        tile = Item(t.item.name, t.item.size_hw, t.item.shapes, image=ImageSource(path))
+        self.tiles[split].append(tile)
+        if mask is not None and self.masks is not None:
+            mask_path = self.stage / ".masks" / split / f"{tile.key}.png"
+            mask_path.parent.mkdir(parents=True, exist_ok=True)
+            self.writes.submit(write_image, mask_path, mask)  # what write_unet would write for the tile
+            self.masks[split][tile.key] = mask_path
         c["tiles"] += 1
         c["instances"].update(sh.label for sh in t.item.shapes if sh.is_area or sh.kind == "polyline")
         if split != "train":
@@ -560,7 +579,8 @@ def _write(opts: PrepareOptions, plan: _Plan, ds: Dataset, tiler: _Tiler, tmp: P
         for s in SPLITS:
             if tiler.tiles[s]:
                 sub = Dataset(labels=ds.labels, items=tuple(tiler.tiles[s]), source=ds.source, format=ds.format)
-                report = write(sub, tmp / s, format=to, progress=progress, **writer)
+                given = {"masks": tiler.masks[s]} if tiler.masks is not None else {}
+                report = write(sub, tmp / s, format=to, progress=progress, **writer, **given)
                 notes.extend(getattr(report, "notes", []) or [])
     else:
         everything = tuple(replace(it, subset=s) for s in SPLITS for it in tiler.tiles[s])
