@@ -48,7 +48,7 @@ from .._output import output_dir
 from .._parallel import BackgroundWrites, background_writes
 from ..errors import DatasetError, ImageError
 from ..model import Dataset, ImageSource, Item, Note
-from ..raster import semantic_mask
+from ..raster import rasterize, semantic_mask
 from .augment import Augment
 from .options import NORMALIZATIONS, PrepareOptions
 from .resize import fit as fit_item
@@ -488,11 +488,14 @@ class _Tiler:
         record["split"] = sorted({s for s, _ in placed}, key=SPLITS.index) if plan.spatial else plan.split_of[item.name]
         for s in {s for s, _ in placed}:
             self.counts[s]["source_images"] += 1
+        # each instance rasterized once in the source: for the tiles and for the source's mask
+        crops = {i: rasterize(sh, work.size_hw, line_width=opts.line_width) for i, sh in enumerate(work.shapes)
+                 if sh.is_area or sh.kind == "polyline"}
         tiles, tile_notes = tile_item(work, [w for _, w in placed], min_visible=plan.min_visible,
-                                      line_width=opts.line_width, suffix=suffix)
+                                      line_width=opts.line_width, suffix=suffix, crops=crops)
         # every label pixel of the source lands in the same pixel of each tile without a dropped
         # remainder: such a tile's mask is the source's, cut by the window
-        class_mask = (semantic_mask(work, self.class_index, line_width=opts.line_width)
+        class_mask = (semantic_mask(work, self.class_index, line_width=opts.line_width, crops=crops)
                       if self.masks is not None else None)
         self.notes.extend(tile_notes)
         if opts.tile is None:  # whole images keep their names

@@ -58,6 +58,7 @@ def semantic_mask(
     class_index: Mapping[str, int],
     *,
     line_width: float = DEFAULT_LINE_WIDTH,
+    crops: Mapping[int, Crop] | None = None,
 ) -> np.ndarray:
     """The (H, W) uint8 class-index mask of an item (0 = background).
 
@@ -69,6 +70,9 @@ def semantic_mask(
         Label name -> class index 1..255 (see :meth:`Dataset.class_index`).
     line_width : float
         Width in px of polyline masks.
+    crops : mapping of shape index -> Crop, optional
+        Shapes the caller has already rasterized (``rasterize(item.shapes[i], item.size_hw,
+        line_width=line_width)``, or its ``.tight()``): painted as they are, not rasterized again.
 
     Examples
     --------
@@ -85,7 +89,9 @@ def semantic_mask(
         if not shape.is_area and shape.kind != "polyline":
             continue
         value = _class_of(shape, class_index, item)
-        crop = rasterize(shape, item.size_hw, line_width=line_width)
+        crop = crops.get(i) if crops is not None else None
+        if crop is None:
+            crop = rasterize(shape, item.size_hw, line_width=line_width)
         if crop.bitmap.size:
             out[crop.slices][crop.bitmap] = value
     return out
