@@ -116,3 +116,16 @@ def test_semantic_mask_paints_the_crops_it_is_handed_and_rasterizes_the_others()
     assert np.array_equal(handed, expect)
     tight = {i: rasterize(s, size).tight() for i, s in enumerate(item.shapes)}
     assert np.array_equal(semantic_mask(item, CLASSES, crops=tight), semantic_mask(item, CLASSES))
+
+
+def test_instance_labels_paint_the_crops_they_are_handed():
+    from defectlab.raster import Crop, rasterize
+
+    size = (12, 12)
+    item = Item("a.png", size, (Polygon(label="cavity", points_xy=square(1, 1, 5, 5)),
+                                Ellipse(label="loop", cx=8, cy=8, rx=2, ry=2)))
+    ids = instance_labels(item, crops={0: Crop(9, 0, np.ones((2, 3), bool))})
+    assert np.array_equal(ids == 1, Crop(9, 0, np.ones((2, 3), bool)).to_full(size))
+    assert np.array_equal(ids == 2, rasterize(item.shapes[1], size).to_full(size))
+    tight = {i: rasterize(s, size).tight() for i, s in enumerate(item.shapes)}
+    assert np.array_equal(instance_labels(item, crops=tight), instance_labels(item))

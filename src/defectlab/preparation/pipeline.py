@@ -241,15 +241,17 @@ PREVIEW_PX = 1024
 
 
 def _source_preview(ds: Dataset, item: Item, image: np.ndarray, windows: list[tuple[str, Window]],
-                    line_width: float) -> np.ndarray:
-    from ..raster import instance_labels, semantic_mask
+                    line_width: float, class_mask: np.ndarray, crops: dict) -> np.ndarray:
+    """The source image (decimated) with its labels and its tiles outlined; ``class_mask`` and
+    ``crops`` (every instance rasterized) are the ones the tiles were cut with."""
+    from ..raster import instance_labels
     from ..viz import overlay
 
     colors = [lab.rgb(i) for i, lab in enumerate(ds.labels)]
     step = -(-max(item.size_hw) // PREVIEW_PX)  # every step-th pixel: a picture, not data
     sub = (slice(None, None, step), slice(None, None, step))
-    rgb = overlay(image[sub], semantic_mask(item, ds.class_index(), line_width=line_width)[sub], colors,
-                  outlines=instance_labels(item, line_width=line_width)[sub])
+    rgb = overlay(image[sub], class_mask[sub], colors,
+                  outlines=instance_labels(item, line_width=line_width, crops=crops)[sub])
     for split, win in windows:
         win = Window(win.x0 // step, win.y0 // step, -(-win.h // step), -(-win.w // step))
         _draw_rect(rgb, win, _SPLIT_RGB[split], width=max(1, min(rgb.shape[:2]) // 256))
@@ -449,7 +451,7 @@ class _Tiler:
                            "dropped": Counter(), "augment_dropped": Counter()} for s in SPLITS}
         self.sources: list[dict] = []
         self.stats = _Stats()
-        self.previews: list[tuple[str, np.ndarray]] = []
+        self.previews: list[Path] = []  # the source previews, written by the writer threads as they are made
         self.train_samples: list[np.ndarray] = []
         self.colors = [lab.rgb(i) for i, lab in enumerate(ds.labels)]
         self.class_index = ds.class_index()
@@ -495,8 +497,9 @@ class _Tiler:
                                       line_width=opts.line_width, suffix=suffix, crops=crops)
         # every label pixel of the source lands in the same pixel of each tile without a dropped
         # remainder: such a tile's mask is the source's, cut by the window
+        previewed = self.preview and len(self.previews) < 4
         class_mask = (semantic_mask(work, self.class_index, line_width=opts.line_width, crops=crops)
-                      if self.masks is not None else None)
+                      if self.masks is not None or previewed else None)
         self.notes.extend(tile_notes)
         if opts.tile is None:  # whole images keep their names
             tiles = [type(t)(Item(work.stem + suffix, t.item.size_hw, t.item.shapes), t.source, t.window,
@@ -516,15 +519,21 @@ class _Tiler:
             if t.is_empty:
                 c["empty_tiles_kept"] += 1
             kept.append((s, win))
-            mask = tile_image(class_mask, win) if class_mask is not None and not t.dropped else None
+            mask = tile_image(class_mask, win) if self.masks is not None and not t.dropped else None
             self._write_tile(s, t, tile_image(pixels, win, fill=opts.fill), suffix, mask)
         if n_dropped:
             self.notes.append(Note("tile-remainder-dropped",
                                    f"{n_dropped} clipped remainder(s) below min_visible={plan.min_visible:g} left out "
                                    "of tiles", item=item.name))
         self.sources.append(record)
-        if self.preview and len(self.previews) < 4:
-            self.previews.append((work.stem, _source_preview(self.ds, work, pixels, kept, opts.line_width)))
+        if previewed:
+            from ..imaging.io import write_image
+
+            rgb = _source_preview(self.ds, work, pixels, kept, opts.line_width, class_mask, crops)
+            path = self.stage.parent / "preview" / f"{work.stem.replace('/', '__')}_tiles.png"
+            path.parent.mkdir(exist_ok=True)
+            self.writes.submit(write_image, path, rgb, png_compress_level=1)  # pictures: 4x faster than level 6
+            self.previews.append(path)
 
     def _write_tile(self, split: str, t: Any, img: np.ndarray, suffix: str, mask: np.ndarray | None) -> None:
         """One kept tile (and its class mask, when given) into the staging folder, and its augmented
@@ -603,8 +612,8 @@ def _write(opts: PrepareOptions, plan: _Plan, ds: Dataset, tiler: _Tiler, tmp: P
                           f"MaskRCNNDataset and other {to} readers normalize images their own way"))
     manifest = _manifest(opts, plan, ds, tiler, writer)
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    if preview and tiler.previews:
-        _write_pictures(tmp / "preview", tiler)
+    if preview and tiler.previews and tiler.train_samples:
+        _write_montage(tmp / "preview", tiler)
     return manifest
 
 
@@ -656,15 +665,12 @@ def _manifest(opts: PrepareOptions, plan: _Plan, ds: Dataset, tiler: _Tiler, wri
     }
 
 
-def _write_pictures(folder: Path, tiler: _Tiler) -> None:
-    """``preview/``: each source image with its tiles outlined by split, and a montage of training tiles."""
+def _write_montage(folder: Path, tiler: _Tiler) -> None:
+    """``preview/train_tiles.png``: a montage of training tiles with their labels (the tiler has
+    written each source image's preview, its tiles outlined by split, beside it)."""
     from ..imaging.io import write_image
 
-    folder.mkdir()
-    for stem, rgb in tiler.previews:
-        write_image(folder / f"{stem.replace('/', '__')}_tiles.png", rgb, png_compress_level=1)  # pictures: 4x faster to write than level 6
-    if tiler.train_samples:
-        write_image(folder / "train_tiles.png", _montage(tiler.train_samples), png_compress_level=1)
+    write_image(folder / "train_tiles.png", _montage(tiler.train_samples), png_compress_level=1)
 
 
 def _subset_split(subset: str | None, name: str) -> str:

@@ -97,10 +97,12 @@ def semantic_mask(
     return out
 
 
-def instance_labels(item: Item, *, line_width: float = DEFAULT_LINE_WIDTH) -> np.ndarray:
+def instance_labels(item: Item, *, line_width: float = DEFAULT_LINE_WIDTH,
+                    crops: Mapping[int, Crop] | None = None) -> np.ndarray:
     """The (H, W) int32 image of instance ids: shape ``i`` of ``item.shapes`` is ``i + 1``.
 
     Painted in z-order, so each pixel holds the topmost instance; 0 is background.
+    ``crops`` as for :func:`semantic_mask`: shapes already rasterized, painted as they are.
     Examples
     --------
     >>> from defectlab.model import Ellipse, Item
@@ -115,7 +117,9 @@ def instance_labels(item: Item, *, line_width: float = DEFAULT_LINE_WIDTH) -> np
         shape = item.shapes[i]
         if not shape.is_area and shape.kind != "polyline":
             continue
-        crop = rasterize(shape, item.size_hw, line_width=line_width)
+        crop = crops.get(i) if crops is not None else None
+        if crop is None:
+            crop = rasterize(shape, item.size_hw, line_width=line_width)
         if crop.bitmap.size:
             out[crop.slices][crop.bitmap] = i + 1
     return out
