@@ -21,7 +21,8 @@ Layout written::
                                   (up to 4 images), and a few training tiles with their labels
 
 Tile images are cut from the pixels (each source image is read once), written losslessly
-(PNG, or TIFF for dtypes PNG cannot hold) into a staging folder inside the output's temporary
+(PNG deflated with zlib's run-length strategy, :func:`~defectlab.imaging.io.write_image`
+``png_rle``, or TIFF for dtypes PNG cannot hold) into a staging folder inside the output's temporary
 folder, handed to the writers as ordinary image files, and the staging folder is removed: the
 writers need no change, and the output appears atomically.
 
@@ -543,7 +544,7 @@ class _Tiler:
         opts, plan, c = self.opts, self.plan, self.counts[split]
         path = self.stage / split / t.item.name
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.writes.submit(write_image, path, img)  # encoded in a thread while the next tile is cut
+        self.writes.submit(write_image, path, img, png_rle=True)  # encoded in a thread while the next tile is cut
         tile = Item(t.item.name, t.item.size_hw, t.item.shapes, image=ImageSource(path))
         self.tiles[split].append(tile)
         if mask is not None and self.masks is not None:
@@ -566,7 +567,7 @@ class _Tiler:
             res = plan.augment(img, t.item, rng=rng)
             aug_name = f"{stem}_aug{k}{suffix}"
             aug_path = self.stage / split / aug_name
-            self.writes.submit(write_image, aug_path, res.image)
+            self.writes.submit(write_image, aug_path, res.image, png_rle=True)
             self.tiles[split].append(Item(aug_name, res.item.size_hw, res.item.shapes, image=ImageSource(aug_path)))
             c["augmented_tiles"] += 1
             c["augment_dropped"].update(res.dropped)
