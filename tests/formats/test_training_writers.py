@@ -91,6 +91,14 @@ def test_unet_copies_the_masks_it_is_handed_and_draws_the_others(tmp_path):
         defectlab.write_unet(ds, tmp_path / "bad", masks={"img9": tmp_path / "given.png"})
 
 
+def test_unet_hard_links_the_images_when_asked(tmp_path):
+    ds = make_dataset(tmp_path)
+    defectlab.write_unet(ds, tmp_path / "out", link_images="hard")
+    for k in range(2):
+        dest, src = tmp_path / "out" / "images" / f"img{k}.png", tmp_path / "src" / f"img{k}.png"
+        assert not dest.is_symlink() and dest.samefile(src) and src.stat().st_nlink == 2
+
+
 def test_stacking_images_of_different_sizes_is_refused_with_names(tmp_path):
     ds = make_dataset(tmp_path, sizes=((48, 64), (40, 64)))
     with pytest.raises(DatasetError, match=r"img1\.png \(64x40\).*tile"):

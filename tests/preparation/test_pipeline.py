@@ -399,3 +399,6 @@ def test_unet_masks_cut_from_the_source_are_the_bytes_the_writer_draws_per_tile(
     assert len(copied) == handed  # the reference run drew every mask
     cut, drawn = tree_hash(tmp_path / "cut"), tree_hash(tmp_path / "drawn")
     assert cut == drawn and sum("/masks/" in k for k in cut) > handed
+    # the tiles were hard-linked from the staging folder, which is gone: plain files of one name
+    files = list((tmp_path / "cut").rglob("*.png"))
+    assert all(not f.is_symlink() and f.stat().st_nlink == 1 for f in files)

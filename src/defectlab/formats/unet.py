@@ -36,7 +36,7 @@ __all__ = ["write_unet"]
 _POOL_MIN_PIXELS = 4 * 2**20
 
 
-def _write_item(tmp: Path, class_index: dict, line_width: float, link_images: bool, item) -> None:
+def _write_item(tmp: Path, class_index: dict, line_width: float, link_images: bool | str, item) -> None:
     """One item's mask PNG and image copy (what a worker process of :func:`write_unet` does)."""
     mask = semantic_mask(item, class_index, line_width=line_width)
     mask_path = tmp / "masks" / f"{item.key}.png"
@@ -56,7 +56,7 @@ def write_unet(
     *,
     stack: bool = False,
     one_hot: bool = False,
-    link_images: bool = False,
+    link_images: bool | str = False,
     line_width: float = DEFAULT_LINE_WIDTH,
     masks: Mapping[str, str | Path] | None = None,
     overwrite: bool = False,
@@ -75,8 +75,9 @@ def write_unet(
         refused when images differ in size.
     one_hot : bool
         Also write ``onehot.npy`` [N, C, H, W] uint8 (implies ``stack``).
-    link_images : bool
-        Symlink the images instead of copying them.
+    link_images : bool or "hard"
+        Symlink the images instead of copying them; ``"hard"``: hard-link them (see
+        :func:`~defectlab.formats._writing.copy_image`).
     line_width : float
         Width in px of polyline masks (dislocation lines).
     masks : mapping of item key -> path, optional

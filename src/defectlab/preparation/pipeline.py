@@ -592,7 +592,10 @@ def _write(opts: PrepareOptions, plan: _Plan, ds: Dataset, tiler: _Tiler, tmp: P
         for s in SPLITS:
             if tiler.tiles[s]:
                 sub = Dataset(labels=ds.labels, items=tuple(tiler.tiles[s]), source=ds.source, format=ds.format)
-                given = {"masks": tiler.masks[s]} if tiler.masks is not None else {}
+                # the staged tiles are removed below: the writer hard-links them instead of copying
+                given: dict[str, Any] = {} if "link_images" in writer else {"link_images": "hard"}
+                if tiler.masks is not None:
+                    given["masks"] = tiler.masks[s]
                 report = write(sub, tmp / s, format=to, progress=progress, **writer, **given)
                 notes.extend(getattr(report, "notes", []) or [])
     else:
