@@ -361,6 +361,7 @@ def prepare(
         with background_writes() as tiler.writes:
             for item in progress_iter(work_items, total=len(work_items), desc="tiling", enabled=progress):
                 tiler.add(item, originals[item.name])
+            tiler.write_montage()  # when fewer than 8 training tiles were sampled
         manifest = _write(opts, plan, ds, tiler, tmp, Path(out), write_options=write_options, preview=preview,
                           progress=progress)
     return PrepareReport(Path(out), manifest, tiler.notes, tiler.spatial_splits)
@@ -454,6 +455,7 @@ class _Tiler:
         self.stats = _Stats()
         self.previews: list[Path] = []  # the source previews, written by the writer threads as they are made
         self.train_samples: list[np.ndarray] = []
+        self.montage_written = False
         self.colors = [lab.rgb(i) for i, lab in enumerate(ds.labels)]
         self.class_index = ds.class_index()
         self.writes = BackgroundWrites(1)  # prepare() hands it threads
@@ -577,6 +579,18 @@ class _Tiler:
             if pair and k == 0:
                 self.train_samples.append(_tile_overlay(res.image, res.item, self.class_index, self.colors,
                                                         opts.line_width))
+        if pair and len(self.train_samples) >= 8:  # the montage is complete: a writer thread writes it
+            self.write_montage()
+
+    def write_montage(self) -> None:
+        """``preview/train_tiles.png``: the training tiles sampled so far, with their labels."""
+        from ..imaging.io import write_image
+
+        if self.train_samples and not self.montage_written:
+            path = self.stage.parent / "preview" / "train_tiles.png"
+            path.parent.mkdir(exist_ok=True)
+            self.writes.submit(write_image, path, _montage(self.train_samples), png_compress_level=1)
+            self.montage_written = True
 
 
 def _write(opts: PrepareOptions, plan: _Plan, ds: Dataset, tiler: _Tiler, tmp: Path, out: Path, *,
@@ -616,8 +630,6 @@ def _write(opts: PrepareOptions, plan: _Plan, ds: Dataset, tiler: _Tiler, tmp: P
                           f"MaskRCNNDataset and other {to} readers normalize images their own way"))
     manifest = _manifest(opts, plan, ds, tiler, writer)
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    if preview and tiler.previews and tiler.train_samples:
-        _write_montage(tmp / "preview", tiler)
     return manifest
 
 
@@ -667,14 +679,6 @@ def _manifest(opts: PrepareOptions, plan: _Plan, ds: Dataset, tiler: _Tiler, wri
                           if tiler.spatial_splits else None),
         "notes": [{"code": n.code, "item": n.item, "where": n.where, "message": n.message} for n in tiler.notes],
     }
-
-
-def _write_montage(folder: Path, tiler: _Tiler) -> None:
-    """``preview/train_tiles.png``: a montage of training tiles with their labels (the tiler has
-    written each source image's preview, its tiles outlined by split, beside it)."""
-    from ..imaging.io import write_image
-
-    write_image(folder / "train_tiles.png", _montage(tiler.train_samples), png_compress_level=1)
 
 
 def _subset_split(subset: str | None, name: str) -> str:
