@@ -22,9 +22,12 @@ Layout written::
 
 Tile images are cut from the pixels (each source image is read once), written losslessly
 (PNG deflated with zlib's run-length strategy, :func:`~defectlab.imaging.io.write_image`
-``png_rle``, or TIFF for dtypes PNG cannot hold) into a staging folder inside the output's temporary
-folder, handed to the writers as ordinary image files, and the staging folder is removed: the
-writers need no change, and the output appears atomically.
+``png_rle``, or TIFF for dtypes PNG cannot hold) into a staging folder inside the output's
+temporary folder, handed to the writers as ordinary image files (the U-Net and Mask R-CNN
+writers hard-link them), and the staging folder is removed: the output appears atomically.
+Each instance is rasterized once in its source image; for ``--to unet`` the tiles' class masks
+are cut from the source's (staged beside the tiles and copied by ``write_unet(masks=...)``),
+except for tiles that dropped a clipped remainder, which the writer draws from their shapes.
 
 Normalization is not applied to the files (they keep the source's pixel values); the
 manifest records how the datasets normalize them (:func:`normalize_image`), so prediction can
