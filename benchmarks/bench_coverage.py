@@ -2,7 +2,7 @@
 
 Run::
 
-    nice -n 10 .venv/bin/python benchmarks/bench_coverage.py [--repeats 20] [--budget 240] [--model DIR]
+    nice -n 10 .venv/bin/python benchmarks/bench_coverage.py [--repeats 20] [--budget 240] [--model DIR] [--folds K]
 
 The truth is known because the micrographs are synthetic and their defects are a Poisson
 process: each image draws its number of cavities, loops and precipitates from a Poisson
@@ -12,7 +12,10 @@ material, not the count that happened to fall into these images).
 
 1. A U-Net is trained once on ``--n-train`` such images (seed 0) as a user would:
    ``defectlab.train_unet(export, model, time_budget_s=--budget)`` (the defaults; the
-   post-processing is chosen on its validation images) — or ``--model DIR`` is used.
+   post-processing is chosen on its validation images) — or ``--model DIR`` is used. With
+   ``--folds K``: ``train_unet(..., folds=K)``, an ensemble of K cross-validation models in the
+   same budget, whose predictions average the members' and whose members' own pre-labels
+   (``prelabels/members/``) ``measure`` then draws on for model uncertainty.
 2. ``--repeats`` times (held-out seeds 1000 + r): ``--n-images`` new micrographs; ``predict``
    writes CVAT pre-labels; ``measure`` of the pre-labels gives each class's density with its
    95 % interval (:func:`defectlab.measurement.uncertainty.intervals`: Poisson bootstrap over
@@ -73,7 +76,8 @@ def poisson_set(out: Path, n_images: int, size: int, means: dict[str, float], se
 
 
 def densities(ds: Any) -> dict[str, tuple[float, float, float, float]]:
-    """label -> (density, lo, hi, count) per px², from ``defectlab.measure`` of ``ds``."""
+    """label -> (density, lo, hi, count) per px², from ``defectlab.measure`` of ``ds`` (a path of
+    pre-labels: with the ensemble members' pre-labels beside it, if any)."""
     import defectlab
 
     m = defectlab.measure(ds, figures=False, progress=False)
@@ -93,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--budget", type=float, default=240.0, help="training budget, s (train_unet's time_budget_s)")
     p.add_argument("--model", type=Path, help="a trained model folder to use instead of training one")
     p.add_argument("--tta", action="store_true", help="predict with test-time augmentation")
+    p.add_argument("--folds", type=int, help="train an ensemble of this many cross-validation models instead")
     p.add_argument("--workdir", type=Path, help="keep every file here (default: a temporary folder)")
     args = p.parse_args(argv)
     import defectlab
@@ -107,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         if model is None:
             train = poisson_set(work / "train", args.n_train, args.size, means, seed=0)
             model = defectlab.train_unet(train, work / "model", time_budget_s=args.budget, progress=False,
-                                         plot=False).model
+                                         plot=False, folds=args.folds).model
         train_s = time.perf_counter() - t0
         area = args.n_images * args.size ** 2
         hits = {c: {"pred": 0, "labels": 0, "poisson": 0} for c in CLASSES}
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
             truth = poisson_set(rep / "truth", args.n_images, args.size, means, seed=1000 + r)
             report = defectlab.predict(model, image_paths(truth), rep / "pred", prelabels="cvat", tta=args.tta,
                                        progress=False, overwrite=True)
-            pred, true = densities(defectlab.read(report.prelabels)), densities(truth)
+            pred, true = densities(report.prelabels), densities(truth)  # members/ beside: model uncertainty
             line = []
             for c in CLASSES:
                 lam = means[c] / 512 ** 2
@@ -142,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
         predict_s = time.perf_counter() - t1
         print(f"\n{args.repeats} repeats of {args.n_images} held-out {args.size}² images; training "
               f"{'given' if args.model else f'{train_s / 60:.1f} min'}; predict + measure {predict_s / 60:.1f} min; "
-              f"load average {os.getloadavg()[0]:.1f}; TTA {'on' if args.tta else 'off'}")
+              f"load average {os.getloadavg()[0]:.1f}; TTA {'on' if args.tta else 'off'}; "
+              f"{f'an ensemble of {args.folds} folds' if args.folds else 'one model'}")
         print(f"{'class':<12} {'true /512²':>10} {'coverage: ours':>14} {'true labels':>11} {'Poisson only':>12} "
               f"{'bias vs labels':>14} {'half-width':>10}")
         for c in CLASSES:

@@ -402,6 +402,8 @@ def train(
     Returns
     -------
     TrainResult
+        With ``folds=K`` (cross-validation): a :class:`~defectlab.dl.ensemble.FoldsResult`,
+        the K models' ensemble (``model``), each fold's result and the scores pooled over them.
 
     Examples
     --------

@@ -52,18 +52,31 @@ def overlay(
     >>> out[0, 0].tolist(), out[0, 1].tolist()
     ([102, 0, 0], [0, 0, 0])
     """
-    gray = normalize_minmax(image)
-    rgb = np.repeat((gray * 255.0)[..., None], 3, axis=2)
+    base = normalize_minmax(image) * 255.0  # float32 gray levels
+    out = np.repeat(np.clip(np.rint(base), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
     lut = np.zeros((256, 3), dtype=np.float64)
     lut[1 : len(colors_rgb) + 1] = np.asarray(colors_rgb, dtype=np.float64).reshape(-1, 3)
     fg = semantic > 0
-    rgb[fg] = (1 - alpha) * rgb[fg] + alpha * lut[semantic[fg]]
+    if fg.any():  # the blend on the labeled pixels only, rounded from float32 as the gray ones are
+        blend = ((1 - alpha) * base[fg][:, None] + alpha * lut[semantic[fg]]).astype(np.float32)
+        out[fg] = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
     if outlines is not None:
-        from skimage.segmentation import find_boundaries
+        edge = _inner_boundaries(outlines) & fg
+        out[edge] = lut[semantic[edge]].astype(np.uint8)
+    return out
 
-        edge = find_boundaries(outlines, mode="inner") & fg
-        rgb[edge] = lut[semantic[edge]]
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+def _inner_boundaries(labels: np.ndarray) -> np.ndarray:
+    """(H, W) bool: labeled pixels (not 0) with a 4-neighbor in the image of another label
+    (``skimage.segmentation.find_boundaries(labels, mode="inner")``, in numpy)."""
+    edge = np.zeros(labels.shape, dtype=bool)
+    rows = labels[1:] != labels[:-1]
+    edge[1:] |= rows
+    edge[:-1] |= rows
+    cols = labels[:, 1:] != labels[:, :-1]
+    edge[:, 1:] |= cols
+    edge[:, :-1] |= cols
+    return edge & (labels != 0)
 
 
 def item_overlay(dataset: Dataset, item: Item, *, line_width: float = DEFAULT_LINE_WIDTH) -> np.ndarray:

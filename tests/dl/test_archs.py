@@ -103,8 +103,8 @@ def test_a_registered_toy_architecture_trains_saves_loads_and_predicts_through_t
     cfg = json.loads((tmp_path / "model" / "config.json").read_text())
     assert cfg["architecture"] == {"name": "toy-conv", "params": {"n_classes": 2}}
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
-        "calibration.npy", "checkpoint.pt", "config.json", "history.json", "postprocess.json", "reference.json",
-        "weights.pt"]
+        "calibration.npy", "checkpoint.pt", "config.json", "history.json", "plan.json", "postprocess.json",
+        "reference.json", "weights.pt"]
     held_out = next(it for it in ds if it.key == cfg["training"]["val_images"][0])
     truth = semantic_mask(held_out, ds.class_index())
     model = api.load_model(tmp_path / "model", device="cpu")

@@ -1,4 +1,4 @@
-"""``train --auto`` (opt-in): the plan's normalization reaches the net at full bit depth and
+"""``train --auto`` (the default): the plan's normalization reaches the net at full bit depth and
 prediction repeats it; options given win over the plan; ``--no-auto`` is training as before;
 the sampler's augmentations keep the masks; the command line prints the plan and writes plan.json."""
 
@@ -113,11 +113,11 @@ def test_given_options_win_over_the_plan_and_no_auto_is_training_as_before(tmp_p
     assert cfg["training"]["schedule"] == "onecycle" == run.plan.schedule  # planned, not given
     assert cfg["training"]["augmentations"] == str(Augment.parse(run.plan.augment)) and "gamma" in run.plan.augment
     # what was planned, not given: the plan's tile for 96 px images (at most the smallest side, a multiple of 32)
-    planned = train_unet(ds, tmp_path / "planned", auto=True, **TINY)
+    planned = train_unet(ds, tmp_path / "planned", **TINY)  # --auto is the default
     assert planned.plan.tile_size == json.loads((tmp_path / "planned" / "config.json").read_text())["tile_size"]
     assert planned.plan.tile_size == 96 and "tile_size" not in planned.plan.given
-    # without auto (the default): min-max, the architecture's defaults, no plan
-    train_unet(ds, tmp_path / "off", **TINY)  # the default
+    # without auto (--no-auto): min-max, the architecture's defaults, no plan
+    train_unet(ds, tmp_path / "off", auto=False, **TINY)
     off = json.loads((tmp_path / "off" / "config.json").read_text())
     assert off["normalization"] == {"method": "minmax", "scope": "image", "channels": 1}
     assert off["training"]["auto"] is False and off["training"]["schedule"] == "plateau"
@@ -169,3 +169,28 @@ def test_cli_train_prints_the_plan_and_writes_plan_json(tmp_path):
                                    "--val-split", "0", "--no-plot", "--device", "cpu"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "Plan" not in res.output and not (tmp_path / "off" / "plan.json").exists()
+
+
+def test_the_plan_fine_tunes_the_shipped_unet_unless_told_or_the_net_differs(tmp_path):
+    """A cavity set with --auto: the default net shape starts from the shipped weights (its
+    config records the warm start); --init scratch, or a net of another shape, trains from scratch
+    (the latter with a note), and a plan.json without an init (older) still loads."""
+    from defectlab.plan import read_plan
+
+    ds = sixteen_bit(tmp_path, size=64)
+    quick = {k: v for k, v in TINY.items() if k not in ("base_filters", "depth", "bottleneck_dilations")}
+    quick["max_steps"] = 1
+    run = train_unet(ds, tmp_path / "auto", auto=True, tile_size=64, **quick)
+    cfg = json.loads((tmp_path / "auto" / "config.json").read_text())
+    assert run.plan.init == "synthetic" and cfg["training"]["init"]["from"] == "the shipped 'synthetic' model"
+    assert cfg["training"]["init"]["copied_classes"] == ["background", "cavity"]
+    train_unet(ds, tmp_path / "scratch", auto=True, init="scratch", tile_size=64, **quick)
+    cfg = json.loads((tmp_path / "scratch" / "config.json").read_text())
+    assert cfg["training"]["init"] is None and "init" in cfg["training"]["given"]
+    small = train_unet(ds, tmp_path / "small", auto=True, tile_size=64, **TINY)
+    assert json.loads((tmp_path / "small" / "config.json").read_text())["training"]["init"] is None
+    assert any("does not fit this net" in n for n in small.notes)
+    doc = json.loads((tmp_path / "auto" / "plan.json").read_text())
+    del doc["plan"]["init"]
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    assert read_plan(tmp_path / "old.json")[0].init == "scratch"

@@ -30,12 +30,7 @@ from defectlab.model import Dataset, Ellipse, ImageSource, Item, Label  # noqa: 
 from test_train import TINY, cavities  # noqa: E402  (tests/dl is on sys.path, not a package)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 QUICK = dict(TINY, epochs=1, min_steps=2, batch_size=2)

@@ -75,6 +75,30 @@ def test_unet_layout_masks_and_classes(tmp_path):
     assert np.array_equal(onehot.argmax(axis=1), masks)
 
 
+def test_unet_copies_the_masks_it_is_handed_and_draws_the_others(tmp_path):
+    """masks= (what prepare hands in): those PNGs are copied as they are, also into masks.npy;
+    the other items are rasterized as ever."""
+    ds = make_dataset(tmp_path)
+    given = np.zeros((48, 64), np.uint8)
+    given[1:3, 2:5] = 7  # not what img0's shapes would give: proves the file was copied, not redrawn
+    write_image(tmp_path / "given.png", given)
+    defectlab.write_unet(ds, tmp_path / "out", stack=True, masks={"img0": tmp_path / "given.png"})
+    out = tmp_path / "out"
+    assert (out / "masks" / "img0.png").read_bytes() == (tmp_path / "given.png").read_bytes()
+    assert np.array_equal(np.asarray(Image.open(out / "masks" / "img1.png")), expected_mask((48, 64)))
+    assert np.array_equal(np.load(out / "masks.npy")[0], given)
+    with pytest.raises(ValueError, match="masks handed in for no item of the dataset, e.g. 'img9'"):
+        defectlab.write_unet(ds, tmp_path / "bad", masks={"img9": tmp_path / "given.png"})
+
+
+def test_unet_hard_links_the_images_when_asked(tmp_path):
+    ds = make_dataset(tmp_path)
+    defectlab.write_unet(ds, tmp_path / "out", link_images="hard")
+    for k in range(2):
+        dest, src = tmp_path / "out" / "images" / f"img{k}.png", tmp_path / "src" / f"img{k}.png"
+        assert not dest.is_symlink() and dest.samefile(src) and src.stat().st_nlink == 2
+
+
 def test_stacking_images_of_different_sizes_is_refused_with_names(tmp_path):
     ds = make_dataset(tmp_path, sizes=((48, 64), (40, 64)))
     with pytest.raises(DatasetError, match=r"img1\.png \(64x40\).*tile"):

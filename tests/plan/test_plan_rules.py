@@ -123,6 +123,28 @@ def test_touching_defects_choose_the_instance_model():
     assert plan.arch == "unet"
 
 
+def test_a_unet_of_defects_the_shipped_model_learned_starts_from_it():
+    """The shipped U-Net's classes, read here from its own config.json: a set of bubbles (a
+    cavity, by the field's names) fine-tunes it; one of another kind, or a star model, does not."""
+    import json
+
+    from defectlab.dl.shipped import SHIPPED
+
+    shipped = [c["name"] for c in json.loads((SHIPPED["synthetic"] / "config.json").read_text())["classes"][1:]]
+    assert "cavity" in shipped and "grain boundary" not in shipped
+    apart = circles([(20 + 30 * i, 40) for i in range(5)], 8.0)
+    bubbles = tuple(Ellipse(label="bubble", cx=e.cx, cy=e.cy, rx=e.rx, ry=e.ry) for e in apart)
+    fp, plan = blank_plan(bubbles, labels=(Label("bubble"),))
+    assert plan.arch == "unet" and plan.init == "synthetic" and "bench_finetune" in plan.reasons["init"]
+    others = tuple(Ellipse(label="grain boundary", cx=e.cx, cy=e.cy, rx=e.rx, ry=e.ry) for e in apart)
+    fp, plan = blank_plan(others, labels=(Label("grain boundary"),))
+    assert plan.init == "scratch" and "no labeled class" in plan.reasons["init"]
+    fp, plan = blank_plan(bubbles, labels=(Label("bubble"),), arch="stardist")
+    assert plan.init == "scratch" and "no pretrained stardist" in plan.reasons["init"]
+    fp, plan = blank_plan(bubbles, labels=(Label("bubble"),), init="scratch")
+    assert plan.init == "scratch" and plan.reasons["init"] == "given" and "init" in plan.given
+
+
 def test_lines_are_thin_and_left_to_the_semantic_head():
     lines = tuple(Polyline(label="line", points_xy=[(10, 10 + 20 * i), (180, 15 + 20 * i)]) for i in range(3))
     long_thin = (Ellipse(label="rod", cx=100, cy=100, rx=40, ry=2), Ellipse(label="rod", cx=100, cy=150, rx=40, ry=2))

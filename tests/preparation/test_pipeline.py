@@ -374,3 +374,31 @@ def test_unet_masks_written_by_worker_processes_are_the_bytes_one_process_writes
     with pytest.raises(OSError, match="missing.png"):
         unet.write_unet(gone, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_unet_masks_cut_from_the_source_are_the_bytes_the_writer_draws_per_tile(export, tmp_path, monkeypatch):
+    """prepare --to unet hands write_unet each tile's mask cut from its source image's mask; the
+    reference is the writer rasterizing every tile's own shapes (nothing handed in). Padded
+    windows, dropped remainders (those tiles are drawn by the writer) and augmented copies."""
+    import defectlab.formats.unet as unet
+    import defectlab.preparation.pipeline as pipeline
+
+    kw = dict(to="unet", tile=40, stride=28, pad=True, min_visible=0.4, augment="flip,rot90", seed=2)
+    copied = []
+    copy_mask = unet._copy_mask
+    monkeypatch.setattr(unet, "_copy_mask", lambda src, dest: (copied.append(dest), copy_mask(src, dest)))
+    report = prepare(export, tmp_path / "cut", **kw)
+    assert any(c["dropped"] for c in report.counts.values())  # some tiles fall back to the writer
+    n_tiles = sum(c["tiles"] for c in report.counts.values())
+    assert 0 < len(copied) < n_tiles  # masks were handed in, not for the tiles with drops
+
+    handed = len(copied)
+    plain = pipeline._Tiler.__init__
+    monkeypatch.setattr(pipeline._Tiler, "__init__", lambda self, *a, masks=False, **k: plain(self, *a, **k))
+    prepare(export, tmp_path / "drawn", **kw)
+    assert len(copied) == handed  # the reference run drew every mask
+    cut, drawn = tree_hash(tmp_path / "cut"), tree_hash(tmp_path / "drawn")
+    assert cut == drawn and sum("/masks/" in k for k in cut) > handed
+    # the tiles were hard-linked from the staging folder, which is gone: plain files of one name
+    files = list((tmp_path / "cut").rglob("*.png"))
+    assert all(not f.is_symlink() and f.stat().st_nlink == 1 for f in files)

@@ -321,3 +321,90 @@ def test_prepared_unet_tiles_are_the_source_pixels_and_mask_cut_by_their_windows
         assert np.array_equal(mask, semantic_mask(item, index, line_width=defectlab.raster.DEFAULT_LINE_WIDTH)[rows, cols])
         seen += 1
     assert seen == 2 * 2 * 3  # per image, rows start at 0, 64 (160 px) and columns at 0, 64, 128 (224 px)
+
+
+# -- moving whole instances without rasterizing them again ----------------------------------------
+
+
+def test_shifts_said_exact_are_exact():
+    """_exact_shift against exact rational arithmetic, on values near the window offsets, halves,
+    tiny and huge values."""
+    from fractions import Fraction
+
+    from defectlab.preparation.tiling import _exact_shift
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.uniform(-50, 5000, 3000), rng.integers(0, 5000, 500) + 0.5,
+                             rng.integers(0, 5000, 500) * (1 + 1e-16), [0.0, 1e-300, 2.0**52, 2.0**53 + 2, 255.99999999999997]])
+    said = 0
+    for v in values.tolist():
+        for by in (0, 1, 256, 512, 1536, 4096, int(v)):
+            if _exact_shift(v, by):
+                said += 1
+                assert Fraction(v - by) == Fraction(v) - by, (v, by)
+    assert said > 10000
+
+
+def test_whole_ellipses_moved_without_rasterizing_cover_the_same_pixels():
+    """Where tiling takes an ellipse's pixels as moved without rasterizing it in the tile
+    (_moves_exactly), rasterizing it there gives exactly those pixels: 20,000 ellipses with
+    sub-pixel, half-pixel (ties on the window bounds) and large coordinates, in windows at many
+    offsets, some running past the canvas."""
+    from defectlab.preparation.resize import translate_shape
+    from defectlab.preparation.tiling import _moves_exactly
+
+    rng = np.random.default_rng(1)
+    canvas = (5000, 6000)
+    proven = checked = 0
+    for k in range(20000):
+        if k % 3 == 0:  # centers and radii on halves: window bounds and boundary pixels are exact ties
+            cx, cy = rng.integers(0, 6000) + 0.5, rng.integers(0, 5000) + 0.5
+            rx, ry, rot = float(rng.integers(1, 12)), float(rng.integers(1, 12)), float(rng.choice([0, 90]))
+        else:
+            cx, cy = rng.uniform(-5, 6005), rng.uniform(-5, 5005)
+            rx, ry, rot = rng.uniform(0.3, 25), rng.uniform(0.3, 25), rng.uniform(0, 180)
+        e = Ellipse(label="cavity", cx=cx, cy=cy, rx=rx, ry=ry, rotation_deg=rot)
+        src = rasterize(e, canvas).tight()
+        if not src.area:
+            continue
+        bx1, by1, bx2, by2 = src.box_xyxy()
+        size = int(rng.choice([64, 256, 512]))
+        x0 = max(bx2 - size, 0) + int(rng.integers(0, max(1, min(bx1, 6000 - size) - max(bx2 - size, 0) + 1)))
+        y0 = max(by2 - size, 0) + int(rng.integers(0, max(1, min(by1, 5000 - size) - max(by2 - size, 0) + 1)))
+        if k % 5 == 0:  # a padded window at the canvas border
+            x0 = max(min(bx1, 6000 - size // 2), 0)
+        win = Window(x0, y0, size, size)
+        if not (bx1 >= x0 and by1 >= y0 and bx2 <= x0 + size and by2 <= y0 + size):
+            continue  # not whole in this window
+        moved = translate_shape(e, -x0, -y0)
+        checked += 1
+        if _moves_exactly(e, moved, x0, y0, win, canvas):
+            proven += 1
+            tile = rasterize(moved, (size, size)).tight()
+            assert (tile.x0 + x0, tile.y0 + y0) == (src.x0, src.y0) and np.array_equal(tile.bitmap, src.bitmap), e
+    assert checked > 10000 and proven > 0.9 * checked
+
+
+def test_an_ellipse_cut_by_the_canvas_in_a_padded_window_keeps_only_its_canvas_pixels():
+    """Past the canvas border a padded window holds no label: the ellipse the canvas cuts is not
+    taken as moved whole (it would cover the padding), but checked and kept as its pixels."""
+    item = Item("a.png", (40, 50), (Ellipse(label="cavity", cx=47.0, cy=20.0, rx=6, ry=4),
+                                   Mask(label="loop", bitmap=np.ones((3, 8), bool), left=45, top=5)))
+    (tile,), _ = tile_item(item, [Window(32, 0, 32, 32)], min_visible=0.0)
+    tm = semantic_mask(tile.item, CLASSES)
+    assert not tm[:, 18:].any()
+    assert np.array_equal(tm[:, :18], semantic_mask(item, CLASSES)[0:32, 32:50])
+    assert [s.kind for s in tile.item.shapes] == ["mask", "mask"]
+
+
+def test_tiles_from_crops_handed_in_are_the_tiles_without():
+    item = random_item(np.random.default_rng(3))
+    wins = tile_windows(item.size_hw, 64, 48, pad=True)
+    crops = {i: rasterize(s, item.size_hw, line_width=LINE_WIDTH) for i, s in enumerate(item.shapes)
+             if s.is_area or s.kind == "polyline"}
+    plain, _ = tile_item(item, wins, min_visible=0.3, line_width=LINE_WIDTH)
+    handed, _ = tile_item(item, wins, min_visible=0.3, line_width=LINE_WIDTH, crops=crops)
+    for a, b in zip(plain, handed):
+        assert (a.clipped, a.dropped) == (b.clipped, b.dropped)
+        assert np.array_equal(semantic_mask(a.item, CLASSES, line_width=LINE_WIDTH),
+                              semantic_mask(b.item, CLASSES, line_width=LINE_WIDTH))

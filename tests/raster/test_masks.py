@@ -100,3 +100,32 @@ def test_unknown_class_is_a_clear_error():
     item = Item("a.png", (8, 8), (Polygon(label="void", points_xy=square(1, 1, 3, 3)),))
     with pytest.raises(DatasetError, match="a.png.*'void'"):
         semantic_mask(item, CLASSES)
+
+
+def test_semantic_mask_paints_the_crops_it_is_handed_and_rasterizes_the_others():
+    from defectlab.raster import Crop, rasterize
+
+    size = (12, 12)
+    item = Item("a.png", size, (Polygon(label="cavity", points_xy=square(1, 1, 5, 5)),
+                                Ellipse(label="loop", cx=8, cy=8, rx=2, ry=2, z_order=1)))
+    ell = np.zeros(size, np.uint8)
+    ell[rasterize(item.shapes[1], size).to_full(size)] = 2
+    handed = semantic_mask(item, CLASSES, crops={0: Crop(9, 0, np.ones((2, 3), bool))})  # not the square
+    expect = ell.copy()
+    expect[0:2, 9:12] = 1
+    assert np.array_equal(handed, expect)
+    tight = {i: rasterize(s, size).tight() for i, s in enumerate(item.shapes)}
+    assert np.array_equal(semantic_mask(item, CLASSES, crops=tight), semantic_mask(item, CLASSES))
+
+
+def test_instance_labels_paint_the_crops_they_are_handed():
+    from defectlab.raster import Crop, rasterize
+
+    size = (12, 12)
+    item = Item("a.png", size, (Polygon(label="cavity", points_xy=square(1, 1, 5, 5)),
+                                Ellipse(label="loop", cx=8, cy=8, rx=2, ry=2)))
+    ids = instance_labels(item, crops={0: Crop(9, 0, np.ones((2, 3), bool))})
+    assert np.array_equal(ids == 1, Crop(9, 0, np.ones((2, 3), bool)).to_full(size))
+    assert np.array_equal(ids == 2, rasterize(item.shapes[1], size).to_full(size))
+    tight = {i: rasterize(s, size).tight() for i, s in enumerate(item.shapes)}
+    assert np.array_equal(instance_labels(item, crops=tight), instance_labels(item))

@@ -245,7 +245,10 @@ def predict(
                       "model (class mask only); train a U-Net for them: defectlab train unet", highlight=False)
     rel = [im["reliability"] for im in report.images if "reliability" in im]
     if rel:
-        console.print(f"  reliability (test-time augmentation, 1 = every view sure of one class): mean {sum(rel) / len(rel):.3f}, "
+        members = len(getattr(loaded, "members", ()))
+        source = ("test-time augmentation" if options.tta else "") + (" and " if options.tta and members else "") + (
+            f"the ensemble's {members} models" if members else "")
+        console.print(f"  reliability ({source}: 1 = all sure of one class): mean {sum(rel) / len(rel):.3f}, "
                       f"lowest {min(rel):.3f}; uncertainty maps in {escape(str(report.out / 'uncertainty'))}",
                       highlight=False)
     for note in report.unlike:

@@ -1,5 +1,5 @@
-"""``train --auto`` (opt-in): the set is measured and planned first, and the plan fills the
-training options left to defaults.
+"""``train --auto`` (the default; ``--no-auto`` turns it off): the set is measured and planned
+first, and the plan fills the training options left to defaults.
 
 :func:`plan_training` runs :mod:`defectlab.plan` (fingerprint → :class:`~defectlab.plan.Plan`)
 on the training data and returns the changes it makes to the
@@ -15,6 +15,7 @@ plan choice       training option                        taken when
                                                          ``--no-augment`` given
 ``batch_size``    ``batch_size``                         not given (``--batch-size``)
 ``schedule``      ``schedule`` (``onecycle``)            not given (``--schedule``)
+``init``          ``init`` (``synthetic``, ``scratch``)    not given (``--init``)
 ================  =====================================  ========================================
 
 Only the choices the architecture lists in ``Architecture.planned`` are taken (the U-Net: all
@@ -43,7 +44,8 @@ __all__ = ["AutoPlan", "PLAN_TO_OPTION", "check_planned_options", "given_names",
 
 #: A plan's choice -> the training option it sets.
 PLAN_TO_OPTION: dict[str, str] = {"tile_size": "tile_size", "overlap": "overlap", "normalization": "normalization",
-                                  "augment": "augmentations", "batch_size": "batch_size", "schedule": "schedule"}
+                                  "augment": "augmentations", "batch_size": "batch_size", "schedule": "schedule",
+                                  "init": "init"}
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ def _plan_options(arch: Any, options: TrainOptions, given: set[str], device: Any
               "normalization": options.normalization if "normalization" in given else None,
               "batch_size": options.batch_size if "batch_size" in given else None,
               "augment": augment, "arch": arch.name if arch.name in ARCHITECTURES else None,
+              "init": options.init if "init" in given else None,
               "time_budget_s": budget if budget is not None and math.isfinite(budget) else None}
     return PlanOptions(device=kind, **{k: v for k, v in values.items() if v is not None})
 
@@ -145,6 +148,9 @@ def plan_training(arch: Any, source: Source, options: TrainOptions, given: set[s
     if arch.name not in ARCHITECTURES:
         plan = replace(plan, arch=arch.name, reasons={**plan.reasons, "arch": "given"},
                        given=tuple(dict.fromkeys((*plan.given, "arch"))))
+        if "init" not in given:
+            plan = replace(plan, init="scratch", reasons={**plan.reasons,
+                                                          "init": f"no pretrained {arch.name} is shipped: from scratch"})
     if "overlap" not in given and plan.overlap % multiple:
         up = -(-plan.overlap // multiple) * multiple
         if up < plan.tile_size:

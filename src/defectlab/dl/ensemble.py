@@ -15,8 +15,9 @@ folds still to train. A prepare root with its own ``val/`` is refused (each fold
 own validation images; train on the export, or on the root's ``train/``). The folder::
 
     OUT/ensemble.json     the members, what each validated on, its scores (per-class IoU,
-                          count and size error of its chosen minimum areas) and the pooled
-                          estimate over the folds: mean and standard deviation
+                          count and size error of its chosen minimum areas — chosen on those
+                          same images, so slightly optimistic) and the pooled estimate over
+                          the folds: mean and standard deviation
     OUT/fold_1/ …         each a complete model folder (``load_model(OUT / "fold_1")`` predicts alone)
     OUT/reference.json    the statistics of all the training images (predict flags unlike ones)
 

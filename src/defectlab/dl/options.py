@@ -147,10 +147,10 @@ class TrainOptions(Options):
         None, help="Intensity normalization per image, the same in prediction: minmax or percentile (clipped to "
                    "the image's own 0.5 and 99.5 percentiles, full bit depth kept; default: minmax, or with --auto "
                    "the plan's).", choices=TRAIN_NORMALIZATIONS)
-    auto: bool = flag(False, help="Measure the data and plan first (tile, overlap, normalization, augmentations, "
-                                  "batch size, schedule); options given explicitly win over the plan. Off by default: "
-                                  "at short CPU budgets the plan does not yet beat the fixed defaults "
-                                  "(benchmarks/bench_auto.py).", cli="--auto/--no-auto")
+    auto: bool = flag(True, help="Measure the labeled data and plan first (tile, overlap, normalization, "
+                                 "augmentations, batch size, schedule, starting weights); options given explicitly "
+                                 "win over the plan. --no-auto trains with the architecture's fixed defaults.",
+                      cli="--auto/--no-auto")
     time_budget_s: float | None = option(
         None, help="Time budget of the whole run: 90s, 10min, 1h, or off (default: 10min on a CPU, 20min on a "
                    "GPU). Epochs, the one-cycle schedule and stopping are fitted to it.", cli="--time",
@@ -162,8 +162,10 @@ class TrainOptions(Options):
                    "disagreement). Per-pixel architectures (unet).", convert=integer, min=2, metavar="K")
     init: str | None = option(
         None, help="Start from trained weights: 'synthetic' (the U-Net pretrained on defectlab's synthetic "
-                   "micrographs, shipped with the package) or a model folder of the same architecture and net "
-                   "shape. Head rows of classes of the same kind are kept (a bubble or a void is a cavity).",
+                   "micrographs, shipped with the package), a model folder of the same architecture and net "
+                   "shape, or 'scratch' (fresh weights; the default, but with --auto the plan's: synthetic for "
+                   "defects it learned). Head rows of classes of the same kind are kept (a bubble or a void is a "
+                   "cavity).",
         cli="--init", metavar="MODEL")
 
     def missing(self) -> list[str]:

@@ -291,7 +291,10 @@ def predict_images(
     members = getattr(model, "members", None) if "cvat" in kinds and options.members else None
     member_items: list[list[Any]] = [[] for _ in members or ()]
     frame = {name: k for k, name in enumerate(sorted(name for name, _ in found))}
-    with output_dir(out, overwrite=overwrite, inputs=[p for _, p in found]) as tmp:
+    from .._parallel import background_writes
+
+    with output_dir(out, overwrite=overwrite, inputs=[p for _, p in found]) as tmp, \
+            background_writes(2 if len(found) > 1 else 1) as writes:  # files encoded while the next image predicts
         it: Iterable[tuple[str, Path]] = found
         if progress:
             from tqdm.auto import tqdm
@@ -300,7 +303,7 @@ def predict_images(
         for name, path in it:
             image = read_image(ImageSource(path))
             pred = predict_image(model, image, options, probabilities_dtype=np.float16)
-            report.images.append(write_prediction(tmp, name, image, pred, model))
+            report.images.append(write_prediction(tmp, name, image, pred, model, submit=writes.submit))
             if kinds:  # traced now: only the polygons are kept, not the masks
                 items.append(prelabel_item(pred, name, model, options, frame[name], report))
             for member, got in zip(members or (), member_items):  # what measure's model uncertainty draws on
@@ -324,10 +327,17 @@ def prelabel_kinds(prelabels: str | Sequence[str] | None) -> list[str]:
     return kinds
 
 
-def write_prediction(tmp: Path, name: str, image: np.ndarray, pred: Prediction, model: Model) -> dict[str, Any]:
+def write_prediction(tmp: Path, name: str, image: np.ndarray, pred: Prediction, model: Model, *,
+                     submit: Any = None) -> dict[str, Any]:
     """Write one image's masks, instances, overlay (and probabilities, uncertainty) under
-    ``tmp``; return its summary entry. The probabilities are freed once written."""
+    ``tmp``; return its summary entry. The probabilities are freed once written.
+
+    ``submit``: ``BackgroundWrites.submit`` (:func:`defectlab._parallel.background_writes`), to
+    encode the files on a writer thread while the next image is predicted; None: here, now."""
     from ..viz import overlay
+
+    def run(write: Any, *args: Any, **kwargs: Any) -> None:
+        (write(*args, **kwargs) if submit is None else submit(write, *args, **kwargs))
 
     stem = name.rsplit(".", 1)[0]
     files = [("masks", ".png", pred.semantic), ("instances", ".tif", pred.instances),
@@ -340,12 +350,13 @@ def write_prediction(tmp: Path, name: str, image: np.ndarray, pred: Prediction, 
     for sub, suffix, arr in files:
         dest = tmp / sub / f"{stem}{suffix}"
         dest.parent.mkdir(parents=True, exist_ok=True)
-        write_image(dest, arr)
+        picture = arr.ndim == 3  # overlays, uncertainty pictures: zlib level 1 writes a 1024² one in 63 ms, not 346
+        run(write_image, dest, arr, png_compress_level=1 if picture else None)
     if pred.probabilities is not None:
         dest = tmp / "probabilities" / f"{stem}.npy"
         dest.parent.mkdir(parents=True, exist_ok=True)
-        np.save(dest, pred.probabilities)
-        pred.probabilities = None  # written: free the memory
+        run(np.save, dest, pred.probabilities)
+        pred.probabilities = None  # handed on: freed once written
     entry: dict[str, Any] = {"name": name, "size_hw": list(pred.size_hw), "instances": pred.counts(),
                              "seconds": round(pred.seconds, 3), "engine": pred.engine}
     if pred.uncertainty is not None:

@@ -11,20 +11,25 @@ training-curve picture and a last-epoch checkpoint beside the best weights.
   validation ``val/``, and ``test/`` is never read. Images are normalized as prediction
   normalizes them (:class:`~defectlab.imaging.io.MinMax`, per whole image: min-max, or
   ``normalization="percentile"``, recorded in ``config.json``).
-* **auto** (``auto=True``; ``--auto`` on the command line; off by default, since at short CPU
-  budgets the plan does not yet beat the fixed defaults, ``benchmarks/bench_auto.py``): the training data
-  are measured and planned first (:mod:`defectlab.plan`, :mod:`defectlab.dl.auto`); the plan
-  sets the tile, overlap, normalization (percentile clipping per image, full bit depth),
-  augmentations, batch size and schedule (one-cycle) the options leave to defaults — an option
-  given explicitly wins — and is written as ``plan.json`` (with the fingerprint) into the
-  model folder; ``config.json``'s ``training`` says ``auto`` and what was planned.
-  ``auto=False`` trains exactly as before it existed.
+* **auto** (``auto=True``, the default; ``--no-auto`` on the command line turns it off): the
+  training data are measured and planned first (:mod:`defectlab.plan`, :mod:`defectlab.dl.auto`);
+  the plan sets the tile, overlap, normalization (percentile clipping per image, full bit depth),
+  augmentations, batch size, schedule (one-cycle) and starting weights (the shipped pretrained
+  U-Net for defects it learned) the options leave to defaults — an option given explicitly
+  wins — and is written as ``plan.json`` (with the fingerprint) into the model folder;
+  ``config.json``'s ``training`` says ``auto`` and what was planned. A written training folder
+  has no shapes to plan from: it trains with the fixed defaults (a note says so).
+  ``auto=False`` trains exactly as before the plan existed (``benchmarks/bench_auto.py``
+  compares the two).
 * **split**: without validation data of its own, ``val_split`` of the images (at least one)
   are held out, chosen by the seed. A single image is split spatially where the
   architecture can (:meth:`~defectlab.dl.archs.base.Architecture.hold_out`; ``stardist``):
   its last ``val_split`` along the longer side is the validation part, and no training crop
   reaches into it. Otherwise (the U-Net and Mask R-CNN on one image, or ``val_split=0``) the
   training images are also the validation images, and the notes say so.
+* **folds** (``folds=K``, ``--folds K``; per-pixel architectures): K models instead, each
+  validated on its own fold of the images (one image: its own strip, for the U-Net too), the
+  time budget shared; written as an ensemble folder (:mod:`defectlab.dl.ensemble`).
 * **steps**: an epoch is about one pass over the training pixels in samples of the
   architecture's size (a crop of ``tile_size`` px), at least ``min_steps`` batches, or
   ``steps_per_epoch``; ``max_steps`` ends training after that many in all.
@@ -69,7 +74,7 @@ Examples
 >>> result = train_unet(ds, tmp / "model", epochs=1, steps_per_epoch=1, batch_size=2, tile_size=64,
 ...                     base_filters=4, progress=False, plot=False)
 >>> sorted(p.name for p in (tmp / "model").iterdir())
-['calibration.npy', 'checkpoint.pt', 'config.json', 'history.json', 'postprocess.json', 'reference.json', 'weights.pt']
+['calibration.npy', 'checkpoint.pt', 'config.json', 'history.json', 'plan.json', 'postprocess.json', 'reference.json', 'weights.pt']
 """
 
 from __future__ import annotations
@@ -98,9 +103,9 @@ from ..options import Options
 from . import archs, auto
 from .archs.base import MIN_SPLIT_PX, Architecture, Setup, count_parameters
 from .data import Source, TrainingData, manifest_sha256, training_sources
-from .model_io import Model, ModelConfig, resolve_device, with_training, write_model_files
+from .model_io import Model, ModelConfig, ModelError, resolve_device, with_training, write_model_files
 from .reference import REFERENCE_FILE, reference_from_training
-from .warm_start import warm_start
+from .warm_start import FROM_SCRATCH, warm_start
 from .options import TrainOptions
 
 __all__ = ["PROBE_STEPS", "TrainResult", "default_budget_s", "seed_everything", "train", "train_maskrcnn",
@@ -516,9 +521,14 @@ def train(
     d = _load(arch, train_src, val_src, options, rng, notes, fold)
     job = arch.start(d.setup(options, params, dev, notes))
     started = None
-    if options.init is not None:
-        started = warm_start(job.net, job.config, options.init, head=arch.class_weights)
-        notes.append(started.note())
+    if options.init not in (None, FROM_SCRATCH):
+        try:
+            started = warm_start(job.net, job.config, options.init, head=arch.class_weights)
+            notes.append(started.note())
+        except ModelError as err:
+            if "init" in given or auto_plan is None:
+                raise
+            notes.append(f"the plan's --init {options.init} does not fit this net ({err}): trained from scratch")
     net, epochs, batch_size = job.net, options.epochs, options.batch_size
     train_pixels = sum(h * w for h, w in (d.train.sizes_hw[i] for i in d.train_idx))
     steps = options.steps_per_epoch or max(options.min_steps,
@@ -562,7 +572,7 @@ def train(
         entry["elapsed_s"] = round(now - start, 3)
         return entry
 
-    bar = _epoch_bar(epochs, progress, f"train {job.title}")
+    bar = _epoch_bar(epochs, progress, f"train {job.title}" + (f", fold {fold[0] + 1}/{fold[1]}" if fold else ""))
     try:
         epoch = 0
         while epoch < last_epoch:

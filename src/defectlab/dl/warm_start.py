@@ -12,7 +12,7 @@ has to adapt. ``--init`` takes the weights of
 
 Every tensor is loaded, except the class head's rows of classes the source does not have:
 the background row, and those of classes of the same kind, are copied — the same name, or
-names of the field for the same defect (:data:`SAME_KIND`: a ``bubble`` or a ``void`` is a
+names of the field for the same defect (:data:`~defectlab.dl.shipped.SAME_KIND`: a ``bubble`` or a ``void`` is a
 ``cavity``); the rows of other classes keep their fresh initialization. A net of another shape
 (other ``--base-filters``, ``--depth``, dilations) is refused with the difference named:
 nothing is loaded silently in part.
@@ -26,26 +26,9 @@ from pathlib import Path
 from torch import nn
 
 from .model_io import WEIGHTS_FILE, ModelConfig, ModelError, read_config, read_weights
+from .shipped import FROM_SCRATCH, SAME_KIND, SHIPPED, defect_kind
 
-__all__ = ["SAME_KIND", "SHIPPED", "WarmStart", "resolve_init", "warm_start"]
-
-#: The shipped starting points ``--init`` knows by name: name -> folder in the package.
-SHIPPED: dict[str, Path] = {"synthetic": Path(__file__).resolve().parent / "weights" / "unet-synthetic"}
-
-
-#: Class names of the field that name the same kind of defect as the pretraining classes
-#: (lowercased; spaces, hyphens and underscores alike).
-SAME_KIND: dict[str, str] = {
-    "bubble": "cavity", "bubbles": "cavity", "void": "cavity", "voids": "cavity", "cavities": "cavity",
-    "pore": "cavity", "dislocation loop": "loop", "loops": "loop", "frank loop": "loop", "precipitates": "precipitate",
-    "particle": "precipitate", "line": "dislocation line", "dislocation": "dislocation line",
-    "dislocations": "dislocation line", "dislocation lines": "dislocation line",
-}
-
-
-def _kind(name: str) -> str:
-    key = " ".join(name.lower().replace("-", " ").replace("_", " ").split())
-    return SAME_KIND.get(key, key)
+__all__ = ["FROM_SCRATCH", "SAME_KIND", "SHIPPED", "WarmStart", "resolve_init", "warm_start"]
 
 
 @dataclass(frozen=True)
@@ -121,7 +104,7 @@ def warm_start(net: nn.Module, config: ModelConfig, init: str | Path, *, head: s
         raise ModelError(f"--init {init}: the net of {folder} has another shape than this run's "
                          f"({len(differ) + len(missing)} tensors differ, e.g. {what}): params "
                          f"{src_config.params} vs {config.params}")
-    src_index = {_kind(c.name): c.index for c in src_config.classes}
+    src_index = {defect_kind(c.name): c.index for c in src_config.classes}
     copied, fresh = [], []
     new_state = {}
     for key, tensor in own.items():
@@ -130,12 +113,12 @@ def warm_start(net: nn.Module, config: ModelConfig, init: str | Path, *, head: s
             continue
         rows = tensor.clone()
         for c in config.classes:
-            i = 0 if c.index == 0 else src_index.get(_kind(c.name))
+            i = 0 if c.index == 0 else src_index.get(defect_kind(c.name))
             if i is None or i >= state[key].shape[0]:
                 continue
             rows[c.index] = state[key][i].to(tensor.dtype)
         new_state[key] = rows
     for c in config.classes:
-        (copied if c.index == 0 or _kind(c.name) in src_index else fresh).append(c.name)
+        (copied if c.index == 0 or defect_kind(c.name) in src_index else fresh).append(c.name)
     net.load_state_dict(new_state)
     return WarmStart(source, folder, len(own), tuple(copied), tuple(fresh))

@@ -79,14 +79,22 @@ def check_items(dataset: Dataset, *, need_images: bool, same_size: bool) -> None
             )
 
 
-def copy_image(item: Item, images_dir: Path, *, link: bool = False) -> Path:
-    """Copy (or symlink) the item's image file to ``images_dir/<key><suffix>``."""
+def copy_image(item: Item, images_dir: Path, *, link: bool | str = False) -> Path:
+    """Copy the item's image file to ``images_dir/<key><suffix>``; ``link=True``: symlink it
+    instead; ``link="hard"``: hard-link it (a second name of the same file, for files the
+    caller is about to delete, such as prepare's staged tiles; a copy where the two folders
+    lie on different file systems)."""
     if item.image is None:
         raise ImageError(f"{item.name}: image file not found; point to it with --images DIR")
     dest = images_dir / f"{item.key}{item.image.suffix.lower()}"
     dest.parent.mkdir(parents=True, exist_ok=True)
     if item.image.member is not None:
         dest.write_bytes(item.image.read_bytes())
+    elif link == "hard":
+        try:
+            os.link(item.image.path, dest)
+        except OSError:
+            shutil.copyfile(item.image.path, dest)
     elif link:
         os.symlink(item.image.path.absolute(), dest)
     else:

@@ -154,7 +154,7 @@ def write_maskrcnn(
     out: str | Path,
     *,
     visible_only: bool = False,
-    link_images: bool = False,
+    link_images: bool | str = False,
     line_width: float = DEFAULT_LINE_WIDTH,
     overwrite: bool = False,
     progress: bool = False,

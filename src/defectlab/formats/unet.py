@@ -14,7 +14,9 @@ Layout written::
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -34,7 +36,7 @@ __all__ = ["write_unet"]
 _POOL_MIN_PIXELS = 4 * 2**20
 
 
-def _write_item(tmp: Path, class_index: dict, line_width: float, link_images: bool, item) -> None:
+def _write_item(tmp: Path, class_index: dict, line_width: float, link_images: bool | str, item) -> None:
     """One item's mask PNG and image copy (what a worker process of :func:`write_unet` does)."""
     mask = semantic_mask(item, class_index, line_width=line_width)
     mask_path = tmp / "masks" / f"{item.key}.png"
@@ -43,14 +45,20 @@ def _write_item(tmp: Path, class_index: dict, line_width: float, link_images: bo
     copy_image(item, tmp / "images", link=link_images)
 
 
+def _copy_mask(source: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, dest)
+
+
 def write_unet(
     dataset: Dataset,
     out: str | Path,
     *,
     stack: bool = False,
     one_hot: bool = False,
-    link_images: bool = False,
+    link_images: bool | str = False,
     line_width: float = DEFAULT_LINE_WIDTH,
+    masks: Mapping[str, str | Path] | None = None,
     overwrite: bool = False,
     progress: bool = False,
 ) -> WriteReport:
@@ -67,10 +75,16 @@ def write_unet(
         refused when images differ in size.
     one_hot : bool
         Also write ``onehot.npy`` [N, C, H, W] uint8 (implies ``stack``).
-    link_images : bool
-        Symlink the images instead of copying them.
+    link_images : bool or "hard"
+        Symlink the images instead of copying them; ``"hard"``: hard-link them (see
+        :func:`~defectlab.formats._writing.copy_image`).
     line_width : float
         Width in px of polyline masks (dislocation lines).
+    masks : mapping of item key -> path, optional
+        Mask PNGs already written for some items (``write_image`` of their
+        ``semantic_mask(item, dataset.class_index(), line_width=line_width)``), copied as they
+        are instead of rasterized again. ``prepare`` hands in its tiles' masks, cut from each
+        source image's mask (the same pixels: see :mod:`defectlab.preparation.tiling`).
     overwrite : bool
         Replace an existing output folder.
     progress : bool
@@ -94,6 +108,10 @@ def write_unet(
     class_index = dataset.class_index()
     n, n_classes = len(dataset.items), len(class_index) + 1
     inputs = input_paths(dataset)
+    masks = {k: Path(v) for k, v in (masks or {}).items()}
+    unknown = set(masks) - {it.key for it in dataset.items}
+    if unknown:
+        raise ValueError(f"write_unet: masks handed in for no item of the dataset, e.g. {sorted(unknown)[0]!r}")
     with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         write_classes(dataset, tmp / "classes.json")
         images_npy = masks_npy = onehot_npy = None
@@ -103,20 +121,30 @@ def write_unet(
             masks_npy = np.lib.format.open_memmap(tmp / "masks.npy", "w+", np.uint8, (n, h, w))
             if one_hot:
                 onehot_npy = np.lib.format.open_memmap(tmp / "onehot.npy", "w+", np.uint8, (n, n_classes, h, w))
-        if not stack and sum(h * w for h, w in (it.size_hw for it in dataset.items)) >= _POOL_MIN_PIXELS:
+        drawn = [it for it in dataset.items if it.key not in masks]
+        if not stack and sum(h * w for h, w in (it.size_hw for it in drawn)) >= _POOL_MIN_PIXELS:
             # every core rasterizes, encodes and copies images of its own; nothing comes back but the order
-            with ordered_map(_write_item, dataset.items, n_items=n,
+            with ordered_map(_write_item, drawn, n_items=len(drawn),
                              shared=(tmp, class_index, line_width, link_images)) as done:
-                for _ in progress_iter(done, total=n, desc="U-Net masks", enabled=progress):
+                for _ in progress_iter(done, total=len(drawn), desc="U-Net masks", enabled=progress):
                     pass
+            for item in dataset.items:  # the masks handed in: copies only
+                if item.key in masks:
+                    _copy_mask(masks[item.key], tmp / "masks" / f"{item.key}.png")
+                    copy_image(item, tmp / "images", link=link_images)
             return WriteReport(Path(out), n_items=n, notes=list(dataset.notes))
         # the PNG encoding and the copies run in threads (both cores) while this one rasterizes the next mask
         with background_writes() as writes:
             for i, item in enumerate(progress_iter(dataset.items, total=n, desc="U-Net masks", enabled=progress)):
-                mask = semantic_mask(item, class_index, line_width=line_width)
                 mask_path = tmp / "masks" / f"{item.key}.png"
-                mask_path.parent.mkdir(parents=True, exist_ok=True)
-                writes.submit(write_image, mask_path, mask)
+                given = masks.get(item.key)
+                if given is not None:
+                    writes.submit(_copy_mask, given, mask_path)
+                    mask = read_image(given) if masks_npy is not None else None
+                else:
+                    mask = semantic_mask(item, class_index, line_width=line_width)
+                    mask_path.parent.mkdir(parents=True, exist_ok=True)
+                    writes.submit(write_image, mask_path, mask)
                 writes.submit(copy_image, item, tmp / "images", link=link_images)
                 if images_npy is not None:
                     images_npy[i] = normalize_minmax(read_image(item.image))

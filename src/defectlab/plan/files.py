@@ -77,7 +77,7 @@ def plan_from_dict(data: Any, *, path: str | Path = "plan.json") -> Plan:
     if not isinstance(data, dict):
         raise ParseError(path, f"expected a JSON object, got {type(data).__name__}", where="/plan")
     names = [f.name for f in fields(Plan)]
-    missing = [n for n in names if n not in data and n not in ("reasons", "given", "training_px")]
+    missing = [n for n in names if n not in data and n not in ("reasons", "given", "training_px", "init")]
     if missing:
         raise ParseError(path, f"expected the field {missing[0]!r}", where="/plan")
     n = data["normalization"]
@@ -95,6 +95,8 @@ def plan_from_dict(data: Any, *, path: str | Path = "plan.json") -> Plan:
     for key in ("arch", "augment", "schedule", "device"):
         if not isinstance(values[key], str):
             raise ParseError(path, f"expected a string, got {values[key]!r}", where=f"/plan/{key}")
+    if not isinstance(values.get("init", ""), (str, type(None))):
+        raise ParseError(path, f"expected a string or null, got {values['init']!r}", where="/plan/init")
     for key in ("budget_s", "step_seconds"):
         if isinstance(values[key], bool) or not isinstance(values[key], (int, float)) or not values[key] > 0:
             raise ParseError(path, f"expected a number > 0, got {values[key]!r}", where=f"/plan/{key}")

@@ -131,6 +131,9 @@ class PlanOptions(Options):
         convert=_augment_spec, metavar="SPEC")
     arch: str | None = option(
         None, help="Architecture (default: stardist when many defects touch, else unet).", choices=ARCHITECTURES)
+    init: str | None = option(
+        None, help="Starting weights: synthetic (the shipped pretrained U-Net), scratch, or a model folder "
+                   "(default: synthetic for a U-Net of defects it learned, else scratch).", metavar="MODEL")
     batch_size: int | None = option(
         None, help="Crops per training step (default: about half a megapixel on a CPU).", convert=_whole, min=1,
         metavar="N")
@@ -161,4 +164,5 @@ class PlanOptions(Options):
 
 
 #: The fields that are choices of the plan (None: decided from the data).
-_CHOICES = ("tile_size", "overlap", "normalization", "augment", "arch", "batch_size", "steps", "time_budget_s")
+_CHOICES = ("tile_size", "overlap", "normalization", "augment", "arch", "init", "batch_size", "steps",
+            "time_budget_s")

@@ -21,9 +21,13 @@ Layout written::
                                   (up to 4 images), and a few training tiles with their labels
 
 Tile images are cut from the pixels (each source image is read once), written losslessly
-(PNG, or TIFF for dtypes PNG cannot hold) into a staging folder inside the output's temporary
-folder, handed to the writers as ordinary image files, and the staging folder is removed: the
-writers need no change, and the output appears atomically.
+(PNG deflated with zlib's run-length strategy, :func:`~defectlab.imaging.io.write_image`
+``png_rle``, or TIFF for dtypes PNG cannot hold) into a staging folder inside the output's
+temporary folder, handed to the writers as ordinary image files (the U-Net and Mask R-CNN
+writers hard-link them), and the staging folder is removed: the output appears atomically.
+Each instance is rasterized once in its source image; for ``--to unet`` the tiles' class masks
+are cut from the source's (staged beside the tiles and copied by ``write_unet(masks=...)``),
+except for tiles that dropped a clipped remainder, which the writer draws from their shapes.
 
 Normalization is not applied to the files (they keep the source's pixel values); the
 manifest records how the datasets normalize them (:func:`normalize_image`), so prediction can
@@ -48,6 +52,7 @@ from .._output import output_dir
 from .._parallel import BackgroundWrites, background_writes
 from ..errors import DatasetError, ImageError
 from ..model import Dataset, ImageSource, Item, Note
+from ..raster import rasterize, semantic_mask
 from .augment import Augment
 from .options import NORMALIZATIONS, PrepareOptions
 from .resize import fit as fit_item
@@ -240,15 +245,17 @@ PREVIEW_PX = 1024
 
 
 def _source_preview(ds: Dataset, item: Item, image: np.ndarray, windows: list[tuple[str, Window]],
-                    line_width: float) -> np.ndarray:
-    from ..raster import instance_labels, semantic_mask
+                    line_width: float, class_mask: np.ndarray, crops: dict) -> np.ndarray:
+    """The source image (decimated) with its labels and its tiles outlined; ``class_mask`` and
+    ``crops`` (every instance rasterized) are the ones the tiles were cut with."""
+    from ..raster import instance_labels
     from ..viz import overlay
 
     colors = [lab.rgb(i) for i, lab in enumerate(ds.labels)]
     step = -(-max(item.size_hw) // PREVIEW_PX)  # every step-th pixel: a picture, not data
     sub = (slice(None, None, step), slice(None, None, step))
-    rgb = overlay(image[sub], semantic_mask(item, ds.class_index(), line_width=line_width)[sub], colors,
-                  outlines=instance_labels(item, line_width=line_width)[sub])
+    rgb = overlay(image[sub], class_mask[sub], colors,
+                  outlines=instance_labels(item, line_width=line_width, crops=crops)[sub])
     for split, win in windows:
         win = Window(win.x0 // step, win.y0 // step, -(-win.h // step), -(-win.w // step))
         _draw_rect(rgb, win, _SPLIT_RGB[split], width=max(1, min(rgb.shape[:2]) // 256))
@@ -348,12 +355,16 @@ def prepare(
     if isinstance(export, (str, Path)) or ds.source:  # the export itself is never replaced
         inputs.append(Path(export if isinstance(export, (str, Path)) else ds.source))
     with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
-        tiler = _Tiler(opts, plan, ds, tmp / ".staging", preview=preview)
+        # the writer's masks are cut from each source image's (the same pixels, see tiling.py), unless
+        # the writer is to draw lines of another width
+        hand_masks = opts.to == "unet" and dict(write_options or {}).get("line_width", opts.line_width) == opts.line_width
+        tiler = _Tiler(opts, plan, ds, tmp / ".staging", preview=preview, masks=hand_masks)
         # the tiles' PNGs are encoded in threads (both cores) while the next tiles are cut; all are
         # on disk when the block ends, before the writer reads them
         with background_writes() as tiler.writes:
             for item in progress_iter(work_items, total=len(work_items), desc="tiling", enabled=progress):
                 tiler.add(item, originals[item.name])
+            tiler.write_montage()  # when fewer than 8 training tiles were sampled
         manifest = _write(opts, plan, ds, tiler, tmp, Path(out), write_options=write_options, preview=preview,
                           progress=progress)
     return PrepareReport(Path(out), manifest, tiler.notes, tiler.spatial_splits)
@@ -432,8 +443,11 @@ class _Tiler:
     """Cuts each source image into its tiles and augmented copies, in a staging folder, and
     keeps what the manifest and the pictures need."""
 
-    def __init__(self, opts: PrepareOptions, plan: _Plan, ds: Dataset, stage: Path, *, preview: bool) -> None:
+    def __init__(self, opts: PrepareOptions, plan: _Plan, ds: Dataset, stage: Path, *, preview: bool,
+                 masks: bool = False) -> None:
         self.opts, self.plan, self.ds, self.stage, self.preview = opts, plan, ds, stage, preview
+        #: split -> tile key -> its class mask PNG in the staging folder (``masks=True``), for write_unet
+        self.masks: dict[str, dict[str, Path]] | None = {s: {} for s in SPLITS} if masks else None
         self.notes: list[Note] = list(ds.notes) + plan.split_notes + ([plan.task_note] if plan.task_note else [])
         self.spatial_splits: dict[str, SpatialSplit] = {}
         self.tiles: dict[str, list[Item]] = {s: [] for s in SPLITS}
@@ -442,8 +456,9 @@ class _Tiler:
                            "dropped": Counter(), "augment_dropped": Counter()} for s in SPLITS}
         self.sources: list[dict] = []
         self.stats = _Stats()
-        self.previews: list[tuple[str, np.ndarray]] = []
+        self.previews: list[Path] = []  # the source previews, written by the writer threads as they are made
         self.train_samples: list[np.ndarray] = []
+        self.montage_written = False
         self.colors = [lab.rgb(i) for i, lab in enumerate(ds.labels)]
         self.class_index = ds.class_index()
         self.writes = BackgroundWrites(1)  # prepare() hands it threads
@@ -481,8 +496,16 @@ class _Tiler:
         record["split"] = sorted({s for s, _ in placed}, key=SPLITS.index) if plan.spatial else plan.split_of[item.name]
         for s in {s for s, _ in placed}:
             self.counts[s]["source_images"] += 1
+        # each instance rasterized once in the source: for the tiles and for the source's mask
+        crops = {i: rasterize(sh, work.size_hw, line_width=opts.line_width) for i, sh in enumerate(work.shapes)
+                 if sh.is_area or sh.kind == "polyline"}
         tiles, tile_notes = tile_item(work, [w for _, w in placed], min_visible=plan.min_visible,
-                                      line_width=opts.line_width, suffix=suffix)
+                                      line_width=opts.line_width, suffix=suffix, crops=crops)
+        # every label pixel of the source lands in the same pixel of each tile without a dropped
+        # remainder: such a tile's mask is the source's, cut by the window
+        previewed = self.preview and len(self.previews) < 4
+        class_mask = (semantic_mask(work, self.class_index, line_width=opts.line_width, crops=crops)
+                      if self.masks is not None or previewed else None)
         self.notes.extend(tile_notes)
         if opts.tile is None:  # whole images keep their names
             tiles = [type(t)(Item(work.stem + suffix, t.item.size_hw, t.item.shapes), t.source, t.window,
@@ -502,24 +525,38 @@ class _Tiler:
             if t.is_empty:
                 c["empty_tiles_kept"] += 1
             kept.append((s, win))
-            self._write_tile(s, t, tile_image(pixels, win, fill=opts.fill), suffix)
+            mask = tile_image(class_mask, win) if self.masks is not None and not t.dropped else None
+            self._write_tile(s, t, tile_image(pixels, win, fill=opts.fill), suffix, mask)
         if n_dropped:
             self.notes.append(Note("tile-remainder-dropped",
                                    f"{n_dropped} clipped remainder(s) below min_visible={plan.min_visible:g} left out "
                                    "of tiles", item=item.name))
         self.sources.append(record)
-        if self.preview and len(self.previews) < 4:
-            self.previews.append((work.stem, _source_preview(self.ds, work, pixels, kept, opts.line_width)))
+        if previewed:
+            from ..imaging.io import write_image
 
-    def _write_tile(self, split: str, t: Any, img: np.ndarray, suffix: str) -> None:
-        """One kept tile into the staging folder, and its augmented copies when it is a training tile."""
+            rgb = _source_preview(self.ds, work, pixels, kept, opts.line_width, class_mask, crops)
+            path = self.stage.parent / "preview" / f"{work.stem.replace('/', '__')}_tiles.png"
+            path.parent.mkdir(exist_ok=True)
+            self.writes.submit(write_image, path, rgb, png_compress_level=1)  # pictures: 4x faster than level 6
+            self.previews.append(path)
+
+    def _write_tile(self, split: str, t: Any, img: np.ndarray, suffix: str, mask: np.ndarray | None) -> None:
+        """One kept tile (and its class mask, when given) into the staging folder, and its augmented
+        copies when it is a training tile."""
         from ..imaging.io import write_image
 
         opts, plan, c = self.opts, self.plan, self.counts[split]
         path = self.stage / split / t.item.name
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.writes.submit(write_image, path, img)  # encoded in a thread while the next tile is cut
-        self.tiles[split].append(Item(t.item.name, t.item.size_hw, t.item.shapes, image=ImageSource(path)))
+        self.writes.submit(write_image, path, img, png_rle=True)  # encoded in a thread while the next tile is cut
+        tile = Item(t.item.name, t.item.size_hw, t.item.shapes, image=ImageSource(path))
+        self.tiles[split].append(tile)
+        if mask is not None and self.masks is not None:
+            mask_path = self.stage / ".masks" / split / f"{tile.key}.png"
+            mask_path.parent.mkdir(parents=True, exist_ok=True)
+            self.writes.submit(write_image, mask_path, mask)  # what write_unet would write for the tile
+            self.masks[split][tile.key] = mask_path
         c["tiles"] += 1
         c["instances"].update(sh.label for sh in t.item.shapes if sh.is_area or sh.kind == "polyline")
         if split != "train":
@@ -535,7 +572,7 @@ class _Tiler:
             res = plan.augment(img, t.item, rng=rng)
             aug_name = f"{stem}_aug{k}{suffix}"
             aug_path = self.stage / split / aug_name
-            self.writes.submit(write_image, aug_path, res.image)
+            self.writes.submit(write_image, aug_path, res.image, png_rle=True)
             self.tiles[split].append(Item(aug_name, res.item.size_hw, res.item.shapes, image=ImageSource(aug_path)))
             c["augmented_tiles"] += 1
             c["augment_dropped"].update(res.dropped)
@@ -545,6 +582,18 @@ class _Tiler:
             if pair and k == 0:
                 self.train_samples.append(_tile_overlay(res.image, res.item, self.class_index, self.colors,
                                                         opts.line_width))
+        if pair and len(self.train_samples) >= 8:  # the montage is complete: a writer thread writes it
+            self.write_montage()
+
+    def write_montage(self) -> None:
+        """``preview/train_tiles.png``: the training tiles sampled so far, with their labels."""
+        from ..imaging.io import write_image
+
+        if self.train_samples and not self.montage_written:
+            path = self.stage.parent / "preview" / "train_tiles.png"
+            path.parent.mkdir(exist_ok=True)
+            self.writes.submit(write_image, path, _montage(self.train_samples), png_compress_level=1)
+            self.montage_written = True
 
 
 def _write(opts: PrepareOptions, plan: _Plan, ds: Dataset, tiler: _Tiler, tmp: Path, out: Path, *,
@@ -560,7 +609,11 @@ def _write(opts: PrepareOptions, plan: _Plan, ds: Dataset, tiler: _Tiler, tmp: P
         for s in SPLITS:
             if tiler.tiles[s]:
                 sub = Dataset(labels=ds.labels, items=tuple(tiler.tiles[s]), source=ds.source, format=ds.format)
-                report = write(sub, tmp / s, format=to, progress=progress, **writer)
+                # the staged tiles are removed below: the writer hard-links them instead of copying
+                given: dict[str, Any] = {} if "link_images" in writer else {"link_images": "hard"}
+                if tiler.masks is not None:
+                    given["masks"] = tiler.masks[s]
+                report = write(sub, tmp / s, format=to, progress=progress, **writer, **given)
                 notes.extend(getattr(report, "notes", []) or [])
     else:
         everything = tuple(replace(it, subset=s) for s in SPLITS for it in tiler.tiles[s])
@@ -580,8 +633,6 @@ def _write(opts: PrepareOptions, plan: _Plan, ds: Dataset, tiler: _Tiler, tmp: P
                           f"MaskRCNNDataset and other {to} readers normalize images their own way"))
     manifest = _manifest(opts, plan, ds, tiler, writer)
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    if preview and tiler.previews:
-        _write_pictures(tmp / "preview", tiler)
     return manifest
 
 
@@ -631,17 +682,6 @@ def _manifest(opts: PrepareOptions, plan: _Plan, ds: Dataset, tiler: _Tiler, wri
                           if tiler.spatial_splits else None),
         "notes": [{"code": n.code, "item": n.item, "where": n.where, "message": n.message} for n in tiler.notes],
     }
-
-
-def _write_pictures(folder: Path, tiler: _Tiler) -> None:
-    """``preview/``: each source image with its tiles outlined by split, and a montage of training tiles."""
-    from ..imaging.io import write_image
-
-    folder.mkdir()
-    for stem, rgb in tiler.previews:
-        write_image(folder / f"{stem.replace('/', '__')}_tiles.png", rgb, png_compress_level=1)  # pictures: 4x faster to write than level 6
-    if tiler.train_samples:
-        write_image(folder / "train_tiles.png", _montage(tiler.train_samples), png_compress_level=1)
 
 
 def _subset_split(subset: str | None, name: str) -> str:

@@ -20,7 +20,9 @@ Each instance (area shape or polyline) of the source is rasterized once in the s
   whole pixels keeps the center rule exact; the translated shape is re-rasterized in the tile
   and checked against the source pixels, and falls back to a :class:`~defectlab.model.Mask`
   of those pixels in the rare case floating point rounding moved a pixel center lying
-  exactly on an edge.
+  exactly on an edge. Ellipses and masks skip that second rasterization where it is proven
+  to give the same pixels (``_moves_exactly``: the center moved without rounding and the
+  tested pixels moved with it; nothing the canvas cut off comes back in a padded window).
 * **clipped** — only part of it is in the window: it becomes a :class:`Mask` of its visible
   pixels with the attribute ``"clipped": "1"``; its box, for every writer, is that of what is
   visible. A remainder showing less than ``min_visible`` of the instance is **dropped** and
@@ -53,13 +55,14 @@ from __future__ import annotations
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, NamedTuple, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from ..errors import DatasetError
-from ..model import Item, Mask, Note, Points, Shape, Tag
+from ..model import Ellipse, Item, Mask, Note, Points, Shape, Tag
 from ..raster import DEFAULT_LINE_WIDTH, Crop, rasterize
+from ..raster.shapes import ellipse_window
 from .resize import translate_shape
 
 __all__ = [
@@ -289,6 +292,42 @@ def _same_pixels(a: Crop, b: Crop) -> bool:
     return (a.x0, a.y0) == (b.x0, b.y0) and a.bitmap.shape == b.bitmap.shape and np.array_equal(a.bitmap, b.bitmap)
 
 
+def _exact_shift(value: float, by: int) -> bool:
+    """``value - by`` is computed without rounding: a float below 2**52 moved by a whole number
+    of pixels toward zero, by at most twice itself (``|value - by| <= |value|``), stays a
+    multiple of its own spacing (at most 0.5) and no larger, so it is representable."""
+    if by == 0:
+        return True
+    return abs(value) < 2.0**52 and (2.0 * value >= by if by > 0 else 2.0 * value <= by)
+
+
+def _moves_exactly(shape: Shape, moved: Shape, x1: int, y1: int, win: Window, canvas_hw: tuple[int, int]) -> bool:
+    """True when ``moved`` (``shape`` translated by ``(-x1, -y1)``) provably rasterizes in the
+    window to the source pixels of ``shape``, moved — without rasterizing it; False: not proven.
+
+    Ellipses (:func:`~defectlab.raster.shapes.ellipse_window`): the center moved exactly and
+    the tested window moved by the same pixels. Masks: their bitmap moves as it is. For both,
+    the pixels the source rasterization cut off at the canvas border must not reappear in the
+    tile: the window lies in the canvas, or the source's tested pixels do. Other kinds (polygon
+    crossings are interpolated at the vertices' magnitude, so they may round differently once
+    moved) are checked by rasterizing.
+    """
+    h, w = canvas_hw
+    in_canvas = win.x0 >= 0 and win.y0 >= 0 and win.x0 + win.w <= w and win.y0 + win.h <= h
+    if isinstance(shape, Mask):
+        bh, bw = shape.bitmap.shape
+        return in_canvas or (shape.left >= 0 and shape.top >= 0 and shape.left + bw <= w and shape.top + bh <= h)
+    if isinstance(shape, Ellipse) and isinstance(moved, Ellipse):
+        if not (_exact_shift(shape.cx, x1) and _exact_shift(shape.cy, y1)):
+            return False
+        c0, r0, c1, r1 = ellipse_window(shape.cx, shape.cy, shape.rx, shape.ry, shape.rotation_deg)
+        m0, n0, m1, n1 = ellipse_window(moved.cx, moved.cy, moved.rx, moved.ry, moved.rotation_deg)
+        if (m0 + x1, n0 + y1, m1 + x1, n1 + y1) != (c0, r0, c1, r1):
+            return False
+        return in_canvas or (c0 >= 0 and r0 >= 0 and c1 < w and r1 < h)
+    return False
+
+
 def _clipped_mask(shape: Shape, bitmap: np.ndarray, left: int, top: int) -> Mask:
     attributes = dict(shape.attributes)
     attributes[CLIPPED] = "1"
@@ -318,11 +357,14 @@ def clip_shapes(
     min_visible: float = DEFAULT_MIN_VISIBLE,
     line_width: float = DEFAULT_LINE_WIDTH,
     item_name: str = "",
+    crops: Mapping[int, Crop] | None = None,
 ) -> tuple[list[ClipResult], list[Note]]:
     """Cut ``shapes`` (on a canvas of ``canvas_hw``) by each window; see the module docstring.
 
-    Returns one :class:`ClipResult` per window, and notes on shapes that cover no pixel
-    center of the canvas (degenerate: in no window).
+    ``crops`` (shape index -> ``rasterize(shapes[i], canvas_hw, line_width=line_width)``, or
+    its ``.tight()``) are instances the caller has already rasterized in the canvas; the
+    others are rasterized here. Returns one :class:`ClipResult` per window, and notes on
+    shapes that cover no pixel center of the canvas (degenerate: in no window).
     """
     if not 0.0 <= float(min_visible) <= 1.0:
         raise ValueError(f"expected min_visible between 0 and 1, got {min_visible!r}")
@@ -334,7 +376,8 @@ def clip_shapes(
         if not _is_instance(shape):
             others.append((i, shape))
             continue
-        crop = rasterize(shape, canvas_hw, line_width=line_width).tight()
+        crop = crops.get(i) if crops is not None else None
+        crop = (crop if crop is not None else rasterize(shape, canvas_hw, line_width=line_width)).tight()
         if crop.bitmap.size == 0:
             notes.append(Note("degenerate-instance",
                               f"{shape.kind} {shape.label!r} covers no pixel center; in no tile",
@@ -361,8 +404,9 @@ def clip_shapes(
             bx1, by1, bx2, by2 = boxes[k].tolist()
             if bx1 >= x1 and by1 >= y1 and bx2 <= x2 and by2 <= y2:
                 moved = translate_shape(it.shape, -x1, -y1)
-                check = rasterize(moved, (win.h, win.w), line_width=line_width).tight()
-                if not _same_pixels(check, Crop(bx1 - x1, by1 - y1, it.crop.bitmap)):
+                exact = _moves_exactly(it.shape, moved, x1, y1, win, canvas_hw)
+                if not exact and not _same_pixels(rasterize(moved, (win.h, win.w), line_width=line_width).tight(),
+                                                  Crop(bx1 - x1, by1 - y1, it.crop.bitmap)):
                     moved = Mask(bitmap=it.crop.bitmap, left=bx1 - x1, top=by1 - y1, label=it.shape.label,
                                  z_order=it.shape.z_order, occluded=it.shape.occluded, group=it.shape.group,
                                  source=it.shape.source, attributes=dict(it.shape.attributes))
@@ -398,6 +442,7 @@ def tile_item(
     min_visible: float = DEFAULT_MIN_VISIBLE,
     line_width: float = DEFAULT_LINE_WIDTH,
     suffix: str | None = None,
+    crops: Mapping[int, Crop] | None = None,
 ) -> tuple[list[Tile], list[Note]]:
     """Cut an item's labels by each window (see the module docstring).
 
@@ -414,6 +459,8 @@ def tile_item(
         Width in px of polyline masks; the writers must use the same width.
     suffix : str, optional
         File suffix of the tile names (default: the source's).
+    crops : mapping of shape index -> Crop, optional
+        Instances already rasterized in the source image (see :func:`clip_shapes`).
 
     Returns
     -------
@@ -423,7 +470,7 @@ def tile_item(
         Degenerate shapes (covering no pixel center), which are in no tile.
     """
     results, notes = clip_shapes(item.shapes, item.size_hw, windows, min_visible=min_visible,
-                                 line_width=line_width, item_name=item.name)
+                                 line_width=line_width, item_name=item.name, crops=crops)
     tiles = []
     for win, res in zip(windows, results):
         name = tile_name(item.name, win, item.size_hw, suffix)

@@ -58,6 +58,7 @@ def semantic_mask(
     class_index: Mapping[str, int],
     *,
     line_width: float = DEFAULT_LINE_WIDTH,
+    crops: Mapping[int, Crop] | None = None,
 ) -> np.ndarray:
     """The (H, W) uint8 class-index mask of an item (0 = background).
 
@@ -69,6 +70,9 @@ def semantic_mask(
         Label name -> class index 1..255 (see :meth:`Dataset.class_index`).
     line_width : float
         Width in px of polyline masks.
+    crops : mapping of shape index -> Crop, optional
+        Shapes the caller has already rasterized (``rasterize(item.shapes[i], item.size_hw,
+        line_width=line_width)``, or its ``.tight()``): painted as they are, not rasterized again.
 
     Examples
     --------
@@ -85,16 +89,20 @@ def semantic_mask(
         if not shape.is_area and shape.kind != "polyline":
             continue
         value = _class_of(shape, class_index, item)
-        crop = rasterize(shape, item.size_hw, line_width=line_width)
+        crop = crops.get(i) if crops is not None else None
+        if crop is None:
+            crop = rasterize(shape, item.size_hw, line_width=line_width)
         if crop.bitmap.size:
             out[crop.slices][crop.bitmap] = value
     return out
 
 
-def instance_labels(item: Item, *, line_width: float = DEFAULT_LINE_WIDTH) -> np.ndarray:
+def instance_labels(item: Item, *, line_width: float = DEFAULT_LINE_WIDTH,
+                    crops: Mapping[int, Crop] | None = None) -> np.ndarray:
     """The (H, W) int32 image of instance ids: shape ``i`` of ``item.shapes`` is ``i + 1``.
 
     Painted in z-order, so each pixel holds the topmost instance; 0 is background.
+    ``crops`` as for :func:`semantic_mask`: shapes already rasterized, painted as they are.
     Examples
     --------
     >>> from defectlab.model import Ellipse, Item
@@ -109,7 +117,9 @@ def instance_labels(item: Item, *, line_width: float = DEFAULT_LINE_WIDTH) -> np
         shape = item.shapes[i]
         if not shape.is_area and shape.kind != "polyline":
             continue
-        crop = rasterize(shape, item.size_hw, line_width=line_width)
+        crop = crops.get(i) if crops is not None else None
+        if crop is None:
+            crop = rasterize(shape, item.size_hw, line_width=line_width)
         if crop.bitmap.size:
             out[crop.slices][crop.bitmap] = i + 1
     return out

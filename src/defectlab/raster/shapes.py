@@ -32,7 +32,7 @@ import numpy as np
 
 from ..model.shapes import Box, Ellipse, Mask, Points, Polygon, Polyline, Shape, Tag
 
-__all__ = ["Crop", "rasterize", "polygon_crop", "ellipse_crop", "polyline_crop", "DEFAULT_LINE_WIDTH"]
+__all__ = ["Crop", "rasterize", "polygon_crop", "ellipse_crop", "ellipse_window", "polyline_crop", "DEFAULT_LINE_WIDTH"]
 
 #: Default width in px of the mask drawn for a polyline (e.g. a dislocation line).
 DEFAULT_LINE_WIDTH = 3.0
@@ -95,17 +95,43 @@ class Crop:
 _EMPTY = Crop(0, 0, np.zeros((0, 0), dtype=bool))
 
 
+def _centers_in(x1: float, y1: float, x2: float, y2: float) -> tuple[int, int, int, int]:
+    """First and last column and row ``(c0, r0, c1, r1)`` whose centers lie in [x1, x2] x [y1, y2]."""
+    return math.ceil(x1 - 0.5), math.ceil(y1 - 0.5), math.floor(x2 - 0.5), math.floor(y2 - 0.5)
+
+
 def _window(x1: float, y1: float, x2: float, y2: float, size_hw: tuple[int, int]):
     """Columns/rows whose centers lie in [x1, x2] x [y1, y2], clipped to the image.
 
     Returns (c0, r0, w, h) with w or h <= 0 when nothing is inside.
     """
     h_img, w_img = size_hw
-    c0 = max(math.ceil(x1 - 0.5), 0)
-    c1 = min(math.floor(x2 - 0.5), w_img - 1)
-    r0 = max(math.ceil(y1 - 0.5), 0)
-    r1 = min(math.floor(y2 - 0.5), h_img - 1)
+    c0, r0, c1, r1 = _centers_in(x1, y1, x2, y2)
+    c0, r0, c1, r1 = max(c0, 0), max(r0, 0), min(c1, w_img - 1), min(r1, h_img - 1)
     return c0, r0, c1 - c0 + 1, r1 - r0 + 1
+
+
+def _ellipse_extent(rx: float, ry: float, rotation_deg: float) -> tuple[float, float, float, float]:
+    """Half width and half height of the rotated ellipse's bounding box, and cos, sin of the rotation."""
+    t = math.radians(rotation_deg)
+    cos_t, sin_t = math.cos(t), math.sin(t)
+    return math.hypot(rx * cos_t, ry * sin_t), math.hypot(rx * sin_t, ry * cos_t), cos_t, sin_t
+
+
+def ellipse_window(cx: float, cy: float, rx: float, ry: float, rotation_deg: float) -> tuple[int, int, int, int]:
+    """The pixels :func:`ellipse_crop` tests, not clipped to an image: first and last column
+    and row ``(c0, r0, c1, r1)`` whose centers lie in the ellipse's bounding box.
+
+    Whether a center inside this window belongs to the ellipse depends only on the
+    differences ``center - (cx, cy)``, so an ellipse moved by whole pixels, with its center's
+    coordinates moved exactly, and whose window moved by the same pixels, covers the same
+    pixels moved (what tiling relies on instead of rasterizing it again).
+
+    >>> ellipse_window(10.0, 10.0, 3.0, 2.0, 0.0)
+    (7, 8, 12, 11)
+    """
+    hw, hh, _, _ = _ellipse_extent(rx, ry, rotation_deg)
+    return _centers_in(cx - hw, cy - hh, cx + hw, cy + hh)
 
 
 def polygon_crop(points_xy: np.ndarray, size_hw: tuple[int, int]) -> Crop:
@@ -172,10 +198,7 @@ def ellipse_crop(
     """
     if rx <= 0 or ry <= 0:
         return _EMPTY
-    t = math.radians(rotation_deg)
-    cos_t, sin_t = math.cos(t), math.sin(t)
-    hw = math.hypot(rx * cos_t, ry * sin_t)
-    hh = math.hypot(rx * sin_t, ry * cos_t)
+    hw, hh, cos_t, sin_t = _ellipse_extent(rx, ry, rotation_deg)
     c0, r0, w, h = _window(cx - hw, cy - hh, cx + hw, cy + hh, size_hw)
     if w <= 0 or h <= 0:
         return _EMPTY

@@ -544,7 +544,7 @@ class SemanticArchitecture(Architecture):
     class_weights: ClassVar[str | None] = "head.weight"
     reads: ClassVar[str] = "unet"
     planned: ClassVar[tuple[str, ...]] = ("tile_size", "overlap", "normalization", "augment", "batch_size",
-                                          "schedule")
+                                          "schedule", "init")
 
     # -- what a subclass declares -----------------------------------------------------------
 
