@@ -1,4 +1,4 @@
-"""Benchmark: ``train unet --auto`` (the plan from the data, opt-in) beside today's fixed
+"""Benchmark: ``train unet --auto`` (the plan from the data, the default) beside the fixed
 defaults (``--no-auto``) at the same time budget, in one run.
 
 Run::
@@ -19,7 +19,7 @@ Two tasks, both methods trained with ``defectlab.train_unet`` straight on the la
    precipitates, dislocation lines; seed 0) and ``--n-test`` held-out ones (seed 1).
 
 Methods: **auto** (``train_unet(data, out, time_budget_s=B)``: tile, overlap, percentile
-normalization, augmentations, batch size and one-cycle schedule from the plan) and
+normalization, augmentations, batch size, one-cycle schedule and starting weights from the plan) and
 **defaults** (``auto=False``: 256 px crops, batch 8, min–max, flips/turns, plateau schedule).
 Both keep every other default (50 epochs at most, patience 10, seed 0).
 
