@@ -70,7 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "BATCH_PIXELS", "CALIBRATION_CROPS", "MIN_SPLIT_PX", "PREDICT_TILE", "Architecture", "Job", "NoParams", "ParamError",
     "SemanticArchitecture", "SemanticParams", "Setup", "augment_crop", "count_parameters", "crop_augment",
-    "instance_scores", "strip_windows",
+    "hold_out_windows", "instance_scores", "strip_windows",
 ]
 
 #: A per-pixel classifier predicts in tiles of up to this many px (or its training tile size,
@@ -398,6 +398,24 @@ def strip_windows(size_hw: tuple[int, int], span: tuple[float, float]) -> tuple[
     return [window(s, e) for s, e in parts], window(a, b), f"{'x' if along_x else 'y'} in [{a}, {b})"
 
 
+def hold_out_windows(data: TrainingData, span: tuple[float, float],
+                     cut: Any) -> tuple[TrainingData, TrainingData, str] | None:
+    """:meth:`Architecture.hold_out` of a single image by :func:`strip_windows`: ``cut(sample,
+    window)`` is the architecture's own sample of the image's one sample within a window."""
+    split = strip_windows(data.sizes_hw[0], span)
+    if split is None:
+        return None
+    train_ws, val_w, where = split
+    (sample,) = data.samples
+
+    def part(windows: list[Window]) -> TrainingData:
+        return TrainingData([cut(sample, w) for w in windows], [data.names[0]] * len(windows),
+                            [(r.stop - r.start, c.stop - c.start) for r, c in windows], data.classes,
+                            list(data.manifest), data.description, [])
+
+    return part(train_ws), part([val_w]), where
+
+
 # ---------------------------------------------------------------------------------------------
 # Per-pixel classifiers
 
@@ -625,18 +643,7 @@ class SemanticArchitecture(Architecture):
     def hold_out(self, data: TrainingData, span: tuple[float, float]) -> tuple[TrainingData, TrainingData, str] | None:
         """One image's windows (:func:`strip_windows`) cut out of its normalized image and mask:
         training crops are drawn inside the training windows, so none reaches into the strip."""
-        split = strip_windows(data.sizes_hw[0], span)
-        if split is None:
-            return None
-        train_ws, val_w, where = split
-        (sample,) = data.samples
-
-        def part(windows: list[Window]) -> TrainingData:
-            samples = [_Sample(sample.name, sample.image[w], sample.mask[w]) for w in windows]
-            return TrainingData(samples, [s.name for s in samples], [s.mask.shape for s in samples], data.classes,
-                                list(data.manifest), data.description, [])
-
-        return part(train_ws), part([val_w]), where
+        return hold_out_windows(data, span, lambda s, w: _Sample(s.name, s.image[w], s.mask[w]))
 
     # -- prediction --------------------------------------------------------------------------
 

@@ -50,7 +50,7 @@ from ..stardist.net import GRIDS, StarNet, StarNetConfig
 from ..stardist.train import star_loss, validate_stars
 from ..stardist.thresholds import optimize_thresholds
 from . import register
-from .base import Architecture, Job, ParamError, Setup, strip_windows
+from .base import Architecture, Job, ParamError, Setup, hold_out_windows
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..model_io import Model
@@ -267,21 +267,9 @@ class StarArchitecture(Architecture):
     spatial_validation: ClassVar[bool] = True
 
     def hold_out(self, data: TrainingData, span: tuple[float, float]) -> tuple[TrainingData, TrainingData, str] | None:
-        """One image split spatially (:func:`~defectlab.dl.archs.base.strip_windows`): training
+        """One image split spatially (:func:`~defectlab.dl.archs.base.hold_out_windows`): training
         crops are drawn from the training windows only, so they never reach into the validation strip."""
-        split = strip_windows(data.sizes_hw[0], span)
-        if split is None:
-            return None
-        train_ws, val_w, where = split
-        (pending,) = data.samples
-
-        def part(windows: list[tuple[slice, slice]]) -> TrainingData:
-            samples = [_Pending(pending.item, pending.index, pending.line_width, w) for w in windows]
-            return TrainingData(samples, [data.names[0]] * len(windows),
-                                [(r.stop - r.start, c.stop - c.start) for r, c in windows], data.classes,
-                                list(data.manifest), data.description, [])
-
-        return part(train_ws), part([val_w]), where
+        return hold_out_windows(data, span, lambda p, w: _Pending(p.item, p.index, p.line_width, w))
 
     def predict(self, model: Model, image: np.ndarray, options: PredictOptions, *,
                 probabilities_dtype: Any = np.float32, progress: bool = False) -> Prediction:
