@@ -42,9 +42,9 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -52,7 +52,7 @@ from .._output import check_output, output_dir
 from ..errors import DatasetError, ParseError
 from .model_io import Model, ModelError, load_model, resolve_device
 
-__all__ = ["ENSEMBLE_FILE", "EnsembleModel", "FoldsResult", "load_ensemble", "mean_forward", "train_folds"]
+__all__ = ["ENSEMBLE_FILE", "EnsembleModel", "FoldsResult", "load_ensemble", "train_folds"]
 
 #: The file that makes a folder an ensemble.
 ENSEMBLE_FILE = "ensemble.json"
@@ -77,8 +77,6 @@ class EnsembleModel(Model):
                 if getattr(m.config, what) != getattr(first.config, what):
                     raise ModelError(f"{path}: members {first.path} and {m.path} differ in {what}; an ensemble's "
                                      "members must predict alike")
-        from dataclasses import replace
-
         super().__init__(first.net, replace(first.config, training=dict(summary or {})), path=path,
                          device=first.device, calibration=first.calibration)
         self.members = list(members)
@@ -107,28 +105,6 @@ def median_postprocess(chosen: Sequence[dict[str, Any]]) -> dict[str, Any]:
     by_class = {str(k): int(round(float(np.median([by[k] for _, by in pairs if k in by])))) for k in classes}
     return {"min_area_px": int(round(float(np.median([least for least, _ in pairs])))),
             "min_area_px_by_class": by_class, "rule": f"the median of the {len(chosen)} members' choices"}
-
-
-def mean_forward(forwards: Sequence[Callable[[np.ndarray], np.ndarray]]) -> Callable[[np.ndarray], np.ndarray]:
-    """A forward that averages the class probabilities of ``forwards`` (an ensemble's members) on
-    the same batch.
-
-    Examples
-    --------
-    >>> a = lambda x: np.concatenate([1 - x, x], axis=1)
-    >>> b = lambda x: np.concatenate([x, 1 - x], axis=1)
-    >>> mean_forward([a, b])(np.zeros((1, 1, 2, 2), np.float32))[0, :, 0, 0].tolist()
-    [0.5, 0.5]
-    """
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        total = None
-        for forward in forwards:
-            p = np.asarray(forward(batch), dtype=np.float64)
-            total = p if total is None else total + p
-        return (total / len(forwards)).astype(np.float32)
-
-    return run
 
 
 # ---------------------------------------------------------------------------------------------

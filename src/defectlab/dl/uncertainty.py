@@ -36,12 +36,12 @@ Examples
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["BOUNDARY_PX", "N_VIEWS", "entropy_forward", "object_uncertainty", "reliability", "tta_forward", "uncertainty_picture",
-           "views"]
+__all__ = ["BOUNDARY_PX", "N_VIEWS", "entropy_forward", "mean_forward", "object_uncertainty", "reliability",
+           "tta_forward", "uncertainty_picture", "views"]
 
 #: Views test-time augmentation averages (rotations by 0, 90, 180, 270°, each also mirrored).
 N_VIEWS = 8
@@ -94,19 +94,38 @@ def tta_forward(forward: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.nda
     """
 
     def run(batch: np.ndarray) -> np.ndarray:
-        total = None
-        for view, back in views(batch):
-            p = back(np.asarray(forward(view), dtype=np.float32)).astype(np.float64)
-            total = p if total is None else total + p
-        return _with_entropy(total / N_VIEWS)
+        return _with_entropy(_mean(back(np.asarray(forward(view), dtype=np.float32)) for view, back in views(batch)))
 
     return run
 
 
+def mean_forward(forwards: Sequence[Callable[[np.ndarray], np.ndarray]]) -> Callable[[np.ndarray], np.ndarray]:
+    """A forward that averages the class probabilities of ``forwards`` (an ensemble's members,
+    :mod:`defectlab.dl.ensemble`) on the same batch.
+
+    Examples
+    --------
+    >>> a = lambda x: np.concatenate([1 - x, x], axis=1)
+    >>> b = lambda x: np.concatenate([x, 1 - x], axis=1)
+    >>> mean_forward([a, b])(np.zeros((1, 1, 2, 2), np.float32))[0, :, 0, 0].tolist()
+    [0.5, 0.5]
+    """
+    return lambda batch: _mean(forward(batch) for forward in forwards).astype(np.float32)
+
+
+def _mean(outputs: Iterable[np.ndarray]) -> np.ndarray:
+    """The float64 mean of several forwards' outputs of one batch."""
+    total, n = None, 0
+    for out in outputs:
+        p = np.asarray(out, dtype=np.float64)
+        total, n = (p if total is None else total + p), n + 1
+    return total / n
+
+
 def entropy_forward(forward: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
     """``forward``'s class probabilities and their entropy (nats) appended: ``(B, C + 1, h, w)``,
-    as :func:`tta_forward` gives; for an ensemble's averaged members
-    (:func:`~defectlab.dl.ensemble.mean_forward`), whose entropy is high where they disagree."""
+    as :func:`tta_forward` gives; for an ensemble's averaged members (:func:`mean_forward`),
+    whose entropy is high where they disagree."""
     return lambda batch: _with_entropy(np.asarray(forward(batch), dtype=np.float64))
 
 

@@ -683,7 +683,7 @@ class SemanticArchitecture(Architecture):
             batch_size = max(1, BATCH_PIXELS // (side * side))
         members = getattr(model, "members", None)  # an ensemble (train --folds): its members' mean
         if members:
-            from ..ensemble import mean_forward
+            from ..uncertainty import mean_forward
 
             forwards = [model_forward(m, options.engine) for m in members]
             forward, used = mean_forward([f for f, _ in forwards]), forwards[0][1]
