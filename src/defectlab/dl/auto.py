@@ -34,6 +34,7 @@ from typing import Any, Mapping
 
 from ..plan import Fingerprint, Normalization, Plan, PlanOptions, fingerprint, make_plan
 from ..plan.options import ARCHITECTURES
+from ..plan.planner import choose_init
 from .data import Source
 from .options import TrainOptions
 
@@ -149,8 +150,8 @@ def plan_training(arch: Any, source: Source, options: TrainOptions, given: set[s
         plan = replace(plan, arch=arch.name, reasons={**plan.reasons, "arch": "given"},
                        given=tuple(dict.fromkeys((*plan.given, "arch"))))
         if "init" not in given:
-            plan = replace(plan, init="scratch", reasons={**plan.reasons,
-                                                          "init": f"no pretrained {arch.name} is shipped: from scratch"})
+            init, why = choose_init(fp, arch.name)
+            plan = replace(plan, init=init, reasons={**plan.reasons, "init": why})
     if "overlap" not in given and plan.overlap % multiple:
         up = -(-plan.overlap // multiple) * multiple
         if up < plan.tile_size:

@@ -59,10 +59,11 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 
+from ..dl.shipped import FROM_SCRATCH
 from .fingerprint import Fingerprint
 from .options import PlanOptions
 
-__all__ = ["Normalization", "Plan", "make_plan", "SECONDS_PER_MEGAPIXEL", "DEFAULT_BUDGET_S", "CHOICES",
+__all__ = ["Normalization", "Plan", "choose_init", "make_plan", "SECONDS_PER_MEGAPIXEL", "DEFAULT_BUDGET_S", "CHOICES",
            "PERCENTILE_LEVELS"]
 
 #: The plan's choices, in the order they are shown.
@@ -153,7 +154,7 @@ class Plan:
     reasons: Mapping[str, str] = field(default_factory=dict)
     given: tuple[str, ...] = ()
     training_px: int = 0
-    init: str | None = "scratch"
+    init: str | None = FROM_SCRATCH
 
     def value(self, choice: str) -> Any:
         """The value of one of :data:`CHOICES`, as shown (the normalization as its summary)."""
@@ -206,8 +207,9 @@ def _budget_text(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def _init(fp: Fingerprint, arch: str) -> tuple[str, str]:
-    from ..dl.shipped import FROM_SCRATCH, defect_kind, shipped_kinds
+def choose_init(fp: Fingerprint, arch: str) -> tuple[str, str]:
+    """``(init, why)``: the starting weights of ``arch`` on the set of ``fp`` (the ``init`` rule)."""
+    from ..dl.shipped import defect_kind, shipped_kinds
 
     if arch != "unet":
         return FROM_SCRATCH, f"no pretrained {arch} is shipped: from scratch"
@@ -390,7 +392,7 @@ def make_plan(fp: Fingerprint, options: PlanOptions = PlanOptions()) -> Plan:
         return value
 
     arch = choose("arch", lambda: _arch(fp, options))
-    init = choose("init", lambda: _init(fp, arch))
+    init = choose("init", lambda: choose_init(fp, arch))
     tile = choose("tile_size", lambda: _tile(fp, options))
     overlap = choose("overlap", lambda: _overlap(fp, tile))
     if "normalization" in given:
