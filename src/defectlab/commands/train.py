@@ -246,8 +246,8 @@ def predict(
     rel = [im["reliability"] for im in report.images if "reliability" in im]
     if rel:
         members = len(getattr(loaded, "members", ()))
-        source = ("test-time augmentation" if options.tta else "") + (" and " if options.tta and members else "") + (
-            f"the ensemble's {members} models" if members else "")
+        source = " and ".join((["test-time augmentation"] if options.tta else [])
+                              + ([f"the ensemble's {members} models"] if members else []))
         console.print(f"  reliability ({source}: 1 = all sure of one class): mean {sum(rel) / len(rel):.3f}, "
                       f"lowest {min(rel):.3f}; uncertainty maps in {escape(str(report.out / 'uncertainty'))}",
                       highlight=False)

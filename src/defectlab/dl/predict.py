@@ -336,8 +336,7 @@ def write_prediction(tmp: Path, name: str, image: np.ndarray, pred: Prediction, 
     encode the files on a writer thread while the next image is predicted; None: here, now."""
     from ..viz import overlay
 
-    def run(write: Any, *args: Any, **kwargs: Any) -> None:
-        (write(*args, **kwargs) if submit is None else submit(write, *args, **kwargs))
+    run = submit if submit is not None else (lambda write, *args, **kwargs: write(*args, **kwargs))
 
     stem = name.rsplit(".", 1)[0]
     files = [("masks", ".png", pred.semantic), ("instances", ".tif", pred.instances),
