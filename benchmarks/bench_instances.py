@@ -26,6 +26,9 @@ Methods:
   recipe — ``prepare`` (tiles 256, stride 128, flip/rot90) then ``train_unet`` (lr 2e-3), stopped at
   the budget (an epoch callback), then ``predict`` with CVAT pre-labels (watershed split, neck
   ratio 0.9 — the value ``bench_train`` chose for the workshop bubbles).
+* **U-Net --auto** (``unet-auto``; today's default ``defectlab train unet DATA --time B``): the
+  plan from the data, its schedule fitted to the budget, post-processing chosen on validation,
+  ``predict`` with the model folder's own settings.
 * **Mask R-CNN from scratch** (``train_maskrcnn``, ResNet-18-FPN, no pretrained weights: offline),
   stopped at the budget the same way.
 * **StarDist (TensorFlow)**: not run — see ``benchmarks/README.md``.
@@ -161,6 +164,27 @@ def run_unet(train_ds: Any, test_ds: Any, work: Path, args: argparse.Namespace) 
     return defectlab.read(report.prelabels), train_s, train_cpu, float(np.mean([i["seconds"] for i in report.images]))
 
 
+def run_unet_auto(train_ds: Any, test_ds: Any, work: Path, args: argparse.Namespace) -> tuple[Any, float, float, float]:
+    """Today's default, ``defectlab train unet DATA --time B``: the plan from the data (tile,
+    normalization, batch, starting weights, post-processing chosen on validation), its schedule
+    fitted to the wall-clock budget (the CPU budget over the probe's CPU s per s, as for stardist)."""
+    import defectlab
+
+    ratio = cpu_per_wall()
+    t0, c0 = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        run = defectlab.train_unet(train_ds, work / "model", time_budget_s=args.budget / ratio, seed=args.seed,
+                                   device=args.device, progress=False, plot=False,
+                                   callback=budget_callback(args.budget))
+    train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
+    plan = run.plan
+    print(f"  U-Net --auto: {len(run.history)} epochs; best {run.best_epoch}; tile {run.model.config.tile_size}"
+          + (f", init {plan.init}" if plan is not None else ""), flush=True)
+    report = defectlab.predict(run.model, image_paths(test_ds), work / "pred", prelabels="cvat", progress=False)
+    return defectlab.read(report.prelabels), train_s, train_cpu, float(np.mean([i["seconds"] for i in report.images]))
+
+
 def run_maskrcnn(train_ds: Any, test_ds: Any, work: Path, args: argparse.Namespace) -> tuple[Any, float, float, float]:
     import defectlab
 
@@ -242,13 +266,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--grid", type=int, default=2, help="stardist output subsampling (1, 2 or 4)")
     p.add_argument("--batch-size", type=int, default=4, help="stardist crops per step")
     p.add_argument("--lr", type=float, default=3e-3, help="stardist peak learning rate")
-    p.add_argument("--methods", default="stardist,unet,maskrcnn")
+    p.add_argument("--methods", default="stardist,unet,unet-auto,maskrcnn")
     p.add_argument("--skip-synthetic", action="store_true")
     p.add_argument("--skip-workshop", action="store_true")
     p.add_argument("--workdir", type=Path)
     args = p.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    runners = {"stardist": run_stardist, "unet": run_unet, "maskrcnn": run_maskrcnn}
+    runners = {"stardist": run_stardist, "unet": run_unet, "unet-auto": run_unet_auto, "maskrcnn": run_maskrcnn}
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_instances_"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"budget {args.budget:g} CPU s per method; torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}; "

@@ -159,6 +159,16 @@ def test_two_members_average_their_own_probabilities(tmp_path):
     entropy = -(mean * np.log(np.clip(mean, 1e-12, 1))).sum(axis=0)
     assert np.abs(pe.uncertainty - entropy).max() < 1e-4
     assert np.array_equal(pe.semantic, np.argmax(pe.probabilities, axis=0))
+    # each member's own prediction, from the ensemble's net passes, is what that member predicts alone
+    for tta in (False, True):
+        got = ens.predict(path, engine="torch", tta=tta, members=True).members
+        for member, own in zip(ens.members, got):
+            alone = member.predict(path, engine="torch", tta=tta)
+            assert np.array_equal(own.semantic, alone.semantic) and np.array_equal(own.instances, alone.instances)
+            assert np.array_equal(own.confidence, alone.confidence)
+            assert np.allclose(own.scores, alone.scores)
+    assert not np.array_equal(got[0].semantic, got[1].semantic)
+    assert ens.predict(path, engine="torch").members is None  # only when asked
 
 
 def test_members_prelabels_are_written_for_measure_and_read_back(tmp_path):

@@ -91,6 +91,10 @@ class Prediction:
         How unlike the model's training images this image is
         (:func:`defectlab.dl.reference.compare`); None when the model folder has no
         ``reference.json``.
+    members : list of Prediction, optional
+        An ensemble's (``train --folds``) members' own predictions, each post-processed as
+        that member alone is, when asked for (``predict_image(..., members=True)``): from the
+        same net passes as the ensemble's mean.
     """
 
     semantic: np.ndarray
@@ -106,6 +110,7 @@ class Prediction:
     reliability: float | None = None
     object_uncertainty: np.ndarray | None = None
     unlike: Any = None
+    members: list[Prediction] | None = None
 
     @property
     def size_hw(self) -> tuple[int, int]:
@@ -131,7 +136,8 @@ def _as_image(image: np.ndarray | str | Path) -> np.ndarray:
 
 
 def predict_image(model: Model, image: np.ndarray | str | Path, options: PredictOptions | None = None, *,
-                  probabilities_dtype: Any = np.float32, progress: bool = False, **changes: Any) -> Prediction:
+                  probabilities_dtype: Any = np.float32, progress: bool = False, members: bool = False,
+                  **changes: Any) -> Prediction:
     """Predict one image of any size with a model of any architecture.
 
     Parameters
@@ -155,6 +161,9 @@ def predict_image(model: Model, image: np.ndarray | str | Path, options: Predict
         ``np.float32`` or ``np.float16`` for ``Prediction.probabilities``.
     progress : bool
         Show a progress bar over tiles.
+    members : bool
+        With an ensemble (``train --folds``): also each member's own prediction, in
+        ``Prediction.members`` (no further net passes: the members run for the mean anyway).
 
     Returns
     -------
@@ -166,7 +175,8 @@ def predict_image(model: Model, image: np.ndarray | str | Path, options: Predict
     arr = _as_image(image)
     if arr.ndim not in (2, 3) or min(arr.shape[:2]) < 1:
         raise ImageError(f"expected an (H, W) or (H, W, 3) image, got shape {arr.shape}")
-    pred = model.arch.predict(model, arr, options, probabilities_dtype=probabilities_dtype, progress=progress)
+    own = {"members": True} if members and getattr(model, "members", None) else {}  # only ensembles have members
+    pred = model.arch.predict(model, arr, options, probabilities_dtype=probabilities_dtype, progress=progress, **own)
     reference = model_reference(model)
     if reference is not None:
         from .reference import compare
@@ -302,12 +312,11 @@ def predict_images(
             it = tqdm(found, desc="predict", unit="img")
         for name, path in it:
             image = read_image(ImageSource(path))
-            pred = predict_image(model, image, options, probabilities_dtype=np.float16)
+            pred = predict_image(model, image, options, probabilities_dtype=np.float16, members=bool(members))
             report.images.append(write_prediction(tmp, name, image, pred, model, submit=writes.submit))
             if kinds:  # traced now: only the polygons are kept, not the masks
                 items.append(prelabel_item(pred, name, model, options, frame[name], report))
-            for member, got in zip(members or (), member_items):  # what measure's model uncertainty draws on
-                alone = predict_image(member, image, options.replace(probabilities=False))
+            for member, alone, got in zip(members or (), pred.members or (), member_items):  # for measure's model uncertainty
                 got.append(prelabel_item(alone, name, member, options, frame[name], PredictReport(Path(out))))
         if kinds:
             write_prelabels(tmp, Path(out), items, kinds, model, report)

@@ -213,6 +213,7 @@ def predict_semantic(
     normalizer: MinMax | None = None,
     progress: bool = False,
     extra: int = 0,
+    groups: int = 0,
 ) -> tuple[np.ndarray, ...]:
     """Tiled, blended class probabilities of an image of any size (see the module docstring).
 
@@ -245,6 +246,11 @@ def predict_semantic(
         Further channels ``forward`` returns after the class probabilities (test-time
         augmentation's uncertainty, :mod:`defectlab.dl.uncertainty`): blended like them and
         returned as a fourth output.
+    groups : int
+        Further groups of ``n_classes`` probabilities ``forward`` returns after those (an
+        ensemble's members' own, :func:`~defectlab.dl.uncertainty.mean_forward`): blended
+        alike, and each group's class mask and confidence returned as a fifth and sixth output
+        (the fourth is then None when ``extra`` is 0).
 
     Returns
     -------
@@ -253,7 +259,9 @@ def predict_semantic(
         The winning class's probability ×255.
     probabilities : (C, H, W) or None
     extras : (extra, H, W) float32
-        Only with ``extra`` > 0.
+        Only with ``extra`` > 0 (or ``groups`` > 0: then None without ``extra``).
+    group_semantic, group_confidence : (groups, H, W) uint8
+        Only with ``groups`` > 0: each group's class index per pixel, and its probability ×255.
     """
     if batch_size < 1:
         raise ValueError(f"expected batch_size >= 1, got {batch_size}")
@@ -279,7 +287,9 @@ def predict_semantic(
     confidence = np.empty((h, w), dtype=np.uint8)
     probs_out = np.empty((n_classes, h, w), dtype=probabilities_dtype) if probabilities else None
     extras_out = np.empty((extra, h, w), dtype=np.float32) if extra else None
-    channels = n_classes + extra
+    group_sem = np.empty((groups, h, w), dtype=np.uint8) if groups else None
+    group_conf = np.empty((groups, h, w), dtype=np.uint8) if groups else None
+    channels = n_classes + extra + groups * n_classes
     # one band of a tile row, reused: after each row its last (tile - stride) rows move up
     acc = np.zeros((channels, py.tile, px.padded), dtype=np.float32)
     wsum = np.zeros((py.tile, px.padded), dtype=np.float32)
@@ -318,7 +328,10 @@ def predict_semantic(
             if probs_out is not None:
                 probs_out[:, y0:r1] = p[:n_classes]
             if extras_out is not None:
-                extras_out[:, y0:r1] = p[n_classes:]
+                extras_out[:, y0:r1] = p[n_classes:n_classes + extra]
+            for g in range(groups):
+                first = n_classes + extra + g * n_classes
+                _arg_max(p[first:first + n_classes], group_sem[g, y0:r1], group_conf[g, y0:r1])  # type: ignore[index]
             del p
         rest = py.tile - done
         if rest:
@@ -326,6 +339,8 @@ def predict_semantic(
             wsum[:rest] = wsum[done:]
         acc[:, rest:] = 0.0
         wsum[rest:] = 0.0
+    if group_sem is not None:
+        return semantic, confidence, probs_out, extras_out, group_sem, group_conf
     if extras_out is not None:
         return semantic, confidence, probs_out, extras_out
     return semantic, confidence, probs_out

@@ -76,7 +76,8 @@ def views(batch: np.ndarray) -> list[tuple[np.ndarray, Callable[[np.ndarray], np
     return out
 
 
-def tta_forward(forward: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+def tta_forward(forward: Callable[[np.ndarray], np.ndarray], n_classes: int | None = None
+                ) -> Callable[[np.ndarray], np.ndarray]:
     """A forward that averages ``forward`` over the 8 views and appends the uncertainty.
 
     Parameters
@@ -84,24 +85,36 @@ def tta_forward(forward: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.nda
     forward : callable
         ``(B, 1, h, w) float32 -> (B, C, h, w) float32`` class probabilities; a fully
         convolutional net whose ``h`` and ``w`` may be swapped (a rotated tile).
+    n_classes : int, optional
+        When ``forward`` returns more than the class probabilities (an ensemble's members'
+        own after them, :func:`mean_forward` with ``members=True``): the first ``n_classes``
+        channels are the probabilities; the others are averaged over the views alike and
+        kept after the uncertainty.
 
     Returns
     -------
     callable
         ``(B, 1, h, w) -> (B, C + 1, h, w) float32``: the mean probabilities, then their
         entropy (nats), for
-        :func:`~defectlab.dl.tiles.predict_semantic` with ``extra=1``.
+        :func:`~defectlab.dl.tiles.predict_semantic` with ``extra=1`` (then the further
+        channels, if any).
     """
 
     def run(batch: np.ndarray) -> np.ndarray:
-        return _with_entropy(_mean(back(np.asarray(forward(view), dtype=np.float32)) for view, back in views(batch)))
+        return _with_entropy(_mean(back(np.asarray(forward(view), dtype=np.float32)) for view, back in views(batch)),
+                             n_classes)
 
     return run
 
 
-def mean_forward(forwards: Sequence[Callable[[np.ndarray], np.ndarray]]) -> Callable[[np.ndarray], np.ndarray]:
+def mean_forward(forwards: Sequence[Callable[[np.ndarray], np.ndarray]], *, members: bool = False
+                 ) -> Callable[[np.ndarray], np.ndarray]:
     """A forward that averages the class probabilities of ``forwards`` (an ensemble's members,
     :mod:`defectlab.dl.ensemble`) on the same batch.
+
+    ``members``: append each forward's own probabilities after the mean, ``(B, C + K·C, h, w)``
+    for K forwards — each member's prediction from the same net passes as the mean's
+    (:func:`~defectlab.dl.tiles.predict_semantic` with ``groups=K``).
 
     Examples
     --------
@@ -109,8 +122,16 @@ def mean_forward(forwards: Sequence[Callable[[np.ndarray], np.ndarray]]) -> Call
     >>> b = lambda x: np.concatenate([x, 1 - x], axis=1)
     >>> mean_forward([a, b])(np.zeros((1, 1, 2, 2), np.float32))[0, :, 0, 0].tolist()
     [0.5, 0.5]
+    >>> mean_forward([a, b], members=True)(np.zeros((1, 1, 2, 2), np.float32))[0, :, 0, 0].tolist()
+    [0.5, 0.5, 1.0, 0.0, 0.0, 1.0]
     """
-    return lambda batch: _mean(forward(batch) for forward in forwards).astype(np.float32)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        outs = [np.asarray(forward(batch), dtype=np.float32) for forward in forwards]
+        mean = _mean(outs).astype(np.float32)
+        return np.concatenate([mean, *outs], axis=1) if members else mean
+
+    return run
 
 
 def _mean(outputs: Iterable[np.ndarray]) -> np.ndarray:
@@ -122,16 +143,19 @@ def _mean(outputs: Iterable[np.ndarray]) -> np.ndarray:
     return total / n
 
 
-def entropy_forward(forward: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+def entropy_forward(forward: Callable[[np.ndarray], np.ndarray], n_classes: int | None = None
+                    ) -> Callable[[np.ndarray], np.ndarray]:
     """``forward``'s class probabilities and their entropy (nats) appended: ``(B, C + 1, h, w)``,
     as :func:`tta_forward` gives; for an ensemble's averaged members (:func:`mean_forward`),
-    whose entropy is high where they disagree."""
-    return lambda batch: _with_entropy(np.asarray(forward(batch), dtype=np.float64))
+    whose entropy is high where they disagree. ``n_classes``: as for :func:`tta_forward`."""
+    return lambda batch: _with_entropy(np.asarray(forward(batch), dtype=np.float64), n_classes)
 
 
-def _with_entropy(mean: np.ndarray) -> np.ndarray:
+def _with_entropy(out: np.ndarray, n_classes: int | None = None) -> np.ndarray:
+    """The first ``n_classes`` channels of ``out`` (all by default), their entropy, then the rest."""
+    mean, rest = (out, out[:, :0]) if n_classes is None else (out[:, :n_classes], out[:, n_classes:])
     h = -(mean * np.log(np.clip(mean, _EPS, 1.0))).sum(axis=1)
-    return np.concatenate([mean, np.maximum(h, 0.0)[:, None]], axis=1).astype(np.float32)
+    return np.concatenate([mean, np.maximum(h, 0.0)[:, None], rest], axis=1).astype(np.float32)
 
 
 def _region(semantic: np.ndarray) -> np.ndarray:

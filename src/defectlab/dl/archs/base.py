@@ -664,15 +664,18 @@ class SemanticArchitecture(Architecture):
         ``normalizer``: how the image is scaled (default: the model's normalization of it).
         Training validates through here too, so its IoU is the one ``Model.predict`` gives.
         """
-        sem, conf, probs, _, used = self._semantic(model, image, options, normalizer=normalizer,
-                                                   probabilities_dtype=probabilities_dtype, progress=progress)
+        sem, conf, probs, _, used, _ = self._semantic(model, image, options, normalizer=normalizer,
+                                                      probabilities_dtype=probabilities_dtype, progress=progress)
         return sem, conf, probs, used
 
     def _semantic(self, model: Model, image: np.ndarray, options: PredictOptions, *,
                   normalizer: MinMax | None = None, probabilities_dtype: Any = np.float32,
-                  progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, str]:
-        """:meth:`semantic`, and the (H, W) float32 uncertainty with ``options.tta`` or an ensemble
-        (its members' probabilities averaged, :mod:`defectlab.dl.ensemble`), else None."""
+                  progress: bool = False, members_wanted: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, str, Any]:
+        """:meth:`semantic`, the (H, W) float32 uncertainty with ``options.tta`` or an ensemble
+        (its members' probabilities averaged, :mod:`defectlab.dl.ensemble`), else None; and with
+        ``members_wanted`` (an ensemble), each member's own (K, H, W) class mask and confidence
+        from the same net passes, else None."""
         cfg = model.config
         m = self.multiple(cfg.params)
         t = self.tile(model, options.tile_size)
@@ -682,54 +685,66 @@ class SemanticArchitecture(Architecture):
             side = min(t, round_up(max(image.shape[:2]), m))  # a small image's one tile is smaller
             batch_size = max(1, BATCH_PIXELS // (side * side))
         members = getattr(model, "members", None)  # an ensemble (train --folds): its members' mean
+        want = bool(members) and members_wanted
         if members:
             from ..uncertainty import mean_forward
 
             forwards = [model_forward(m, options.engine) for m in members]
-            forward, used = mean_forward([f for f, _ in forwards]), forwards[0][1]
+            forward, used = mean_forward([f for f, _ in forwards], members=want), forwards[0][1]
         else:
             forward, used = model_forward(model, options.engine)
         unsure = options.tta or bool(members)
         if options.tta:
             from ..uncertainty import tta_forward
 
-            forward = tta_forward(forward)
+            forward = tta_forward(forward, len(cfg.classes))
         elif members:
             from ..uncertainty import entropy_forward
 
-            forward = entropy_forward(forward)
+            forward = entropy_forward(forward, len(cfg.classes))
         out = predict_semantic(
             forward, image, n_classes=len(cfg.classes), multiple=m, tile=t, overlap=overlap, margin=options.margin,
             batch_size=batch_size, probabilities=options.probabilities, probabilities_dtype=probabilities_dtype,
             normalizer=normalizer if normalizer is not None else cfg.normalizer(image), progress=progress,
-            extra=1 if unsure else 0,
+            extra=1 if unsure else 0, groups=len(members) if want else 0,
         )
         uncertainty = out[3][0] if unsure else None
-        return out[0], out[1], out[2], uncertainty, used
+        return out[0], out[1], out[2], uncertainty, used, (out[4:6] if want else None)
 
     def predict(self, model: Model, image: np.ndarray, options: PredictOptions, *,
-                probabilities_dtype: Any = np.float32, progress: bool = False) -> Prediction:
+                probabilities_dtype: Any = np.float32, progress: bool = False, members: bool = False) -> Prediction:
         """Class mask, confidence, instances split from the mask (line classes stay whole:
         a neck along a dislocation line is not two objects), each instance's mean confidence;
         with ``options.tta``, the uncertainty, the image's reliability and each instance's
-        uncertainty (:mod:`defectlab.dl.uncertainty`)."""
+        uncertainty (:mod:`defectlab.dl.uncertainty`). ``members`` (an ensemble): each member's
+        own prediction too, post-processed as that member alone is, in ``Prediction.members``."""
         cfg = model.config
-        sem, conf, probs, unc, used = self._semantic(model, image, options, probabilities_dtype=probabilities_dtype,
-                                                     progress=progress)
-        split = [c.index for c in cfg.classes[1:] if not c.is_line] if options.split else False
-        least, by_class = self.min_areas(model, options)
-        inst, cls = split_instances(sem, split=split, min_area_px=least, min_area_by_class=by_class,
-                                    neck_ratio=options.neck_ratio)
-        scores = instance_scores(inst, len(cls), conf)
-        pred = Prediction(sem, inst, cls.astype(np.uint8), scores, cfg.class_names, confidence=conf,
-                          probabilities=probs, engine=used)
+        sem, conf, probs, unc, used, own = self._semantic(model, image, options, probabilities_dtype=probabilities_dtype,
+                                                          progress=progress, members_wanted=members)
+        pred = self._instances(model, options, sem, conf, used)
+        pred.probabilities = probs
+        if own is not None:
+            pred.members = [self._instances(member, options, s, c, used)
+                            for member, s, c in zip(model.members, *own)]  # type: ignore[attr-defined]
         if unc is not None:
             from ..uncertainty import object_uncertainty, reliability
 
             pred.uncertainty = unc
             pred.reliability = reliability(sem, unc, len(cfg.classes))
-            pred.object_uncertainty = object_uncertainty(inst, len(cls), unc)
+            pred.object_uncertainty = object_uncertainty(pred.instances, pred.n_instances, unc)
         return pred
+
+    def _instances(self, model: Model, options: PredictOptions, sem: np.ndarray, conf: np.ndarray,
+                   engine: str) -> Prediction:
+        """The prediction of a class mask and its confidence: instances split from it with
+        ``model``'s minimum areas (line classes whole), each instance's mean confidence."""
+        cfg = model.config
+        split = [c.index for c in cfg.classes[1:] if not c.is_line] if options.split else False
+        least, by_class = self.min_areas(model, options)
+        inst, cls = split_instances(sem, split=split, min_area_px=least, min_area_by_class=by_class,
+                                    neck_ratio=options.neck_ratio)
+        scores = instance_scores(inst, len(cls), conf)
+        return Prediction(sem, inst, cls.astype(np.uint8), scores, cfg.class_names, confidence=conf, engine=engine)
 
     def min_areas(self, model: Model, options: PredictOptions) -> tuple[int, dict[int, int]]:
         """The minimum object area, and class index -> its own: ``options.min_area_px`` for every
