@@ -111,14 +111,14 @@ def loopback_cluster(folder: Path, n_workers: int = 2, timeout_s: float = 90) ->
             log.close()
 
 
-def tiny_unet(folder: Path) -> Path:
+def tiny_unet(folder: Path, seed: int = 0) -> Path:
     """An untrained one-class U-Net (4 filters, depth 2) saved as a model folder."""
     import torch
 
     from defectlab.dl.archs.unet import UNet, UNetConfig, model_config
     from defectlab.dl.model_io import ClassInfo, Model, save_model
 
-    torch.manual_seed(0)  # untrained: small random blobs, enough to compare runs
+    torch.manual_seed(seed)  # untrained: small random blobs, enough to compare runs
     net = UNet(UNetConfig(n_classes=2, base_filters=4, depth=2, bottleneck_dilations=(1,)))
     save_model(Model(net, model_config(net.config, classes=[ClassInfo(1, "cavity", edge="inner")],
                                        tile_size=96, overlap=16)), folder)

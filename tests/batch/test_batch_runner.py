@@ -42,6 +42,11 @@ def test_batch_measure_equals_one_measure_of_the_whole_export(export, tmp_path):
     assert_tables_equal(got.per_image, ref.per_image)
     assert_tables_equal(got.per_set, ref.per_set, rtol=1e-12)  # areas pooled in another order
     assert got.histograms == ref.histograms
+    # the batch's confidence intervals are measure's (the same tables, the same seeded bootstrap)
+    assert got.intervals is not None and list(got.intervals["label"]) == list(ref.intervals["label"])
+    assert_tables_equal(got.intervals, ref.intervals, rtol=1e-12)
+    assert (tmp_path / "meas" / "_batch" / "intervals.csv").is_file()
+    assert "95% confidence intervals" in (tmp_path / "meas" / "_batch" / "index.html").read_text()
     # the batch table on disk (Parquet with pyarrow) holds the same rows
     import pyarrow.parquet as pq
 
@@ -214,3 +219,35 @@ def test_batch_predict_takes_the_predict_options_of_defectlab_predict(export, tm
                                       str(tmp_path / "star"), "--scheduler", "sync", "--prob-thresh", "0.4"])
     assert result.exit_code == 1 and "is for stardist models" in result.output, result.output
     assert not (tmp_path / "star").exists()
+
+
+def test_batch_predict_with_an_ensemble_measures_each_member_for_the_intervals(export, tmp_path):
+    from defectlab.dl.model_io import load_model
+
+    from .batchkit import tiny_unet
+
+    ens = tmp_path / "ens"
+    ens.mkdir()
+    for i, name in enumerate(("fold_1", "fold_2")):
+        tiny_unet(ens / name, seed=i)
+    (ens / "ensemble.json").write_text(json.dumps({"format": "defectlab-ensemble", "version": 1,
+                                                   "members": [{"name": "fold_1"}, {"name": "fold_2"}]}))
+    report = batch.predict(ens, [export / "images"], out=tmp_path / "pred", scheduler="sync", progress=False,
+                           figures=False, pixel_size="0.5nm", min_area_px=3, engine="torch")
+    assert report.ok and report.counts["done"] == 6, report.failed
+    for name in ("fold_1", "fold_2"):  # each member's defects: what that model finds alone, predicted by hand
+        alone = load_model(ens / name, device="cpu")
+        for key in KEYS[:2]:
+            rows = np.load(tmp_path / "pred" / key / "members" / name / "defects.npy")
+            found = alone.predict(export / "images" / f"{key}.png", min_area_px=3, engine="torch")
+            assert len(rows) == found.n_instances
+    m = report.measurement
+    assert m.settings["members"] == ["fold_1", "fold_2"]
+    assert set(m.intervals["members"]) == {2}
+    assert any(n.code == "model-uncertainty" for n in m.notes)
+    # a member's weights changed under the batch's outputs: a new digest, every input redone
+    shutil.rmtree(ens / "fold_2")
+    tiny_unet(ens / "fold_2", seed=5)
+    again = batch.predict(ens, [export / "images"], out=tmp_path / "pred", scheduler="sync", progress=False,
+                          figures=False, pixel_size="0.5nm", min_area_px=3, engine="torch")
+    assert again.counts["done"] == 6

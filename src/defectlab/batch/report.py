@@ -9,6 +9,9 @@ into ``out/_batch/`` (atomically, replacing the previous run's)::
     defects.parquet    (measure, predict) every defect of the batch; defects.csv without pyarrow
     per_image.csv      (+ .parquet) statistics per image and label
     per_set.csv        (+ .parquet) statistics per label over the batch
+    intervals.csv      (+ .parquet) 95 % confidence intervals of count, densities, mean size and
+                       swelling per label (counting statistics, between images, and with an
+                       ensemble model the spread between its members)
     summary.json       settings, calibration of each image, per-label statistics, histograms
     figures/size_histogram_<label>.png
 """
@@ -25,7 +28,7 @@ from typing import Any, Sequence
 from .._output import output_dir
 from .._pages import esc, page, scroll, table
 from .._pages import figures as figures_html
-from ..measurement.report import json_ready, slug
+from ..measurement.report import intervals_html, json_ready, slug
 
 __all__ = ["BatchReport", "STATUSES", "write_batch_folder"]
 
@@ -150,6 +153,7 @@ def _page(report: BatchReport, figures: Sequence[tuple[str, str]], tables: Seque
                   f"{'in nm' if m.calibrated else '<b>in px only: not every image has a pixel size</b>'}; "
                   f"border-touching defects {'in' if m.settings.get('include_border') else 'left out of'} sizes.</p>",
                   scroll(table(m.per_set.rows(), cols)),
+                  intervals_html(m),
                   figures_html(figures),
                   "<p>Tables: " + ", ".join(f"<a href='{t}'>{t}</a>" for t in tables) + "</p>"]
     rows = [{**u, "seconds": u.get("seconds", math.nan)} for u in report.units[:1000]]
@@ -175,7 +179,10 @@ def write_batch_folder(report: BatchReport, *, figures: bool = True) -> Path:
             else:
                 m.defects.to_csv(tmp / "defects.csv")
                 tables.append("defects.csv")
-            for name, table in (("per_image", m.per_image), ("per_set", m.per_set)):
+            named = [("per_image", m.per_image), ("per_set", m.per_set)]
+            if m.intervals is not None:
+                named.append(("intervals", m.intervals))
+            for name, table in named:
                 table.to_csv(tmp / f"{name}.csv")
                 tables.append(f"{name}.csv")
                 if _parquet():

@@ -7,6 +7,8 @@ Each measured input's folder holds::
     defects.csv    the same, for people
     image.json     the image's key, size, pixel size and its origin, covered pixels per
                    label, notes, and what the task adds (instances per class, seconds)
+    members/<name>/defects.npy   predicted by an ensemble (``train --folds``): each member's own
+                   defects of the image (model uncertainty in the batch's intervals)
 
 The batch's statistics are those of :func:`defectlab.measurement.measure` on all the images at
 once: the per-defect tables one after the other (in input order), per-image statistics,
@@ -14,7 +16,9 @@ per-set statistics and histograms. Per-image rows are computed image by image (t
 values as one call over everything, without its cost that grows with images × defects);
 per-set rows pool the images by pixel size first, so their area sums are added in another
 order than a single call would: nm-based areas and densities may differ from it in the
-last digit (relative 1e-15), counts and sizes do not.
+last digit (relative 1e-15), counts and sizes do not. The batch's confidence intervals
+(``Measurement.intervals``, :mod:`defectlab.measurement.uncertainty`) are computed from the
+same tables, with the members' where every input has them.
 
 Examples
 --------
@@ -33,6 +37,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -48,22 +53,54 @@ from ..measurement.table import Table
 from ..model import Note
 from .inputs import BatchError
 
-__all__ = ["read_unit_measurement", "summarize", "write_unit_measurement"]
+__all__ = ["read_member_defects", "read_unit_measurement", "summarize", "write_member_defects",
+           "write_unit_measurement"]
 
 DEFECTS_NPY = "defects.npy"
 DEFECTS_CSV = "defects.csv"
 IMAGE_JSON = "image.json"
+#: The subfolder of an input's folder with each ensemble member's own defects.
+MEMBERS_DIR = "members"
+
+
+def _write_defects_npy(path: Path, defects: Table) -> None:
+    """The per-defect table as one structured array, lossless."""
+    cols = {n: (defects[n].astype(str) if defects[n].dtype == object else defects[n]) for n in defects.columns}
+    rows = np.empty(len(defects), dtype=[(n, v.dtype) for n, v in cols.items()])
+    for n, v in cols.items():
+        rows[n] = v
+    np.save(path, rows, allow_pickle=False)
+
+
+def _read_defects_npy(path: Path) -> Table:
+    rows = np.load(path, allow_pickle=False)
+    return Table({n: rows[n] for n in rows.dtype.names})
+
+
+def write_member_defects(folder: str | Path, member: str, defects: Table) -> None:
+    """Write an ensemble member's own defects of an input, ``members/<member>/defects.npy``."""
+    dest = Path(folder) / MEMBERS_DIR / member
+    dest.mkdir(parents=True)
+    _write_defects_npy(dest / DEFECTS_NPY, defects)
+
+
+def read_member_defects(folder: str | Path) -> dict[str, Table]:
+    """Member name -> its defects of the input in ``folder`` (empty without members)."""
+    root = Path(folder) / MEMBERS_DIR
+    if not root.is_dir():
+        return {}
+    try:
+        return {p.parent.name: _read_defects_npy(p) for p in sorted(root.glob(f"*/{DEFECTS_NPY}"))}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise BatchError(f"{root}: the ensemble members' measurement files cannot be read "
+                         f"({type(err).__name__}: {err}); run the batch again with --force for this input") from err
 
 
 def write_unit_measurement(folder: str | Path, defects: Table, info: ImageInfo, notes: Sequence[Note],
                            extra: Mapping[str, Any] | None = None) -> None:
     """Write ``defects.npy``, ``defects.csv`` and ``image.json`` of one image into ``folder``."""
     folder = Path(folder)
-    cols = {n: (defects[n].astype(str) if defects[n].dtype == object else defects[n]) for n in defects.columns}
-    rows = np.empty(len(defects), dtype=[(n, v.dtype) for n, v in cols.items()])
-    for n, v in cols.items():
-        rows[n] = v
-    np.save(folder / DEFECTS_NPY, rows, allow_pickle=False)
+    _write_defects_npy(folder / DEFECTS_NPY, defects)
     defects.to_csv(folder / DEFECTS_CSV)
     doc = {
         "image": info.key, "size_hw": list(info.size_hw), "pixel_size_nm": info.pixel_size_nm,
@@ -79,8 +116,7 @@ def read_unit_measurement(folder: str | Path) -> tuple[Table, ImageInfo, list[No
     """What :func:`write_unit_measurement` wrote: the table, the image info, notes, and all of image.json."""
     folder = Path(folder)
     try:
-        rows = np.load(folder / DEFECTS_NPY, allow_pickle=False)
-        table = Table({n: rows[n] for n in rows.dtype.names})
+        table = _read_defects_npy(folder / DEFECTS_NPY)
         doc = json.loads((folder / IMAGE_JSON).read_text(encoding="utf-8"))
         info = ImageInfo(str(doc["image"]), (int(doc["size_hw"][0]), int(doc["size_hw"][1])),
                          doc["pixel_size_nm"], {str(k): int(v) for k, v in doc["covered_px"].items()},
@@ -112,16 +148,23 @@ def summarize(
         ``include_border``, ``cavity_labels``, ``size_measure`` and ``bins``.
     settings : mapping, optional
         Recorded in ``Measurement.settings``.
+
+    The intervals (``Measurement.intervals``) mix the ensemble members' own defects when every
+    folder has them (``members/<name>/``, the same members in each), as
+    :func:`defectlab.measurement.measure` does with the members' pre-labels.
     """
     o = options if options is not None else MeasureOptions()
     tables: list[Table] = []
     infos: list[ImageInfo] = []
     notes: list[Note] = []
+    by_member: list[dict[str, Table]] = []
     for folder in folders:
         t, info, n, _ = read_unit_measurement(folder)
         tables.append(t)
         infos.append(info)
         notes += n
+        by_member.append(read_member_defects(folder))
+    member_tables = _member_tables(folders, by_member)
     keys = [i.key for i in infos]
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
@@ -140,7 +183,35 @@ def summarize(
     every = o.settings(labels)
     settings = {**dict(settings or {}), **{k: every[k] for k in ("thickness_nm", "include_border", "size",
                                                                   "cavity_labels")}}
-    return Measurement(defects, per_image, per_set, tuple(infos), tuple(labels), hists, settings, tuple(notes))
+    if member_tables:
+        settings["members"] = sorted(by_member[0])
+        notes.append(Note("model-uncertainty", f"the intervals include the spread between the {len(member_tables)} "
+                                               "ensemble members that predicted these images (model uncertainty)"))
+    m = Measurement(defects, per_image, per_set, tuple(infos), tuple(labels), hists, settings, tuple(notes))
+    if not infos:
+        return m
+    from ..measurement.uncertainty import measurement_intervals
+
+    return dataclasses.replace(m, intervals=measurement_intervals(m, member_tables))
+
+
+def _member_tables(folders: Sequence[str | Path], by_member: Sequence[dict[str, Table]]) -> list[Table]:
+    """Each ensemble member's defects of every input, one table per member (none without
+    members); every input must have been predicted by the same members."""
+    names = [sorted(d) for d in by_member]
+    if not names or not names[0]:
+        if any(names):
+            first = next(i for i, n in enumerate(names) if n)
+            raise BatchError(f"{folders[first]}: has ensemble members' defects ({MEMBERS_DIR}/), "
+                             f"{folders[0]} has none: the inputs were predicted by different models; "
+                             "run the batch again with --force")
+        return []
+    for folder, got in zip(folders, names):
+        if got != names[0]:
+            raise BatchError(f"{folder}: predicted by ensemble members {got}, {folders[0]} by {names[0]}: the "
+                             "inputs were predicted by different models; run the batch again with --force")
+    return [Table.concat([d[name] for d in by_member if len(d[name])], DEFECT_COLUMNS)
+            if any(len(d[name]) for d in by_member) else empty_defect_table() for name in names[0]]
 
 
 def _per_set(defects: Table, infos: Sequence[ImageInfo], labels: Sequence[str], opts: dict[str, Any]) -> Table:

@@ -13,7 +13,9 @@ measure    a labeled image of an export      ``defects.npy``/``.csv``, ``image.j
            each image is a unit)
 predict    a micrograph file                 ``mask.png`` (uint8 class index),
                                              ``instances.tif`` (int32 ids), ``overlay.png``,
-                                             ``defects.npy``/``.csv``, ``image.json``
+                                             ``defects.npy``/``.csv``, ``image.json``; with an
+                                             ensemble (``train --folds``) each member's own
+                                             ``members/<fold>/defects.npy`` too
 convert    a labeling export                 the export in another format (``--to``)
 =========  ================================  =================================================
 
@@ -262,12 +264,18 @@ _LOCK = threading.Lock()
 
 
 def model_sha256(folder: str | Path) -> str:
-    """SHA-256 over a model folder's ``config.json`` and ``weights.pt``."""
+    """SHA-256 over a model folder's ``config.json`` and ``weights.pt`` (an ensemble's, ``train
+    --folds``: over its ``ensemble.json`` and every member folder's)."""
+    from ..dl.ensemble import ENSEMBLE_FILE
     from .records import sha256_file
 
     folder = Path(folder)
+    names = ["config.json", "weights.pt"]
+    if (folder / ENSEMBLE_FILE).is_file():
+        members = sorted(p.parent.name for p in folder.glob("*/config.json"))
+        names = [ENSEMBLE_FILE] + [f"{m}/{n}" for m in members for n in names]
     parts = []
-    for name in ("config.json", "weights.pt"):
+    for name in names:
         try:
             parts.append(f"{name}:{sha256_file(folder / name)}")
         except OSError as err:
@@ -396,13 +404,13 @@ class PredictTask(BatchTask):
         from ..measurement.props import measure_instances
         from ..measurement.stats import ImageInfo
         from ..raster import instances
-        from .summary import write_unit_measurement
+        from .summary import write_member_defects, write_unit_measurement
 
         if self.model_sha256 is None or unit.path is None:
             raise BatchError("a predict task runs after plan() (it needs the model digest and a file)")
         model = cached_model(self.model, self.model_sha256, self.device)
         m = read_micrograph(unit.path, pixel_size=self.options.pixel_size)
-        pred = predict_image(model, m.array, self.prediction)
+        pred = predict_image(model, m.array, self.prediction, members=True)  # an ensemble's members: the same passes
         write_image(dest / "mask.png", pred.semantic)
         write_image(dest / "instances.tif", pred.instances)
         if pred.uncertainty is not None:
@@ -412,15 +420,21 @@ class PredictTask(BatchTask):
 
             write_image(dest / "overlay.png", overlay(m.array, pred.semantic, model.config.colors_rgb,
                                                       outlines=pred.instances))
-        item = prediction_masks_item(pred, unit.path.name)
-        class_index = {name: i for i, name in model.classes.items()}
         names = dict(model.classes)
-        found, notes = instances(item, class_index, visible_only=self.options.visible_only,
-                                 line_width=self.options.line_width)
-        defects = measure_instances(found, item.size_hw, item_key=item.key, class_names=names, image=m.array,
-                                    pixel_size_nm=m.pixel_size_nm)
+
+        def measured(p: Any) -> tuple[Any, Any, Any, Any]:
+            item = prediction_masks_item(p, unit.path.name)  # type: ignore[union-attr]
+            found, notes = instances(item, {name: i for i, name in names.items()},
+                                     visible_only=self.options.visible_only, line_width=self.options.line_width)
+            defects = measure_instances(found, item.size_hw, item_key=item.key, class_names=names, image=m.array,
+                                        pixel_size_nm=m.pixel_size_nm)
+            return item, found, notes, defects
+
+        item, found, notes, defects = measured(pred)
         info = ImageInfo(item.key, item.size_hw, m.pixel_size_nm, covered_px(found, item.size_hw, names),
                          m.metadata.get("calibration"))
         write_unit_measurement(dest, defects, info, notes,
                                {"instances": pred.counts(), "seconds_predict": round(pred.seconds, 4)})
+        for member, own in zip(getattr(model, "names", ()), pred.members or ()):  # the batch's model uncertainty
+            write_member_defects(dest, member, measured(own)[3])
         return {"defects": len(defects), "instances": pred.counts()}

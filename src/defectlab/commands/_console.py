@@ -7,7 +7,7 @@ text (a label name, a path holding ``[1]``) is never taken as rich markup.
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -41,3 +41,21 @@ def print_notes(notes, *, limit: int = 10, where: str = "") -> None:
                   highlight=False)
     for note in list(notes)[:limit]:
         console.print(f"  {escape(str(note))}", highlight=False, soft_wrap=True)
+
+
+def print_intervals(m: Any) -> None:
+    """One line of a :class:`~defectlab.measurement.Measurement`'s density intervals per label
+    (``measure``, ``batch``), if it has them."""
+    from .._pages import fmt
+
+    if m.intervals is None or not len(m.intervals):
+        return
+    dens = "density_per_um2" if m.calibrated else "density_per_px2"
+    per = "per µm²" if m.calibrated else "per px²"
+    rows = m.intervals.rows()
+    ci = "; ".join(f"{r['label']} {fmt(r[dens], 3)} [{fmt(r[dens + '_lo'], 3)}, {fmt(r[dens + '_hi'], 3)}]"
+                   for r in rows)
+    k = int(rows[0]["members"])
+    model = f", with the spread of {k} ensemble members" if k > 1 else ""
+    console.print(f"density {per}, {float(rows[0]['level']):.0%} intervals{model}: {escape(ci)} "
+                  "(intervals.csv: count, size, swelling too)", highlight=False)

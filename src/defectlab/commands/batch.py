@@ -51,7 +51,7 @@ def _run(call: Callable[[], Any]) -> None:
     """Run a batch, print what happened, exit 1 when some input failed."""
     from defectlab.errors import DefectlabError
 
-    from ._console import console, err_console, fail
+    from ._console import console, err_console, fail, print_intervals
 
     import warnings
 
@@ -79,6 +79,7 @@ def _run(call: Callable[[], Any]) -> None:
             t.add_row(*[_fmt(row[c], 3) for c in ("label", "count", "count_sized", dens, f"size_mean_{unit}",
                                                 f"size_std_{unit}", "area_fraction")])
         console.print(t)
+        print_intervals(m)
     for w in caught:
         err_console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
     if report.summary_error:

@@ -17,7 +17,7 @@ import typer
 from ..measurement.options import EvaluateOptions, MeasureOptions
 from ..reading import ReadOptions
 from .._pages import fmt as _fmt
-from ._console import console, fail, print_notes
+from ._console import console, fail, print_intervals, print_notes
 from ._options import with_options
 
 _IMAGES = "Folder holding the micrographs (their calibration), if not beside the export."
@@ -94,14 +94,7 @@ def register(app: typer.Typer) -> None:
         for row in m.per_set.rows():
             t.add_row(*[_escape(_fmt(row[c], 3)) for c in cols])
         console.print(t)
-        if m.intervals is not None and len(m.intervals):
-            per = "per µm²" if m.calibrated else "per px²"
-            ci = "; ".join(f"{r['label']} {_fmt(r[dens], 3)} [{_fmt(r[dens + '_lo'], 3)}, {_fmt(r[dens + '_hi'], 3)}]"
-                           for r in m.intervals.rows())
-            k = int(m.intervals.rows()[0]["members"])
-            model = f", with the spread of {k} ensemble members" if k > 1 else ""
-            console.print(f"density {per}, {float(m.intervals.rows()[0]['level']):.0%} intervals{model}: "
-                          f"{_escape(ci)} (intervals.csv: count, size, swelling too)", highlight=False)
+        print_intervals(m)
         _print_notes([n for n in m.notes if n.code != "no-calibration"],
                      _messages(caught))
         console.print(f"[green]wrote[/] {len(m.defects)} defects of {len(m.images)} image(s) -> "

@@ -156,7 +156,7 @@ def _size_label(measure: str) -> str:
     return {"diameter": "equivalent diameter", "major_axis": "major axis", "length": "length"}.get(measure, measure)
 
 
-def _intervals_html(m: "Measurement") -> str:
+def intervals_html(m: "Measurement") -> str:
     """The confidence intervals of the per-label values, as 'value [lo, hi]' cells."""
     if m.intervals is None or not len(m.intervals):
         return ""
@@ -221,7 +221,7 @@ def write_measurement(m: "Measurement", out: str | Path, *, overwrite: bool = Fa
             f"the image border are {'included in' if m.settings.get('include_border') else 'left out of'} size "
             f"statistics.</p>",
             "<h2>Per label</h2>", scroll(table(m.per_set.rows(), cols)),
-            _intervals_html(m),
+            intervals_html(m),
             figures_html(figs),
             "<h2>Calibration</h2>", scroll(table(calib[:100])),
             "<h2>Settings</h2>", _settings_html(m.settings),

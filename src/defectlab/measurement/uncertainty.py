@@ -70,7 +70,8 @@ INTERVAL_VALUES: tuple[str, ...] = (
     "size_mean_px", "size_mean_nm", "swelling_percent",
 )
 
-_CHUNK = 256  # replicates drawn at once (bounds the memory of the Poisson weights)
+_CHUNK = 256  # replicates drawn at once (bounds the memory of the Poisson weights) …
+_CHUNK_WEIGHTS = 16_000_000  # … and fewer where there are many defects (a batch's million: 128 MB, not 2 GB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,8 +203,9 @@ def _replicates(members: Sequence[_Member], area_px: np.ndarray, area_nm2: np.nd
         todo = int(np.count_nonzero(which == j))
         if scheme == "images":
             per_image = _per_image(m, k)
-        for start in range(0, todo, _CHUNK):
-            r = min(_CHUNK, todo - start)
+        chunk = max(1, min(_CHUNK, _CHUNK_WEIGHTS // max(1, len(m.image))))
+        for start in range(0, todo, chunk):
+            r = min(chunk, todo - start)
             if scheme == "counting":
                 w = rng.poisson(1.0, (r, len(m.image))).astype(np.float64)
                 sums = _weighted(m, w, np.full(r, area_px.sum()), np.full(r, area_nm2.sum()))
