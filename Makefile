@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO := demo_out
 
-.PHONY: install demo test bench bench-nnunet-env clean chromium
+.PHONY: install demo test bench bench-nnunet-env bench-stardist-env clean chromium
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -72,13 +72,26 @@ bench: $(STAMP)
 ## (.venv-nnunet; never part of install/test). torch pinned to the project's, so nnunetv2 cannot swap it.
 NNUNET_VENV := .venv-nnunet
 NNUNET_STAMP := $(NNUNET_VENV)/.installed-stamp
+# $(call peer_venv,VENV,REQUIREMENTS): a benchmark peer's own venv, stamped when complete
+define peer_venv
+	$(PY) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --upgrade pip
+	$(1)/bin/python -m pip install --quiet $(2)
+	touch $(1)/.installed-stamp
+endef
 $(NNUNET_STAMP):
-	$(PY) -m venv $(NNUNET_VENV)
-	$(NNUNET_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(NNUNET_VENV)/bin/python -m pip install --quiet 'nnunetv2==2.8.1' 'torch==2.14.1'
-	touch $(NNUNET_STAMP)
+	$(call peer_venv,$(NNUNET_VENV),'nnunetv2==2.8.1' 'torch==2.14.1')
 
 bench-nnunet-env: $(NNUNET_STAMP)
+
+## bench-stardist-env: StarDist's own TensorFlow implementation, the peer of benchmarks/bench_instances.py
+## --stardist-python, in a venv of its own (.venv-stardist, ~1.5 GB; never part of install/test).
+STARDIST_VENV := .venv-stardist
+STARDIST_STAMP := $(STARDIST_VENV)/.installed-stamp
+$(STARDIST_STAMP):
+	$(call peer_venv,$(STARDIST_VENV),'stardist==0.9.2' 'tensorflow-cpu==2.21.0')
+
+bench-stardist-env: $(STARDIST_STAMP)
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .hypothesis build *.egg-info src/*.egg-info

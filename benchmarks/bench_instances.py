@@ -31,7 +31,10 @@ Methods:
   ``predict`` with the model folder's own settings.
 * **Mask R-CNN from scratch** (``train_maskrcnn``, ResNet-18-FPN, no pretrained weights: offline),
   stopped at the budget the same way.
-* **StarDist (TensorFlow)**: not run — see ``benchmarks/README.md``.
+* **StarDist (TensorFlow)** (``stardist-tf``, with ``--stardist-python``): StarDist's own
+  implementation in its own environment (``make bench-stardist-env``), trained with its defaults
+  on the same images at the same CPU budget by ``peer_stardist.py``, its thresholds tuned on
+  its validation part as ours are, its polygons scored as ours.
 
 Scores (all from :func:`defectlab.evaluate`, one-to-one matching at IoU ≥ 0.5, overlapping
 instances kept on both sides, class-agnostic): pixel IoU, object F1, count error
@@ -201,6 +204,60 @@ def run_maskrcnn(train_ds: Any, test_ds: Any, work: Path, args: argparse.Namespa
     return defectlab.read(report.prelabels), train_s, train_cpu, float(np.mean([i["seconds"] for i in report.images]))
 
 
+def export_for_stardist(train_ds: Any, test_ds: Any, folder: Path) -> None:
+    """``folder/{train/images,train/labels,test/images}/*.tif``: what ``peer_stardist.py`` reads
+    (gray images; labels: instance ids painted in z-order, areas only — a label image holds no
+    overlaps, which is what StarDist trains on)."""
+    import dataclasses
+
+    import tifffile
+
+    from defectlab.imaging.io import read_image, to_gray
+    from defectlab.raster import instance_labels
+
+    for ds, sub in ((train_ds, "train"), (test_ds, "test")):
+        for part in ("images", "labels") if sub == "train" else ("images",):
+            (folder / sub / part).mkdir(parents=True, exist_ok=True)
+        for item in ds.items:
+            tifffile.imwrite(folder / sub / "images" / f"{item.key}.tif", to_gray(read_image(item.image)))
+            if sub == "train":
+                areas = dataclasses.replace(item, shapes=tuple(sh for sh in item.shapes if sh.is_area))
+                tifffile.imwrite(folder / sub / "labels" / f"{item.key}.tif", instance_labels(areas))
+
+
+def run_stardist_tf(train_ds: Any, test_ds: Any, work: Path, args: argparse.Namespace) -> tuple[Any, float, float, float]:
+    """StarDist's own TensorFlow implementation (``peer_stardist.py`` under ``--stardist-python``),
+    its polygons read back as shapes (overlaps kept, as ours)."""
+    import json
+    import subprocess
+
+    from defectlab.model import Dataset, Item, Polygon
+
+    if args.stardist_python is None:
+        raise RuntimeError("stardist-tf needs --stardist-python (make bench-stardist-env: .venv-stardist/bin/python)")
+    data, out = work / "data", work / "out"
+    export_for_stardist(train_ds, test_ds, data)
+    peer = Path(__file__).resolve().parent / "peer_stardist.py"
+    done = subprocess.run([str(args.stardist_python), str(peer), str(data), "--out", str(out), "--budget",
+                           f"{args.budget:g}", "--seed", str(args.seed)], capture_output=True, text=True)
+    (work / "peer.log").write_text(done.stdout + done.stderr)
+    if done.returncode:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
+        raise RuntimeError(f"peer_stardist.py exited {done.returncode}:\n{tail}")
+    summary = json.loads((out / "summary.json").read_text())
+    print(f"  stardist-tf: {summary['steps']} steps ({summary['epochs']} epochs of {args.steps_per_epoch}), patch "
+          f"{summary['patch']}, batch {summary['batch_size']}; thresholds {summary['thresholds']} (tuning "
+          f"{summary['tune_s']:.0f} s); {summary['versions']}", flush=True)
+    label = train_ds.labels[0].name
+    items = []
+    for item in test_ds.items:
+        polys = json.loads((out / "polygons" / f"{item.key}.json").read_text())
+        items.append(Item(item.name, item.size_hw, tuple(Polygon(label=label, points_xy=np.asarray(p))
+                                                         for p in polys if len(p) >= 3)))
+    pred = Dataset(labels=train_ds.labels, items=tuple(items))
+    return pred, summary["train_s"], summary["train_cpu_s"], summary["predict_s_per_image"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Tasks
 
@@ -270,9 +327,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--skip-synthetic", action="store_true")
     p.add_argument("--skip-workshop", action="store_true")
     p.add_argument("--workdir", type=Path)
+    p.add_argument("--stardist-python", type=Path,
+                   help="the Python of .venv-stardist (make bench-stardist-env): adds the stardist-tf method")
     args = p.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    runners = {"stardist": run_stardist, "unet": run_unet, "unet-auto": run_unet_auto, "maskrcnn": run_maskrcnn}
+    if args.stardist_python is not None and "stardist-tf" not in methods:
+        methods.append("stardist-tf")
+    runners = {"stardist": run_stardist, "unet": run_unet, "unet-auto": run_unet_auto, "maskrcnn": run_maskrcnn,
+               "stardist-tf": run_stardist_tf}
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_instances_"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"budget {args.budget:g} CPU s per method; torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}; "

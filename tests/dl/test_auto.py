@@ -194,3 +194,16 @@ def test_the_plan_fine_tunes_the_shipped_unet_unless_told_or_the_net_differs(tmp
     del doc["plan"]["init"]
     (tmp_path / "old.json").write_text(json.dumps(doc))
     assert read_plan(tmp_path / "old.json")[0].init == "scratch"
+
+
+def test_a_planned_training_with_a_budget_is_ended_by_the_budget_not_by_an_epoch_cap(tmp_path):
+    ds = sixteen_bit(tmp_path, size=64)
+    tiny = {k: v for k, v in TINY.items() if k not in ("epochs", "max_steps")}  # epochs, steps: the plan's
+    lrs = []
+    run = train_unet(ds, tmp_path / "m", time_budget_s="15s", min_steps=1, callback=lambda e: lrs.append(e["lr"]),
+                     **tiny)
+    # this tiny net's 50 epochs (the unplanned default cap) took 5 s here: only the budget may end a
+    # planned training, and the one-cycle schedule fitted to the budget has annealed by then
+    assert run.out_of_time and not run.stopped_early
+    assert lrs[-1] < 0.1 * max(lrs)
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["training"]["epochs_run"] == len(run.history)

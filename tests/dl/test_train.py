@@ -379,3 +379,13 @@ def test_ctrl_c_in_the_first_epoch_keeps_a_model_and_a_taken_folder_is_refused_f
     with pytest.raises(OutputError, match="exists and is not empty"):
         train_unet(ds, tmp_path / "model", epochs=1, min_steps=1, batch_size=2, callback=seen.append, **TINY)
     assert seen == []  # refused before a step was trained
+
+
+def test_onecycle_is_not_stopped_by_patience_unless_patience_is_given(tmp_path):
+    ds = cavities(tmp_path, 2)
+    common = dict(epochs=14, min_steps=2, batch_size=2, lr=1e-9, val_split=0, schedule="onecycle", **TINY)
+    # a learning rate of 1e-9 cannot better the first epoch's score: the default patience (10) would stop at 11
+    run = train_unet(ds, tmp_path / "anneal", **common)
+    assert not run.stopped_early and len(run.history) == 14
+    told = train_unet(ds, tmp_path / "told", patience=3, **common)
+    assert told.stopped_early and len(told.history) == 4

@@ -44,8 +44,10 @@ training-curve picture and a last-epoch checkpoint beside the best weights.
   :func:`~defectlab.dl.predict.predict_image` predicts them (on PyTorch), and scored by the
   architecture (per-class IoU over all their pixels, a class absent from both truth and
   prediction left out of the mean; object F1 for instance models). **Early stopping**
-  after ``patience`` epochs without a better score (with ``"onecycle"``, not during the
-  warm-up); the weights of the best epoch are the ones saved. Ctrl-C stops training and saves
+  after ``patience`` epochs without a better score (not with ``"onecycle"`` unless
+  ``patience`` is given: its schedule anneals by the end of the planned steps, and a plateau
+  at its high learning rate says little about where it ends: ``benchmarks/bench_instances.py``,
+  crowded synthetic bubbles); the weights of the best epoch are the ones saved. Ctrl-C stops training and saves
   the best so far (during the first epoch: the weights of that moment, validated).
 * **the time budget** (``time_budget_s``, ``--time 10min``; default
   :func:`default_budget_s`: 10 min on a CPU, 20 on a GPU; ``"off"``: none) counts from the
@@ -294,6 +296,9 @@ def _duration(seconds: float) -> str:
 
 #: Steps timed (after the first, which warms the kernels up) before the budget is fitted.
 PROBE_STEPS = 4
+#: The epochs of a planned training (``auto``, ``epochs`` not given) with a time budget: as many as
+#: the budget fits (the clock fits the last epoch and the one-cycle schedule to it).
+BUDGET_EPOCHS = 1_000_000
 
 
 @dataclass
@@ -516,6 +521,8 @@ def train(
                                    progress=progress) if options.auto else None
     if auto_plan is not None:
         options = options.replace(**auto_plan.changes)
+        if "epochs" not in given and math.isfinite(budget):  # the budget ends a planned training, not a cap
+            options = options.replace(epochs=BUDGET_EPOCHS)
         if on_plan is not None:
             on_plan(auto_plan.plan)
     d = _load(arch, train_src, val_src, options, rng, notes, fold)
@@ -626,8 +633,10 @@ def train(
                 shown.update({k[4:]: f"{v:.3f}" for k, v in entry.items()
                               if k.startswith("val_") and k not in ("val_loss", "val_iou", "val_mean_iou")})
                 bar.set_postfix(**shown, best=best_epoch, eta=_duration(entry["eta_s"]))
-            warm = options.schedule == "onecycle" and done_steps < 0.3 * step_sched.total
-            if epoch - best_epoch >= options.patience and not warm:
+            # one-cycle anneals by the end of its planned steps, where the model is best: a plateau at
+            # its high learning rate is no reason to stop (unless --patience is given)
+            patient = options.schedule != "onecycle" or "patience" in given
+            if epoch - best_epoch >= options.patience and patient:
                 stopped_early = True
                 break
             if options.max_steps is not None and done_steps >= options.max_steps:
@@ -654,7 +663,10 @@ def train(
     finally:
         if bar is not None:
             bar.close()
-    if out_of_time:
+    if out_of_time and epochs == BUDGET_EPOCHS:
+        notes.append(f"the time budget ({_duration(budget)}) ended training after {len(history)} epochs, as "
+                     f"planned; the best epoch's weights are saved (--time gives more)")
+    elif out_of_time:
         notes.append(f"the time budget ({_duration(budget)}) ended training after {len(history)} of {epochs} "
                      f"epochs; the best epoch's weights are saved (--time gives more)")
     last_state = _state(net)
