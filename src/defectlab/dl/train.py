@@ -46,8 +46,9 @@ training-curve picture and a last-epoch checkpoint beside the best weights.
   prediction left out of the mean; object F1 for instance models). **Early stopping**
   after ``patience`` epochs without a better score (not with ``"onecycle"`` unless
   ``patience`` is given: its schedule anneals by the end of the planned steps, and a plateau
-  at its high learning rate says little about where it ends: ``benchmarks/bench_instances.py``,
-  crowded synthetic bubbles); the weights of the best epoch are the ones saved. Ctrl-C stops training and saves
+  at its high learning rate says little about where it ends: on crowded synthetic bubbles,
+  ``benchmarks/bench_instances.py``, patience stopped it at 304 of 1200 CPU s, and the whole
+  budget took object F1 from 0.684 to 0.783); the weights of the best epoch are the ones saved. Ctrl-C stops training and saves
   the best so far (during the first epoch: the weights of that moment, validated).
 * **the time budget** (``time_budget_s``, ``--time 10min``; default
   :func:`default_budget_s`: 10 min on a CPU, 20 on a GPU; ``"off"``: none) counts from the
