@@ -245,6 +245,14 @@ def test_batch_predict_with_an_ensemble_measures_each_member_for_the_intervals(e
     assert m.settings["members"] == ["fold_1", "fold_2"]
     assert set(m.intervals["members"]) == {2}
     assert any(n.code == "model-uncertainty" for n in m.notes)
+    # inputs predicted by different models cannot be mixed into one interval
+    from defectlab.batch.inputs import BatchError
+    from defectlab.batch.summary import summarize
+
+    folders = [tmp_path / "pred" / k for k in KEYS]
+    shutil.rmtree(folders[1] / "members")
+    with pytest.raises(BatchError, match="synthetic_001: predicted by ensemble members none"):
+        summarize(folders, list(m.labels))
     # a member's weights changed under the batch's outputs: a new digest, every input redone
     shutil.rmtree(ens / "fold_2")
     tiny_unet(ens / "fold_2", seed=5)

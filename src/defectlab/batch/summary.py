@@ -199,17 +199,13 @@ def _member_tables(folders: Sequence[str | Path], by_member: Sequence[dict[str, 
     """Each ensemble member's defects of every input, one table per member (none without
     members); every input must have been predicted by the same members."""
     names = [sorted(d) for d in by_member]
-    if not names or not names[0]:
-        if any(names):
-            first = next(i for i, n in enumerate(names) if n)
-            raise BatchError(f"{folders[first]}: has ensemble members' defects ({MEMBERS_DIR}/), "
-                             f"{folders[0]} has none: the inputs were predicted by different models; "
-                             "run the batch again with --force")
-        return []
     for folder, got in zip(folders, names):
         if got != names[0]:
-            raise BatchError(f"{folder}: predicted by ensemble members {got}, {folders[0]} by {names[0]}: the "
-                             "inputs were predicted by different models; run the batch again with --force")
+            raise BatchError(f"{folder}: predicted by ensemble members {got or 'none'} ({MEMBERS_DIR}/), "
+                             f"{folders[0]} by {names[0] or 'none'}: the inputs were predicted by different "
+                             "models; run the batch again with --force")
+    if not names or not names[0]:
+        return []
     return [Table.concat([d[name] for d in by_member if len(d[name])], DEFECT_COLUMNS)
             if any(len(d[name]) for d in by_member) else empty_defect_table() for name in names[0]]
 

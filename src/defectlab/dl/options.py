@@ -129,8 +129,8 @@ class TrainOptions(Options):
                                    convert=integer, min=1, metavar="PX")
     overlap: int | None = option(None, help="Least overlap of the tiles in prediction, px (the model's default).",
                                  convert=integer, min=0, metavar="PX")
-    patience: int | None = option(None, help="Epochs without a better validation score before stopping (the one-cycle "
-                                       "schedule of a plan is not stopped early unless this is given).",
+    patience: int | None = option(None, help="Epochs without a better validation score before stopping (a one-cycle "
+                                       "schedule is not stopped early unless this is given).",
                                   convert=integer, min=1, metavar="N")
     min_steps: int = option(8, help="Least batches per epoch.", cli="--min-steps", min=1, metavar="N")
     steps_per_epoch: int | None = option(

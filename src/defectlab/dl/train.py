@@ -48,8 +48,8 @@ training-curve picture and a last-epoch checkpoint beside the best weights.
   ``patience`` is given: its schedule anneals by the end of the planned steps, and a plateau
   at its high learning rate says little about where it ends: on crowded synthetic bubbles,
   ``benchmarks/bench_instances.py``, patience stopped it at 304 of 1200 CPU s, and the whole
-  budget took object F1 from 0.684 to 0.783); the weights of the best epoch are the ones saved. Ctrl-C stops training and saves
-  the best so far (during the first epoch: the weights of that moment, validated).
+  budget took object F1 from 0.684 to 0.783); the weights of the best epoch are the ones
+  saved. Ctrl-C stops training and saves the best so far (during the first epoch: the weights of that moment, validated).
 * **the time budget** (``time_budget_s``, ``--time 10min``; default
   :func:`default_budget_s`: 10 min on a CPU, 20 on a GPU; ``"off"``: none) counts from the
   call, data loading included. The first :data:`PROBE_STEPS` steps (less the first, which
@@ -551,6 +551,9 @@ def train(
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5,
                                                              patience=max(1, options.patience // 2))
     clock = _Clock(budget, start, epochs, steps)
+    # one-cycle anneals by the end of its planned steps, where the model is best: a plateau at its
+    # high learning rate is no reason to stop (unless --patience is given)
+    patient = options.schedule != "onecycle" or "patience" in given
     last_epoch, last_steps = epochs, steps  # what fits the budget, once a step is timed
     model = Model(net, job.config, device=dev)
     history: list[dict[str, Any]] = []
@@ -634,9 +637,6 @@ def train(
                 shown.update({k[4:]: f"{v:.3f}" for k, v in entry.items()
                               if k.startswith("val_") and k not in ("val_loss", "val_iou", "val_mean_iou")})
                 bar.set_postfix(**shown, best=best_epoch, eta=_duration(entry["eta_s"]))
-            # one-cycle anneals by the end of its planned steps, where the model is best: a plateau at
-            # its high learning rate is no reason to stop (unless --patience is given)
-            patient = options.schedule != "onecycle" or "patience" in given
             if epoch - best_epoch >= options.patience and patient:
                 stopped_early = True
                 break
@@ -664,12 +664,10 @@ def train(
     finally:
         if bar is not None:
             bar.close()
-    if out_of_time and epochs == BUDGET_EPOCHS:
-        notes.append(f"the time budget ({_duration(budget)}) ended training after {len(history)} epochs, as "
-                     f"planned; the best epoch's weights are saved (--time gives more)")
-    elif out_of_time:
-        notes.append(f"the time budget ({_duration(budget)}) ended training after {len(history)} of {epochs} "
-                     f"epochs; the best epoch's weights are saved (--time gives more)")
+    if out_of_time:
+        done = f"{len(history)} epochs, as planned" if epochs == BUDGET_EPOCHS else f"{len(history)} of {epochs} epochs"
+        notes.append(f"the time budget ({_duration(budget)}) ended training after {done}; the best epoch's weights "
+                     "are saved (--time gives more)")
     last_state = _state(net)
     net.load_state_dict(best_state)
     best_entry = history[best_epoch - 1]
